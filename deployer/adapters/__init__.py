@@ -1,0 +1,1 @@
+"""adapters layer (see DESIGN: cli -> engine -> adapters -> core)."""

@@ -1,0 +1,182 @@
+"""Runners for hosts: SSH through fabric (strict host keys) and the local machine.
+
+paramiko and invoke errors are translated here into deployer's error tree. Fabric's own
+default is to trust any unknown host key (``AutoAddPolicy``); we replace it: an unknown key
+is refused unless ``accept_new_host_key`` was given, and a changed key is always refused.
+"""
+
+from __future__ import annotations
+
+import io
+import socket
+import subprocess
+import tarfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from deployer.commands import files
+from deployer.commands.shell import Secret, Shell, redact
+from deployer.errors import CommandFailed, HostError, HostKeyError
+from deployer.playbook.models import Host
+from deployer.ports import CommandResult, Runner
+
+
+class _StrictPolicy:
+    """paramiko's missing-host-key hook: refuse, or (opt-in) accept and save a new key."""
+
+    def __init__(self, label: str, known_hosts: Path, accept_new: bool):
+        self.label, self.known_hosts, self.accept_new = label, known_hosts, accept_new
+
+    def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
+        if not self.accept_new:
+            raise HostKeyError(
+                f"{self.label}: host key ({key.get_name()}) is not in {self.known_hosts}; "
+                "verify it and add it, or pass --accept-new-host-key"
+            )
+        client.get_host_keys().add(hostname, key.get_name(), key)
+        self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
+        with self.known_hosts.open("a", encoding="ascii") as fh:
+            fh.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+
+
+class SshRunner:
+    def __init__(self, host: Host, *, key: Path | None, known_hosts: Path,
+                 accept_new_host_key: bool = False, secrets: Sequence[Secret] = (),
+                 connect_timeout: float = 10.0):
+        self.name = host.name
+        self.label = f"{host.name} ({host.user}@{host.address}:{host.port})"
+        self._host, self._key, self._known_hosts = host, key, known_hosts
+        self._accept_new = accept_new_host_key
+        self._secrets = list(secrets)
+        self._timeout = connect_timeout
+        self._conn: Any = None
+
+    def _connect(self) -> Any:
+        if self._conn is not None:
+            return self._conn
+        import paramiko
+        from fabric import Config, Connection
+
+        kwargs: dict[str, Any] = {"look_for_keys": False, "allow_agent": False,
+                                  "banner_timeout": self._timeout, "auth_timeout": self._timeout}
+        if self._key is not None:
+            kwargs["key_filename"] = str(self._key)
+        config = Config(lazy=True)
+        conn = Connection(self._host.address, user=self._host.user, port=self._host.port,
+                          config=config, connect_timeout=int(self._timeout),
+                          connect_kwargs=kwargs)
+        client = conn.client
+        client.get_host_keys().clear()
+        if self._known_hosts.exists():
+            try:
+                client.load_host_keys(str(self._known_hosts))
+            except (OSError, paramiko.SSHException) as exc:
+                raise HostKeyError(f"{self.label}: cannot read {self._known_hosts}: {exc}") from exc
+        client.set_missing_host_key_policy(
+            _StrictPolicy(self.label, self._known_hosts, self._accept_new)
+        )
+        try:
+            conn.open()
+        except HostKeyError:
+            raise
+        except paramiko.BadHostKeyException as exc:
+            raise HostKeyError(
+                f"{self.label}: host key CHANGED (got {exc.key.get_name()} "
+                f"{exc.key.get_fingerprint().hex()}), it does not match {self._known_hosts}; "
+                "refusing to connect"
+            ) from exc
+        except paramiko.AuthenticationException as exc:
+            raise HostError(f"{self.label}: authentication failed ({exc})") from exc
+        except (paramiko.SSHException, OSError, socket.timeout, EOFError) as exc:
+            raise HostError(f"{self.label}: cannot connect: {exc or type(exc).__name__}") from exc
+        self._conn = conn
+        return conn
+
+    def run(self, command: Shell, *, check: bool = True, timeout: float | None = None) -> CommandResult:
+        conn = self._connect()
+        import invoke
+
+        try:
+            res = conn.run(command.text, hide=True, warn=True, in_stream=False, timeout=timeout,
+                           pty=False)
+        except invoke.CommandTimedOut as exc:
+            raise CommandFailed(self.name, command.shown, 124, f"timed out after {timeout}s") from exc
+        except (OSError, EOFError) as exc:
+            self._conn = None
+            raise HostError(f"{self.label}: connection lost: {exc}") from exc
+        result = CommandResult(res.exited, redact(res.stdout, self._secrets),
+                               redact(res.stderr, self._secrets))
+        if check and not result.ok:
+            raise CommandFailed(self.name, command.shown, result.exit_status, result.stderr)
+        return result
+
+    def put_bytes(self, data: bytes, remote_path: str) -> None:
+        conn = self._connect()
+        try:
+            conn.put(io.BytesIO(data), remote=remote_path)
+        except (OSError, EOFError) as exc:
+            raise HostError(f"{self.label}: upload to {remote_path} failed: {exc}") from exc
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+class LocalRunner:
+    """Runs commands with bash on this machine (for ``transport: local`` hosts)."""
+
+    def __init__(self, host: Host, secrets: Sequence[Secret] = ()):
+        self.name = host.name
+        self._secrets = list(secrets)
+
+    def run(self, command: Shell, *, check: bool = True, timeout: float | None = None) -> CommandResult:
+        try:
+            proc = subprocess.run(["bash", "-c", command.text], capture_output=True, text=True,
+                                  timeout=timeout, stdin=subprocess.DEVNULL, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise CommandFailed(self.name, command.shown, 124, f"timed out after {timeout}s") from exc
+        result = CommandResult(proc.returncode, redact(proc.stdout, self._secrets),
+                               redact(proc.stderr, self._secrets))
+        if check and not result.ok:
+            raise CommandFailed(self.name, command.shown, result.exit_status, result.stderr)
+        return result
+
+    def put_bytes(self, data: bytes, remote_path: str) -> None:
+        path = Path(remote_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+    def close(self) -> None:
+        pass
+
+
+def archive(local: Path) -> bytes:
+    """A tar.gz of a file or a directory's contents (no owners, no caches)."""
+
+    def keep(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+        if "__pycache__" in info.name or info.name.endswith(".pyc"):
+            return None
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        return info
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        if local.is_dir():
+            for child in sorted(local.iterdir()):
+                tar.add(child, arcname=child.name, filter=keep)
+        else:
+            tar.add(local, arcname=local.name, filter=keep)
+    return buf.getvalue()
+
+
+def upload(runner: Runner, local: Path, dest: str) -> None:
+    """Copy a local file or directory into ``dest`` on the host."""
+    if not local.exists():
+        raise HostError(f"{runner.name}: upload source {local} does not exist")
+    staged = f"/tmp/deployer-upload-{int(time.time() * 1000)}.tar.gz"
+    runner.put_bytes(archive(local), staged)
+    runner.run(files.extract_archive(staged, dest))

@@ -1,0 +1,66 @@
+"""nginx switching on its host, through a Runner (SSH or local)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from deployer.commands import nginx
+from deployer.commands.shell import Shell
+from deployer.errors import CommandFailed, DeployerError
+from deployer.ports import Runner
+
+
+@dataclass
+class NginxAdapter:
+    runner: Runner
+    upstream_file: str
+    test: Shell
+    reload: Shell
+    pid_file: str
+    drain_timeout: float
+    draining: set[int] = field(default_factory=set)
+    last_drain_s: float = 0.0
+
+    def read(self) -> str:
+        return self.runner.run(nginx.read_upstream(self.upstream_file)).stdout
+
+    def switch(self, conf: str) -> float:
+        """Install ``conf``, test, reload gracefully; returns when new workers serve it.
+
+        A config that fails the test command is replaced by the previous one (on the host,
+        in the same round trip), so a failed switch leaves the router as it was.
+        """
+        started = time.monotonic()
+        staged = nginx.staged_path(self.upstream_file)
+        self.runner.put_bytes(conf.encode(), staged)
+        cmd = nginx.switch(staged, self.upstream_file, self.test, self.reload, self.pid_file)
+        res = self.runner.run(cmd, check=False, timeout=30)
+        if res.exit_status == nginx.TEST_FAILED:
+            raise CommandFailed(self.runner.name, self.test.shown, res.exit_status,
+                                f"nginx rejected the new upstream (restored): {res.stderr}")
+        if res.exit_status == nginx.NO_NEW_WORKERS:
+            raise DeployerError(f"{self.runner.name}: nginx started no new workers within 10s")
+        if not res.ok:
+            raise CommandFailed(self.runner.name, self.reload.shown, res.exit_status, res.stderr)
+        old = res.stdout.partition("old:")[2].split()
+        self.draining |= {int(p) for p in old if p.isdigit()}
+        return time.monotonic() - started
+
+    def wait_drained(self) -> float:
+        """Wait (bounded by ``drain_timeout``) until old workers have exited."""
+        started = time.monotonic()
+        deadline = started + self.drain_timeout
+        while self.draining:
+            alive = self.runner.run(nginx.workers_alive(sorted(self.draining))).stdout.split()
+            self.draining = {int(p) for p in alive if p.isdigit()}
+            if not self.draining or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        self.last_drain_s = time.monotonic() - started
+        if self.draining:
+            raise DeployerError(
+                f"nginx workers {sorted(self.draining)} still draining after "
+                f"{self.drain_timeout:g}s; not stopping the old color"
+            )
+        return self.last_drain_s

@@ -1,0 +1,81 @@
+"""The Application every command receives: output mode, consoles, and the rich reporter."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+class Application:
+    def __init__(self, output: str):
+        self.output = output
+        no_color = bool(os.environ.get("NO_COLOR"))
+        self.out = Console(highlight=False, no_color=no_color, soft_wrap=True)
+        self.err = Console(stderr=True, highlight=False, no_color=no_color, soft_wrap=True)
+
+    @property
+    def json(self) -> bool:
+        return self.output == "json"
+
+    def emit_json(self, doc: Any) -> None:
+        sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n")
+
+    def reporter(self) -> Any:
+        from deployer.ports import NullReporter
+
+        return NullReporter() if self.json else RichReporter(self.err)
+
+
+class RichReporter:
+    """Streams each step as it starts and ends, with its host and timing (to stderr)."""
+
+    MARK = {"ok": "[green]✓[/]", "failed": "[red]✗[/]", "skipped": "[yellow]-[/]"}
+
+    def __init__(self, console: Console):
+        self.console = console
+        self.t0 = time.monotonic()
+
+    def _at(self) -> str:
+        return f"[dim]{time.monotonic() - self.t0:6.2f}s[/]"
+
+    def step_started(self, name: str, host: str | None) -> None:
+        where = f" [cyan]{host}[/]" if host else ""
+        self.console.print(f"{self._at()} [dim]…[/] {name}{where}")
+
+    def step_finished(self, name: str, host: str | None, status: str, seconds: float,
+                      detail: str = "") -> None:
+        where = f" [cyan]{host}[/]" if host else ""
+        tail = f" [dim]{detail}[/]" if detail else ""
+        mark = self.MARK.get(status, status)
+        self.console.print(f"{self._at()} {mark} {name}{where} ({seconds:.2f}s){tail}",
+                           markup=True)
+
+    def note(self, message: str) -> None:
+        self.console.print(f"{self._at()} [bold]{message}[/]")
+
+
+def render_result(app: Application, result: dict[str, Any]) -> None:
+    if app.json:
+        app.emit_json(result)
+        return
+    outcome = result["outcome"]
+    color = {"succeeded": "green", "rolled_back": "yellow"}.get(outcome, "red")
+    if result.get("gates"):
+        table = Table(title="gates", title_justify="left")
+        for col in ("gate", "probes", "errors", "p50 ms", "p95 ms", "p99 ms", "result"):
+            table.add_column(col, no_wrap=True)
+        for g in result["gates"]:
+            table.add_row(g["name"], str(g["probes"]), str(g["errors"]), f"{g['p50_ms']:.1f}",
+                          f"{g['p95_ms']:.1f}", f"{g['p99_ms']:.1f}",
+                          "[green]pass[/]" if g["passed"] else "[red]fail[/]")
+        app.out.print(table)
+    for w in result.get("warnings", []):
+        app.out.print(f"[yellow]warning:[/] {w}")
+    app.out.print(f"[bold {color}]{result['kind']} {outcome}[/] in {result['duration_s']:.2f}s: "
+                  f"{result['message']}")

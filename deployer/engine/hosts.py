@@ -1,0 +1,55 @@
+"""One runner per host, opened on first use and closed together."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from deployer.adapters.hosts import LocalRunner, SshRunner
+from deployer.adapters.nginx import NginxAdapter
+from deployer.plan import Context
+from deployer.ports import Runner
+
+
+class HostPool:
+    def __init__(self, ctx: Context, *, accept_new_host_key: bool = False):
+        self.ctx = ctx
+        self.accept_new_host_key = accept_new_host_key
+        self._runners: dict[str, Runner] = {}
+        self._router: NginxAdapter | None = None
+
+    def runner(self, name: str) -> Runner:
+        if name not in self._runners:
+            host = self.ctx.pb.host(name)
+            secrets = self.ctx.secrets()
+            if host.transport == "local":
+                self._runners[name] = LocalRunner(host, secrets)
+            else:
+                loaded = self.ctx.loaded
+                key = loaded.local_path(host.key) if host.key else None
+                known = (loaded.local_path(host.known_hosts) if host.known_hosts
+                         else Path("~/.ssh/known_hosts").expanduser())
+                self._runners[name] = SshRunner(host, key=key, known_hosts=known,
+                                                accept_new_host_key=self.accept_new_host_key,
+                                                secrets=secrets)
+        return self._runners[name]
+
+    @property
+    def router(self) -> NginxAdapter:
+        if self._router is None:
+            pb, ctx = self.ctx.pb, self.ctx
+            host = pb.router_host
+            r = pb.router
+            self._router = NginxAdapter(
+                runner=self.runner(host.name),
+                upstream_file=ctx.value(r.upstream_file, host),
+                test=ctx.shell(r.test, host),
+                reload=ctx.shell(r.reload, host),
+                pid_file=ctx.value(r.pid_file, host),
+                drain_timeout=r.drain_timeout,
+            )
+        return self._router
+
+    def close(self) -> None:
+        for runner in self._runners.values():
+            runner.close()
+        self._runners.clear()

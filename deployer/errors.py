@@ -1,0 +1,88 @@
+"""deployer's one error tree. Each error knows the exit code it stands for.
+
+    DeployerError (1)                 anything unexpected, reported as one line
+    ├── InputError (2)                bad arguments or values from the command line
+    │   └── PlaybookError (2)         a playbook that does not load or validate (file:line: key: why)
+    ├── AbortedError (3)              the release stopped before the switch; users saw nothing
+    │   └── GateFailed (3)            the pre-switch gate did not pass
+    ├── RolledBackError (4)           the release switched, failed after, and traffic is back
+    ├── LockHeldError (5)             another release holds the lock (names the holder)
+    ├── RecoveryNeededError (6)       an unfinished journal: run `deployer recover`
+    └── HostError (7)                 a host cannot be reached or trusted
+        └── HostKeyError (7)          unknown or changed SSH host key
+
+Adapters translate library errors (paramiko, invoke, httpx, OSError) into this tree at the
+boundary, most specific first, with ``raise ... from exc``; the CLI maps ``exit_code``.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    UNEXPECTED = 1
+    BAD_INPUT = 2
+    ABORTED = 3
+    ROLLED_BACK = 4
+    LOCKED = 5
+    NEEDS_RECOVERY = 6
+    HOST_UNREACHABLE = 7
+
+
+class DeployerError(Exception):
+    exit_code: ExitCode = ExitCode.UNEXPECTED
+
+
+class InputError(DeployerError):
+    exit_code = ExitCode.BAD_INPUT
+
+
+class PlaybookError(InputError):
+    """A playbook problem located in its file: ``file:line: key.path: message``."""
+
+    def __init__(self, message: str, *, path: str = "", line: int | None = None, key: str = ""):
+        self.path, self.line, self.key, self.reason = path, line, key, message
+        where = path
+        if line is not None:
+            where = f"{where}:{line}"
+        text = message if not key else f"{key}: {message}"
+        super().__init__(f"{where}: {text}" if where else text)
+
+
+class AbortedError(DeployerError):
+    exit_code = ExitCode.ABORTED
+
+
+class GateFailed(AbortedError):
+    pass
+
+
+class RolledBackError(DeployerError):
+    exit_code = ExitCode.ROLLED_BACK
+
+
+class LockHeldError(DeployerError):
+    exit_code = ExitCode.LOCKED
+
+
+class RecoveryNeededError(DeployerError):
+    exit_code = ExitCode.NEEDS_RECOVERY
+
+
+class HostError(DeployerError):
+    exit_code = ExitCode.HOST_UNREACHABLE
+
+
+class HostKeyError(HostError):
+    pass
+
+
+class CommandFailed(DeployerError):
+    """A remote or local command exited non-zero (the step that ran it decides what follows)."""
+
+    def __init__(self, host: str, command: str, exit_status: int, stderr: str):
+        self.host, self.command, self.exit_status, self.stderr = host, command, exit_status, stderr
+        tail = stderr.strip().splitlines()[-1] if stderr.strip() else "no output"
+        super().__init__(f"{host}: `{command}` exited {exit_status}: {tail}")

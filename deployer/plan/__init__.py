@@ -1,0 +1,246 @@
+"""Playbook + observed state -> the saga's steps. Pure: no I/O, every value passed in.
+
+A step has a *do* action and, where it changed something users could notice, an *undo*.
+Steps before the pivot (the post-switch gate) are compensated in reverse when one fails;
+steps after it (keep warm, stop the old color) only go forward.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from deployer.commands import files
+from deployer.commands import nginx as nginx_cmd
+from deployer.commands.shell import Secret, Shell, Token
+from deployer.gates import Expectation
+from deployer.playbook.loader import LoadedPlaybook
+from deployer.playbook.models import Host, Playbook
+from deployer.playbook.variables import references, render, render_value
+
+COLORS = ("blue", "green")
+
+
+def other(color: str) -> str:
+    return "green" if color == "blue" else "blue"
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the hosts and the router showed before the operation."""
+
+    live_color: str | None
+    live_version: str | None
+    upstream_text: str
+    versions: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # host -> color -> v
+    running: Mapping[str, Mapping[str, bool]] = field(default_factory=dict)  # host -> color -> up
+
+    @property
+    def idle_color(self) -> str:
+        return other(self.live_color) if self.live_color else "blue"
+
+    def idle_version(self) -> str | None:
+        seen = {v.get(self.idle_color) for v in self.versions.values()}
+        return seen.pop() if len(seen) == 1 else None
+
+    def idle_running_everywhere(self) -> bool:
+        return bool(self.running) and all(r.get(self.idle_color) for r in self.running.values())
+
+
+@dataclass(frozen=True)
+class Run:
+    host: str
+    commands: tuple[Shell, ...]
+
+
+@dataclass(frozen=True)
+class Upload:
+    host: str
+    src: Path
+    dest: str
+
+
+@dataclass(frozen=True)
+class Gate:
+    kind: Literal["pre_switch", "post_switch"]
+    urls: tuple[str, ...]
+    expect: Expectation
+
+
+@dataclass(frozen=True)
+class Switch:
+    color: str | None
+    version: str | None
+    conf: str
+
+
+@dataclass(frozen=True)
+class StopColor:
+    host: str
+    color: str
+    command: Shell
+
+
+@dataclass(frozen=True)
+class KeepWarm:
+    seconds: float
+    color: str
+
+
+Action = Run | Upload | Gate | Switch | StopColor | KeepWarm
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    host: str | None
+    do: Action
+    undo: Action | None = None
+    after_pivot: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}@{self.host}" if self.host else self.name
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything a plan needs besides the observed state."""
+
+    loaded: LoadedPlaybook
+    env: Mapping[str, str]
+    vars: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def pb(self) -> Playbook:
+        return self.loaded.model
+
+    def values(self, host: Host, color: str = "", version: str = "") -> dict[str, Token]:
+        pb = self.pb
+        port = str(pb.colors.port(color)) if color else ""
+        vals: dict[str, Token] = {"app": pb.app, "environment": pb.environment,
+                                  "version": version, "color": color, "port": port,
+                                  "host": host.name, "address": host.reach}
+        for name, template in pb.vars.items():
+            vals[name] = render_value(self.vars.get(name, template), vals, self.env)
+        vals["state_dir"] = _plain(render_value(pb.state_dir, vals, self.env))
+        return vals
+
+    def shell(self, template: str, host: Host, color: str = "", version: str = "") -> Shell:
+        return render(template, self.values(host, color, version), self.env)
+
+    def value(self, template: str, host: Host, color: str = "", version: str = "") -> str:
+        return _plain(render_value(template, self.values(host, color, version), self.env))
+
+    def secrets(self) -> list[Secret]:
+        names = {ref[4:] for _, t in self.pb.templates() for ref in references(t)
+                 if ref.startswith("env:")}
+        return [Secret(self.env[n], n) for n in sorted(names) if n in self.env]
+
+    def stop(self, host: Host, color: str) -> StopColor:
+        return StopColor(host.name, color, self.shell(self.pb.service.stop, host, color))
+
+    def upstream(self, color: str, version: str) -> str:
+        pb = self.pb
+        servers = [f"{h.reach}:{pb.colors.port(color)}" for h in pb.hosts]
+        return nginx_cmd.upstream_conf(pb.router.upstream_name or pb.app, color, version,
+                                       servers, pb.router.keepalive)
+
+    def expectation(self, gate: Any, host: Host, color: str, version: str) -> Expectation:
+        fields = None
+        if getattr(gate, "expect_json", None):
+            vals = self.values(host, color, version)
+            fields = {k: _plain(render_value(v, vals, self.env)) if isinstance(v, str) else v
+                      for k, v in gate.expect_json.items()}
+        return Expectation(gate.expect_status, getattr(gate, "expect_body", None), fields)
+
+
+def _plain(value: Token) -> str:
+    return value.value if isinstance(value, Secret) else value
+
+
+def prepare_steps(ctx: Context, color: str, version: str) -> list[Step]:
+    """Ship ``version`` to ``color`` on every host and start it (undo: stop it)."""
+    pb = ctx.pb
+    steps: list[Step] = []
+    for host in pb.hosts:
+        steps.append(Step("stop-idle", host.name, ctx.stop(host, color)))
+        for item in pb.ship:
+            if item.upload is not None:
+                dest = ctx.value(item.upload.dest, host, color, version)
+                src = ctx.loaded.local_path(item.upload.src)
+                steps.append(Step(f"ship:{item.label}", host.name, Upload(host.name, src, dest)))
+            elif item.run is not None:
+                cmd = ctx.shell(item.run, host, color, version)
+                steps.append(Step(f"ship:{item.label}", host.name, Run(host.name, (cmd,))))
+        state_dir = ctx.value(pb.state_dir, host, color, version)
+        start = (ctx.shell(pb.service.start, host, color, version),
+                 files.write_state(state_dir, color, version))
+        steps.append(Step("start", host.name, Run(host.name, start), undo=ctx.stop(host, color)))
+    return steps
+
+
+def switch_steps(ctx: Context, observed: Observed, color: str, version: str) -> list[Step]:
+    """Pre-switch gate, the switch (undo: the previous upstream), post-switch gate, finish."""
+    pb = ctx.pb
+    pre = pb.gates.pre_switch
+    first = pb.hosts[0]
+    pre_urls = tuple(f"http://{h.reach}:{pb.colors.port(color)}{pre.path}" for h in pb.hosts)
+    post = pb.gates.post_switch
+    post_url = pb.router.url.rstrip("/") + post.path
+    steps = [
+        Step("pre-switch-gate", None,
+             Gate("pre_switch", pre_urls, ctx.expectation(pre, first, color, version))),
+        Step("switch", pb.router_host.name, Switch(color, version, ctx.upstream(color, version)),
+             undo=Switch(observed.live_color, observed.live_version, observed.upstream_text)),
+        Step("post-switch-gate", None,
+             Gate("post_switch", (post_url,), ctx.expectation(post, first, color, version))),
+    ]
+    if observed.live_color:
+        old = observed.live_color
+        steps.append(Step("keep-warm", None, KeepWarm(pb.rollback.keep_warm, old),
+                          after_pivot=True))
+        steps += [Step("stop-old", h.name, ctx.stop(h, old), after_pivot=True) for h in pb.hosts]
+    return steps
+
+
+def release_plan(ctx: Context, observed: Observed, version: str) -> list[Step]:
+    color = observed.idle_color
+    return prepare_steps(ctx, color, version) + switch_steps(ctx, observed, color, version)
+
+
+def rollback_plan(ctx: Context, observed: Observed) -> tuple[str, list[Step]]:
+    """Back to the idle color's recorded version: switch if it is warm, else redeploy it."""
+    version = observed.idle_version()
+    if version is None:
+        from deployer.errors import AbortedError
+
+        raise AbortedError(
+            f"no previous version recorded for the idle color {observed.idle_color}; "
+            "nothing to roll back to"
+        )
+    color = observed.idle_color
+    if observed.idle_running_everywhere():
+        return version, switch_steps(ctx, observed, color, version)
+    return version, release_plan(ctx, observed, version)
+
+
+def describe(action: Action) -> list[str]:
+    """What an action does, as lines for `deployer plan` (secrets shown as ***)."""
+    match action:
+        case Run(commands=commands):
+            return [c.shown for c in commands]
+        case Upload(src=src, dest=dest):
+            return [f"upload {src} -> {dest} (tar.gz, extracted with tar -xzf)"]
+        case Gate(kind=kind, urls=urls):
+            return [f"{kind} gate: GET {u}" for u in urls]
+        case Switch(color=color, version=version):
+            return [f"write upstream -> {color or 'previous'} ({version or '-'}), "
+                    "nginx -t, graceful reload, wait for new workers"]
+        case StopColor(command=command):
+            return ["wait for old nginx workers to exit", command.shown]
+        case KeepWarm(seconds=seconds, color=color):
+            return [f"keep {color} warm for {seconds:g}s (rollback window)"]
+    return []

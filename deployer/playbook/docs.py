@@ -1,0 +1,48 @@
+"""`deployer docs`: every playbook key with its type, default and meaning, from the model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from deployer.errors import InputError
+from deployer.playbook.loader import _inner_model
+from deployer.playbook.models import Playbook
+
+
+def _type_name(annotation: Any) -> str:
+    text = getattr(annotation, "__name__", None) or str(annotation)
+    return text.replace("typing.", "").replace("deployer.playbook.models.", "")
+
+
+def _rows(model: type[BaseModel], prefix: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{name}"
+        inner = _inner_model(field.annotation)
+        is_list = "list[" in str(field.annotation)
+        default: Any = None
+        if field.default is not PydanticUndefined and field.default is not None:
+            default = field.default
+        rows.append({"key": key + ("[]" if is_list else ""),
+                     "type": "list" if is_list else (inner.__name__ if inner else
+                                                     _type_name(field.annotation)),
+                     "required": field.is_required(), "default": default,
+                     "description": field.description or ""})
+        if inner is not None:
+            rows += _rows(inner, f"{key}{'[]' if is_list else ''}.")
+    return rows
+
+
+def reference(section: str | None = None) -> list[dict[str, Any]]:
+    rows = _rows(Playbook, "")
+    if section:
+        picked = [r for r in rows if r["key"] == section or r["key"].startswith(section + ".")
+                  or r["key"].startswith(section + "[]")]
+        if not picked:
+            top = sorted({r["key"].split(".")[0].removesuffix("[]") for r in rows})
+            raise InputError(f"no playbook section {section!r}; sections: {', '.join(top)}")
+        return picked
+    return rows

@@ -1,0 +1,257 @@
+"""The playbook model: what `deployer schema` prints and `deployer docs` explains.
+
+Every field has a description (the reference in the README and ``deployer docs`` come from
+here) and unknown keys are rejected. Durations are written ``500ms``, ``30s``, ``2m``, ``1h``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
+
+from deployer.playbook.variables import BUILTINS, check_reference, references
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("must be a duration like 30s")
+    if isinstance(value, int | float) and value >= 0:
+        return float(value)
+    if isinstance(value, str) and (m := _DURATION.match(value)):
+        return float(m.group(1)) * _UNITS[m.group(2)]
+    raise ValueError("must be a duration like 30s")
+
+
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    WithJsonSchema({"type": ["string", "number"], "pattern": r"^\d+(\.\d+)?(ms|s|m|h)$"}),
+]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Host(Strict):
+    name: str = Field(description="Name used in output, in `router.host` and in `${host}`.")
+    address: str = Field("127.0.0.1", description="Address deployer connects to over SSH.")
+    port: int = Field(22, ge=1, le=65535, description="SSH port.")
+    user: str = Field("root", description="SSH user.")
+    key: str | None = Field(
+        None, description="Private key file (relative to the playbook). Default: none."
+    )
+    known_hosts: str | None = Field(
+        None,
+        description="known_hosts file (relative to the playbook) checked strictly. "
+        "Default: ~/.ssh/known_hosts.",
+    )
+    transport: Literal["ssh", "local"] = Field(
+        "ssh", description="`ssh` (fabric) or `local` (run commands on this machine)."
+    )
+    app_address: str | None = Field(
+        None,
+        description="Address at which gates and the router reach the app on this host. "
+        "Default: `address`.",
+    )
+
+    @property
+    def reach(self) -> str:
+        return self.app_address or self.address
+
+
+class Color(Strict):
+    port: int = Field(ge=1, le=65535, description="Port this color's app listens on.")
+
+
+class Colors(Strict):
+    blue: Color = Field(description="The blue color.")
+    green: Color = Field(description="The green color.")
+
+    def port(self, color: str) -> int:
+        return int(getattr(self, color).port)
+
+
+class Upload(Strict):
+    src: str = Field(description="Local file or directory (relative to the playbook).")
+    dest: str = Field(description="Remote destination directory (a template).")
+
+
+class ShipStep(Strict):
+    name: str | None = Field(None, description="Label shown in output. Default: the action.")
+    upload: Upload | None = Field(None, description="Copy a file or directory to the host.")
+    run: str | None = Field(None, description="Shell command to run on the host (a template).")
+
+    @model_validator(mode="after")
+    def _one_action(self) -> ShipStep:
+        if (self.upload is None) == (self.run is None):
+            raise ValueError("a ship step has exactly one of `upload` or `run`")
+        return self
+
+    @property
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        return "upload" if self.upload else "run"
+
+
+class Service(Strict):
+    start: str = Field(description="Start the app for `${color}` on `${port}` (returns at once).")
+    stop: str = Field(description="Stop the app of `${color}`; succeeds if it is not running.")
+    status: str = Field(description="Exits 0 when the app of `${color}` is running.")
+
+
+class NginxRouter(Strict):
+    kind: Literal["nginx"] = Field("nginx", description="The router kind.")
+    host: str | None = Field(
+        None, description="Host (by name) where nginx runs. Default: the first host."
+    )
+    upstream_file: str = Field(description="File included by nginx's config; deployer owns it.")
+    upstream_name: str | None = Field(None, description="Upstream block name. Default: the app.")
+    test: str = Field("nginx -t", description="Command that tests nginx's configuration.")
+    reload: str = Field("nginx -s reload", description="Command that reloads nginx gracefully.")
+    pid_file: str = Field("/run/nginx.pid", description="nginx master's pid file.")
+    url: str = Field(description="Public URL through the router, for post-switch gates.")
+    drain_timeout: Duration = Field(
+        30.0,
+        description="How long to wait for nginx's old workers to exit after a reload before "
+        "the old color may be stopped (set nginx's worker_shutdown_timeout below it).",
+    )
+    keepalive: int = Field(16, ge=0, description="`keepalive` connections in the upstream.")
+
+
+class PreSwitchGate(Strict):
+    path: str = Field("/health", description="Path probed on the idle color, directly.")
+    expect_status: int = Field(200, description="Status every probe must return.")
+    expect_body: str | None = Field(None, description="Text the body must contain.")
+    expect_json: dict[str, Any] | None = Field(
+        None,
+        description="JSON fields (dotted paths) and the values they must have; "
+        "`${version}` and `${color}` are substituted.",
+    )
+    timeout: Duration = Field(2.0, description="Timeout of one probe.")
+    interval: Duration = Field(0.5, description="Pause between probes.")
+    successes: int = Field(3, ge=1, description="Consecutive successes needed.")
+    budget: Duration = Field(60.0, description="Total time allowed before the gate fails.")
+
+
+class PostSwitchGate(Strict):
+    path: str = Field("/health", description="Path sampled through the router.")
+    expect_status: int = Field(200, description="Status a sample must return to count as ok.")
+    window: Duration = Field(30.0, description="How long traffic is watched after the switch.")
+    rate: float = Field(10.0, gt=0, le=1000, description="Samples per second.")
+    max_error_rate: float = Field(
+        0.01, ge=0, le=1, description="Largest share of failed samples allowed."
+    )
+    max_p95: Duration = Field(1.0, description="Largest p95 latency allowed.")
+    timeout: Duration = Field(2.0, description="Timeout of one sample.")
+
+
+class Gates(Strict):
+    pre_switch: PreSwitchGate = Field(
+        default_factory=PreSwitchGate, description="Gate on the idle color before the switch."
+    )
+    post_switch: PostSwitchGate = Field(
+        default_factory=PostSwitchGate, description="Gate through the router after the switch."
+    )
+
+
+class RollbackPolicy(Strict):
+    keep_warm: Duration = Field(
+        60.0, description="How long the old color keeps running after a successful switch."
+    )
+
+
+class Lock(Strict):
+    path: str = Field(
+        "/tmp/deployer-${app}-${environment}.lock",
+        description="Lock directory on the router host (created atomically with mkdir).",
+    )
+    ttl: Duration = Field(900.0, description="After this long a lock is stale and taken over.")
+
+
+class Playbook(Strict):
+    app: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="The app's name (lowercase, - and _)."
+    )
+    environment: str = Field(
+        "production", pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="Environment name."
+    )
+    hosts: list[Host] = Field(min_length=1, description="Hosts that run the app.")
+    colors: Colors = Field(description="The two colors and their ports.")
+    vars: dict[str, str] = Field(
+        default_factory=dict,
+        description="Your variables, used as `${name}`; `--var NAME=VALUE` overrides them.",
+    )
+    ship: list[ShipStep] = Field(
+        default_factory=list, description="Steps that put a version in place for a color."
+    )
+    service: Service = Field(description="Commands that start, stop and check a color's app.")
+    router: NginxRouter = Field(description="The router that sends traffic to the live color.")
+    gates: Gates = Field(default_factory=Gates, description="Health gates.")
+    rollback: RollbackPolicy = Field(default_factory=RollbackPolicy, description="Rollback.")
+    lock: Lock = Field(default_factory=Lock, description="The deploy lock.")
+    state_dir: str = Field(
+        "/var/lib/deployer/${app}",
+        description="Directory on each host where deployer records each color's version.",
+    )
+    journal_dir: str = Field(
+        ".deployer", description="Local directory (relative to the playbook) for the journal."
+    )
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Playbook:
+        names = [h.name for h in self.hosts]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"hosts: duplicate host name {dupes[0]!r}")
+        if self.router.host is not None and self.router.host not in names:
+            raise ValueError(f"router.host: no host named {self.router.host!r} in hosts")
+        if self.colors.blue.port == self.colors.green.port:
+            raise ValueError("colors: blue and green need different ports")
+        defined = set(BUILTINS) | set(self.vars)
+        clash = sorted(set(self.vars) & set(BUILTINS))
+        if clash:
+            raise ValueError(f"vars.{clash[0]}: '{clash[0]}' is a built-in variable")
+        for key, template in self.templates():
+            for ref in references(template):
+                problem = check_reference(ref, defined)
+                if problem:
+                    raise ValueError(f"{key}: {problem}")
+        return self
+
+    def templates(self) -> list[tuple[str, str]]:
+        """(key path, template) for every field that takes ``${...}`` references."""
+        out = [(f"vars.{k}", v) for k, v in self.vars.items()]
+        for i, step in enumerate(self.ship):
+            if step.run is not None:
+                out.append((f"ship.{i}.run", step.run))
+            if step.upload is not None:
+                out.append((f"ship.{i}.upload.dest", step.upload.dest))
+        for name in ("start", "stop", "status"):
+            out.append((f"service.{name}", getattr(self.service, name)))
+        r = self.router
+        out += [("router.upstream_file", r.upstream_file), ("router.test", r.test)]
+        out += [("router.reload", r.reload), ("router.pid_file", r.pid_file)]
+        out += [("lock.path", self.lock.path), ("state_dir", self.state_dir)]
+        return out
+
+    @property
+    def router_host(self) -> Host:
+        name = self.router.host or self.hosts[0].name
+        return next(h for h in self.hosts if h.name == name)
+
+    def host(self, name: str) -> Host:
+        return next(h for h in self.hosts if h.name == name)

@@ -1,0 +1,116 @@
+"""``${name}`` templates in playbooks: built-in values, playbook vars and ``${env:NAME}`` secrets.
+
+A template is shell text written by the playbook's author. Each ``${...}`` reference is
+replaced by its value *quoted* for the shell, so values never change the command's shape;
+``$${`` writes a literal ``${``. Values from ``${env:NAME}`` are :class:`Secret`: they run
+but show as ``***``.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Mapping
+
+from deployer.commands.shell import Secret, Shell, Token, quote
+from deployer.errors import InputError
+
+BUILTINS = ("app", "environment", "version", "color", "port", "host", "address", "state_dir")
+REF = re.compile(r"\$\$\{|\$\{([^}]*)\}")
+NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+SAFE_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
+SAFE_VALUE = re.compile(r"^[A-Za-z0-9._+:/=@,-]{0,256}$")
+
+
+def references(template: str) -> list[str]:
+    """Every name referenced by a template (``env:NAME`` included as written)."""
+    return [m.group(1) for m in REF.finditer(template) if m.group(1) is not None]
+
+
+def check_reference(ref: str, defined: set[str]) -> str | None:
+    """Why a reference is wrong, or None when it is fine."""
+    if ref.startswith("env:"):
+        return None if NAME.match(ref[4:]) else f"'${{{ref}}}' is not a valid environment name"
+    if ref in defined:
+        return None
+    import difflib
+
+    close = difflib.get_close_matches(ref, sorted(defined), n=1)
+    hint = f"; did you mean '${{{close[0]}}}'?" if close else ""
+    return f"unknown variable '${{{ref}}}'{hint}"
+
+
+def resolve(ref: str, values: Mapping[str, Token], env: Mapping[str, str]) -> Token:
+    if ref.startswith("env:"):
+        name = ref[4:]
+        if name not in env:
+            raise InputError(f"environment variable {name} is not set (referenced as ${{{ref}}})")
+        return Secret(env[name], name)
+    try:
+        return values[ref]
+    except KeyError:
+        raise InputError(f"unknown variable '${{{ref}}}'") from None
+
+
+def render(template: str, values: Mapping[str, Token], env: Mapping[str, str]) -> Shell:
+    """Shell text with every reference replaced by its quoted value."""
+    text: list[str] = []
+    shown: list[str] = []
+    pos = 0
+    for m in REF.finditer(template):
+        text.append(template[pos : m.start()])
+        shown.append(template[pos : m.start()])
+        if m.group(1) is None:
+            text.append("${")
+            shown.append("${")
+        else:
+            real, seen = quote(resolve(m.group(1), values, env))
+            text.append(real)
+            shown.append(seen)
+        pos = m.end()
+    text.append(template[pos:])
+    shown.append(template[pos:])
+    return Shell("".join(text), "".join(shown))
+
+
+def render_value(template: str, values: Mapping[str, Token], env: Mapping[str, str]) -> Token:
+    """A template used as a plain value (a path, a URL): substituted, not shell-quoted."""
+    secret = False
+    parts: list[str] = []
+    pos = 0
+    for m in REF.finditer(template):
+        parts.append(template[pos : m.start()])
+        if m.group(1) is None:
+            parts.append("${")
+        else:
+            value = resolve(m.group(1), values, env)
+            if isinstance(value, Secret):
+                secret = True
+                value = value.value
+            parts.append(value)
+        pos = m.end()
+    parts.append(template[pos:])
+    out = "".join(parts)
+    return Secret(out) if secret else out
+
+
+def check_version(version: str) -> str:
+    if not SAFE_VERSION.match(version):
+        raise InputError(
+            f"version {shlex.quote(version)} is not allowed: use letters, digits and . _ + - "
+            "(at most 128, starting with a letter or digit)"
+        )
+    return version
+
+
+def parse_var(assignment: str) -> tuple[str, str]:
+    """``KEY=VALUE`` from ``--var``; the value is checked against a safe pattern."""
+    key, sep, value = assignment.partition("=")
+    if not sep or not NAME.match(key):
+        raise InputError(f"--var {shlex.quote(assignment)}: expected KEY=VALUE")
+    if not SAFE_VALUE.match(value):
+        raise InputError(
+            f"--var {key}: value {shlex.quote(value)} is not allowed: use letters, digits "
+            "and . _ + : / = @ , -"
+        )
+    return key, value

@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""A tiny app for deployer's demo and tests: reports its version and color.
+
+GET /        -> 200 {"app": ..., "version": ..., "color": ..., "pid": ...}
+GET /health  -> 200 {"status": "ok", ...}, or 503 once unhealthy
+
+--unhealthy-after N makes the app unhealthy after N health checks (0: from the start,
+-1: never), so a release can pass its pre-switch gate and fail the post-switch one.
+When unhealthy, / answers 500 too. Stdlib only: it runs on any host with python3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class State:
+    def __init__(self, version: str, color: str, unhealthy_after: int):
+        self.version, self.color = version, color
+        self.unhealthy_after = unhealthy_after
+        self.health_checks = 0
+        self.lock = threading.Lock()
+
+    def healthy(self, count: bool) -> bool:
+        with self.lock:
+            if count:
+                self.health_checks += 1
+            if self.unhealthy_after < 0:
+                return True
+            return self.health_checks <= self.unhealthy_after
+
+
+def handler(state: State) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body are two writes: avoid a 40 ms stall
+
+        def log_message(self, format: str, *args: object) -> None:  # quiet
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802
+            path = self.path.split("?", 1)[0]
+            doc = {"app": "demo", "version": state.version, "color": state.color,
+                   "pid": os.getpid()}
+            if path == "/health":
+                ok = state.healthy(count=True)
+                doc["status"] = "ok" if ok else "unhealthy"
+                self._send(200 if ok else 503, doc)
+            elif path == "/":
+                ok = state.healthy(count=False)
+                self._send(200 if ok else 500, doc if ok else {**doc, "error": "broken"})
+            else:
+                self._send(404, {"error": "not found"})
+
+        def _send(self, status: int, doc: dict[str, object]) -> None:
+            body = (json.dumps(doc) + "\n").encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    return Handler
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--color", default="blue")
+    parser.add_argument("--version", default=None)
+    parser.add_argument("--unhealthy-after", type=int, default=-1)
+    args = parser.parse_args()
+    version = args.version
+    if version is None:
+        here = os.path.dirname(os.path.abspath(__file__))
+        with open(os.path.join(here, "VERSION"), encoding="utf-8") as fh:
+            version = fh.read().strip()
+    state = State(version, args.color, args.unhealthy_after)
+    ThreadingHTTPServer.daemon_threads = True
+    ThreadingHTTPServer.block_on_close = False
+    ThreadingHTTPServer.allow_reuse_address = True
+    ThreadingHTTPServer.request_queue_size = 256
+    server = ThreadingHTTPServer((args.host, args.port), handler(state))
+
+    def stop(signum: int, frame: object) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    server.serve_forever(poll_interval=0.1)
+    server.server_close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+#!/bin/sh
+# Start, stop or check one color of the example app.
+#   appctl.sh start  ROOT COLOR PORT VERSION UNHEALTHY_AFTER
+#   appctl.sh stop   ROOT COLOR
+#   appctl.sh status ROOT COLOR
+set -eu
+cmd=$1 root=$2 color=$3
+pidfile="$root/$color.pid"
+running() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+case "$cmd" in
+  start)
+    port=$4 version=$5 unhealthy=$6
+    here=$(cd "$(dirname "$0")" && pwd)
+    if running; then echo "$color already running (pid $(cat "$pidfile"))" >&2; exit 1; fi
+    setsid python3 "$here/app.py" --port "$port" --color "$color" --version "$version" \
+      --unhealthy-after "$unhealthy" >"$root/$color.log" 2>&1 </dev/null &
+    echo $! >"$pidfile"
+    ;;
+  stop)
+    if running; then
+      pid=$(cat "$pidfile")
+      kill "$pid"
+      i=0
+      while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
+      kill -9 "$pid" 2>/dev/null || true
+    fi
+    rm -f "$pidfile"
+    ;;
+  status)
+    running
+    ;;
+  *) echo "usage: appctl.sh start|stop|status ROOT COLOR ..." >&2; exit 2 ;;
+esac

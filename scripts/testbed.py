@@ -1,0 +1,265 @@
+#!/usr/bin/env python3
+"""The local test bed: a real sshd, nginx and PostgreSQL on loopback, without systemd.
+
+    python3 scripts/testbed.py up   [--dir D] [--only ssh,nginx,pg]
+    python3 scripts/testbed.py down [--dir D]
+    python3 scripts/testbed.py env  [--dir D]      # prints the ports and paths as KEY=VALUE
+
+Everything lives in one directory (default /tmp/deployer-testbed): generated SSH host and
+client keys, a known_hosts file, sshd/nginx/PostgreSQL configs, pid files and logs. `up` is
+idempotent (a running service is left alone); `down` stops each service by its pid file.
+Needs root (sshd and the postgres user); install the packages with scripts/install.sh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_DIR = "/tmp/deployer-testbed"
+
+
+@dataclass(frozen=True)
+class Ports:
+    ssh: int = 2222
+    http: int = 8080
+    pg: int = 54329
+    blue: int = 8001
+    green: int = 8002
+
+
+def env_ports() -> Ports:
+    def get(name: str, default: int) -> int:
+        return int(os.environ.get(f"DEPLOYER_TESTBED_{name.upper()}_PORT", default))
+
+    d = Ports()
+    return Ports(get("ssh", d.ssh), get("http", d.http), get("pg", d.pg), get("blue", d.blue),
+                 get("green", d.green))
+
+
+class Testbed:
+    def __init__(self, root: Path, ports: Ports):
+        self.root, self.ports = root, ports
+        self.ssh_dir, self.nginx_dir, self.pg_dir = root / "ssh", root / "nginx", root / "pg"
+
+    # ---------- helpers ----------
+    @staticmethod
+    def _alive(pidfile: Path) -> int | None:
+        try:
+            pid = int(pidfile.read_text().split()[0])
+            os.kill(pid, 0)
+            return pid
+        except (OSError, ValueError, IndexError):
+            return None
+
+    @staticmethod
+    def _wait_port(port: int, seconds: float = 10.0) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                s.settimeout(0.2)
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {seconds}s")
+
+    @staticmethod
+    def _stop(pidfile: Path, sig: int = signal.SIGTERM, seconds: float = 10.0) -> None:
+        pid = Testbed._alive(pidfile)
+        if pid is None:
+            return
+        os.kill(pid, sig)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except OSError:
+                return
+            time.sleep(0.05)
+        os.kill(pid, signal.SIGKILL)
+
+    # ---------- paths the tests and the demo use ----------
+    @property
+    def client_key(self) -> Path:
+        return self.ssh_dir / "id_ed25519"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.ssh_dir / "known_hosts"
+
+    @property
+    def upstream_file(self) -> Path:
+        return self.nginx_dir / "upstream.conf"
+
+    @property
+    def nginx_conf(self) -> Path:
+        return self.nginx_dir / "nginx.conf"
+
+    @property
+    def nginx_pid(self) -> Path:
+        return self.nginx_dir / "nginx.pid"
+
+    def env(self) -> dict[str, str]:
+        p = self.ports
+        return {
+            "TESTBED_DIR": str(self.root), "SSH_PORT": str(p.ssh), "HTTP_PORT": str(p.http),
+            "PG_PORT": str(p.pg), "BLUE_PORT": str(p.blue), "GREEN_PORT": str(p.green),
+            "CLIENT_KEY": str(self.client_key), "KNOWN_HOSTS": str(self.known_hosts),
+            "UPSTREAM_FILE": str(self.upstream_file), "NGINX_CONF": str(self.nginx_conf),
+            "NGINX_PID": str(self.nginx_pid), "NGINX_PREFIX": str(self.nginx_dir),
+            "PG_URL": f"postgresql://postgres@127.0.0.1:{p.pg}/postgres",
+        }
+
+    # ---------- sshd ----------
+    def up_ssh(self) -> None:
+        d = self.ssh_dir
+        d.mkdir(parents=True, exist_ok=True)
+        host_key = d / "ssh_host_ed25519_key"
+        if not host_key.exists():
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)],
+                           check=True)
+        if not self.client_key.exists():
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "deployer-test",
+                            "-f", str(self.client_key)], check=True)
+        (d / "authorized_keys").write_text(Path(f"{self.client_key}.pub").read_text())
+        os.chmod(d / "authorized_keys", 0o600)
+        pub = Path(f"{host_key}.pub").read_text().split()
+        self.known_hosts.write_text(f"[127.0.0.1]:{self.ports.ssh} {pub[0]} {pub[1]}\n")
+        pidfile = d / "sshd.pid"
+        if self._alive(pidfile):
+            return
+        config = d / "sshd_config"
+        config.write_text("\n".join([
+            f"Port {self.ports.ssh}", "ListenAddress 127.0.0.1", f"HostKey {host_key}",
+            f"PidFile {pidfile}", f"AuthorizedKeysFile {d / 'authorized_keys'}",
+            "PasswordAuthentication no", "KbdInteractiveAuthentication no",
+            "PubkeyAuthentication yes", "PermitRootLogin prohibit-password", "UsePAM no",
+            "StrictModes no", "MaxStartups 50:30:100", "MaxSessions 50",
+            "Subsystem sftp internal-sftp", "LogLevel ERROR", "",
+        ]))
+        Path("/run/sshd").mkdir(parents=True, exist_ok=True)
+        subprocess.run(["/usr/sbin/sshd", "-f", str(config), "-E", str(d / "sshd.log")],
+                       check=True)
+        self._wait_port(self.ports.ssh)
+
+    # ---------- nginx ----------
+    def up_nginx(self) -> None:
+        d = self.nginx_dir
+        for sub in ("tmp/body", "tmp/proxy", "tmp/fastcgi", "tmp/uwsgi", "tmp/scgi", "logs"):
+            (d / sub).mkdir(parents=True, exist_ok=True)
+        if not self.upstream_file.exists():
+            self.upstream_file.write_text("upstream demo {\n    server 127.0.0.1:9 down;\n}\n")
+        self.nginx_conf.write_text(f"""
+worker_processes 2;
+pid {self.nginx_pid};
+error_log {d}/logs/error.log warn;
+worker_shutdown_timeout 10s;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/tmp/body;
+    proxy_temp_path {d}/tmp/proxy;
+    fastcgi_temp_path {d}/tmp/fastcgi;
+    uwsgi_temp_path {d}/tmp/uwsgi;
+    scgi_temp_path {d}/tmp/scgi;
+    keepalive_requests 100000;
+    include {self.upstream_file};
+    server {{
+        listen 127.0.0.1:{self.ports.http};
+        location / {{
+            proxy_pass http://demo;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_next_upstream error timeout;
+        }}
+    }}
+}}
+""")
+        if self._alive(self.nginx_pid):
+            return
+        subprocess.run(["nginx", "-e", str(d / "logs" / "error.log"), "-p", str(d), "-c",
+                        str(self.nginx_conf)], check=True)
+        self._wait_port(self.ports.http)
+
+    def nginx_cmd(self, *args: str) -> str:
+        """The command line the playbooks use for `nginx -t` and reload on this bed."""
+        d = self.nginx_dir
+        return " ".join(["nginx", "-e", f"{d}/logs/error.log", "-p", str(d), "-c",
+                         str(self.nginx_conf), *args])
+
+    # ---------- PostgreSQL ----------
+    def _pg_bin(self) -> Path:
+        found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+        if not found:
+            raise RuntimeError("PostgreSQL is not installed (run scripts/install.sh)")
+        return found[-1].parent
+
+    def up_pg(self) -> None:
+        bin_dir = self._pg_bin()
+        data, sock = self.pg_dir / "data", self.pg_dir / "sock"
+        self.pg_dir.mkdir(parents=True, exist_ok=True)
+        sock.mkdir(exist_ok=True)
+        shutil.chown(self.pg_dir, "postgres", "postgres")
+        shutil.chown(sock, "postgres", "postgres")
+        self.root.chmod(0o755)
+        as_pg = ["runuser", "-u", "postgres", "--"]
+        if not (data / "PG_VERSION").exists():
+            subprocess.run([*as_pg, str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres",
+                            "--auth=trust", "-E", "UTF8", "--no-sync"], check=True,
+                           stdout=subprocess.DEVNULL)
+        if self._alive(data / "postmaster.pid"):
+            return
+        opts = (f"-p {self.ports.pg} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off "
+                "-c full_page_writes=off -c synchronous_commit=off")
+        subprocess.run([*as_pg, str(bin_dir / "pg_ctl"), "-D", str(data), "-o", opts, "-l",
+                        str(self.pg_dir / "postgres.log"), "-w", "-t", "30", "start"],
+                       check=True, stdout=subprocess.DEVNULL)
+
+    # ---------- all ----------
+    def up(self, only: set[str]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        if "ssh" in only:
+            self.up_ssh()
+        if "nginx" in only:
+            self.up_nginx()
+        if "pg" in only:
+            self.up_pg()
+
+    def down(self) -> None:
+        self._stop(self.nginx_pid, signal.SIGQUIT)
+        self._stop(self.ssh_dir / "sshd.pid")
+        self._stop(self.pg_dir / "data" / "postmaster.pid", signal.SIGINT)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="deployer's local test bed")
+    parser.add_argument("action", choices=["up", "down", "env"])
+    parser.add_argument("--dir", default=os.environ.get("DEPLOYER_TESTBED_DIR", DEFAULT_DIR))
+    parser.add_argument("--only", default="ssh,nginx,pg")
+    args = parser.parse_args()
+    bed = Testbed(Path(args.dir), env_ports())
+    if args.action == "up":
+        if os.geteuid() != 0:
+            print("testbed: run as root (sshd and the postgres user need it)", file=sys.stderr)
+            return 2
+        started = time.monotonic()
+        bed.up(set(args.only.split(",")))
+        print(f"testbed up in {time.monotonic() - started:.1f}s at {bed.root}", file=sys.stderr)
+    elif args.action == "down":
+        bed.down()
+    for k, v in bed.env().items():
+        if args.action == "env":
+            print(f"{k}={v}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""Fixtures: a real test bed (sshd + nginx, PostgreSQL on demand) on private loopback ports.
+
+The bed is started once per test session in a temporary directory and stopped (by pid) at
+the end; every app a test starts is stopped by the test's own teardown.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from testbed import Ports, Testbed  # noqa: E402
+
+TEST_PORTS = Ports(ssh=22229, http=18089, pg=54339, blue=18001, green=18002)
+PLACEHOLDER = "upstream demo {\n    server 127.0.0.1:9 down;\n}\n"
+
+
+def _need(binary: str) -> None:
+    if shutil.which(binary) is None and not Path(binary).exists():
+        pytest.fail(f"{binary} is not installed: run `make install` (scripts/install.sh)")
+
+
+@pytest.fixture(scope="session")
+def bed() -> Iterator[Testbed]:
+    if os.geteuid() != 0:
+        pytest.skip("the test bed needs root (sshd, the postgres user); run `make test` as root")
+    for binary in ("/usr/sbin/sshd", "nginx", "ssh-keygen"):
+        _need(binary)
+    root = Path(tempfile.mkdtemp(prefix="deployer-bed-"))
+    testbed = Testbed(root, TEST_PORTS)
+    try:
+        testbed.up({"ssh", "nginx"})
+        yield testbed
+    finally:
+        testbed.down()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_bed(bed: Testbed) -> Testbed:
+    bed.up_pg()
+    return bed
+
+
+@dataclass
+class Deploy:
+    """One test's app on the bed: its playbook, and helpers to run deployer on it."""
+
+    bed: Testbed
+    path: Path
+    root: Path
+
+    def run(self, *args: str, env: dict[str, str] | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
+        return subprocess.run([sys.executable, "-m", "deployer", *args], capture_output=True,
+                              text=True, env=full_env, timeout=timeout, cwd=ROOT, check=False)
+
+    def release(self, version: str, *extra: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+        return self.run("release", "-p", str(self.path), "--version", version, *extra, **kw)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.bed.ports.http}"
+
+    def live(self) -> dict[str, Any]:
+        import httpx
+
+        return dict(httpx.get(self.url + "/", timeout=5, trust_env=False).json())
+
+
+def demo_playbook(bed: Testbed, root: Path, journal: Path, **overrides: Any) -> dict[str, Any]:
+    """The demo playbook pointed at the test bed, with short windows for tests."""
+    p = bed.ports
+    doc: dict[str, Any] = {
+        "app": "demo",
+        "environment": "test",
+        "hosts": [{"name": "bed", "address": "127.0.0.1", "port": p.ssh, "user": "root",
+                   "key": str(bed.client_key), "known_hosts": str(bed.known_hosts)}],
+        "colors": {"blue": {"port": p.blue}, "green": {"port": p.green}},
+        "vars": {"root": str(root), "unhealthy_after": "-1"},
+        "ship": [
+            {"name": "upload app",
+             "upload": {"src": str(ROOT / "examples/app"), "dest": "${root}/releases/${version}"}},
+            {"name": "link color", "run": "ln -sfn ${root}/releases/${version} ${root}/${color}"},
+        ],
+        "service": {
+            "start": "${root}/${color}/appctl.sh start ${root} ${color} ${port} ${version} "
+                     "${unhealthy_after}",
+            "stop": "if [ -x ${root}/${color}/appctl.sh ]; then "
+                    "${root}/${color}/appctl.sh stop ${root} ${color}; fi",
+            "status": "${root}/${color}/appctl.sh status ${root} ${color}",
+        },
+        "router": {
+            "upstream_file": str(bed.upstream_file), "upstream_name": "demo",
+            "test": bed.nginx_cmd("-t", "-q"), "reload": bed.nginx_cmd("-s", "reload"),
+            "pid_file": str(bed.nginx_pid), "url": f"http://127.0.0.1:{p.http}",
+            "drain_timeout": "15s",
+        },
+        "gates": {
+            "pre_switch": {"path": "/health",
+                           "expect_json": {"version": "${version}", "color": "${color}"},
+                           "interval": "100ms", "successes": 3, "budget": "15s"},
+            "post_switch": {"path": "/health", "window": "2s", "rate": 20,
+                            "max_error_rate": 0.05, "max_p95": "1s"},
+        },
+        "rollback": {"keep_warm": "500ms"},
+        "state_dir": "${root}/state",
+        "journal_dir": str(journal),
+    }
+    for key, value in overrides.items():
+        doc[key] = value
+    return doc
+
+
+def write_playbook(path: Path, doc: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def deploy(bed: Testbed, tmp_path: Path) -> Iterator[Deploy]:
+    """A fresh app root and playbook; the router starts from a placeholder upstream."""
+    bed.upstream_file.write_text(PLACEHOLDER)
+    subprocess.run(bed.nginx_cmd("-s", "reload").split(), check=True)
+    root = tmp_path / "app"
+    root.mkdir()
+    path = write_playbook(tmp_path / "demo.yml", demo_playbook(bed, root, tmp_path / "journal"))
+    d = Deploy(bed, path, root)
+    try:
+        yield d
+    finally:
+        for color in ("blue", "green"):
+            ctl = root / color / "appctl.sh"
+            if ctl.exists():
+                subprocess.run([str(ctl), "stop", str(root), color], check=False)
