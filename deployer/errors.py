@@ -2,7 +2,7 @@
 
     DeployerError (1)                 anything unexpected, reported as one line
     ├── InputError (2)                bad arguments or values from the command line
-    │   └── PlaybookError (2)         a playbook that does not load or validate (file:line: key: why)
+    │   └── PlaybookError (2)         a playbook that does not validate (file:line: key: why)
     ├── AbortedError (3)              the release stopped before the switch; users saw nothing
     │   └── GateFailed (3)            the pre-switch gate did not pass
     ├── RolledBackError (4)           the release switched, failed after, and traffic is back

@@ -86,6 +86,8 @@ class GateResult:
         return out
 
     def summary(self) -> str:
-        text = (f"{self.probes} probes, {self.errors} errors, p50 {self.p50_ms:.1f} ms, "
-                f"p95 {self.p95_ms:.1f} ms")
+        text = (
+            f"{self.probes} probes, {self.errors} errors, p50 {self.p50_ms:.1f} ms, "
+            f"p95 {self.p95_ms:.1f} ms"
+        )
         return f"{text}: {self.reason}" if self.reason else text

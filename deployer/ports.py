@@ -25,7 +25,9 @@ class Runner(Protocol):
 
     name: str
 
-    def run(self, command: Shell, *, check: bool = True, timeout: float | None = None) -> CommandResult: ...
+    def run(
+        self, command: Shell, *, check: bool = True, timeout: float | None = None
+    ) -> CommandResult: ...
 
     def put_bytes(self, data: bytes, remote_path: str) -> None: ...
 
@@ -37,8 +39,9 @@ class Reporter(Protocol):
 
     def step_started(self, name: str, host: str | None) -> None: ...
 
-    def step_finished(self, name: str, host: str | None, status: str, seconds: float,
-                      detail: str = "") -> None: ...
+    def step_finished(
+        self, name: str, host: str | None, status: str, seconds: float, detail: str = ""
+    ) -> None: ...
 
     def note(self, message: str) -> None: ...
 
@@ -51,8 +54,9 @@ class NullReporter:
     def step_started(self, name: str, host: str | None) -> None:
         pass
 
-    def step_finished(self, name: str, host: str | None, status: str, seconds: float,
-                      detail: str = "") -> None:
+    def step_finished(
+        self, name: str, host: str | None, status: str, seconds: float, detail: str = ""
+    ) -> None:
         pass
 
     def note(self, message: str) -> None:

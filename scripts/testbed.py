@@ -41,8 +41,13 @@ def env_ports() -> Ports:
         return int(os.environ.get(f"DEPLOYER_TESTBED_{name.upper()}_PORT", default))
 
     d = Ports()
-    return Ports(get("ssh", d.ssh), get("http", d.http), get("pg", d.pg), get("blue", d.blue),
-                 get("green", d.green))
+    return Ports(
+        get("ssh", d.ssh),
+        get("http", d.http),
+        get("pg", d.pg),
+        get("blue", d.blue),
+        get("green", d.green),
+    )
 
 
 class Testbed:
@@ -110,11 +115,18 @@ class Testbed:
     def env(self) -> dict[str, str]:
         p = self.ports
         return {
-            "TESTBED_DIR": str(self.root), "SSH_PORT": str(p.ssh), "HTTP_PORT": str(p.http),
-            "PG_PORT": str(p.pg), "BLUE_PORT": str(p.blue), "GREEN_PORT": str(p.green),
-            "CLIENT_KEY": str(self.client_key), "KNOWN_HOSTS": str(self.known_hosts),
-            "UPSTREAM_FILE": str(self.upstream_file), "NGINX_CONF": str(self.nginx_conf),
-            "NGINX_PID": str(self.nginx_pid), "NGINX_PREFIX": str(self.nginx_dir),
+            "TESTBED_DIR": str(self.root),
+            "SSH_PORT": str(p.ssh),
+            "HTTP_PORT": str(p.http),
+            "PG_PORT": str(p.pg),
+            "BLUE_PORT": str(p.blue),
+            "GREEN_PORT": str(p.green),
+            "CLIENT_KEY": str(self.client_key),
+            "KNOWN_HOSTS": str(self.known_hosts),
+            "UPSTREAM_FILE": str(self.upstream_file),
+            "NGINX_CONF": str(self.nginx_conf),
+            "NGINX_PID": str(self.nginx_pid),
+            "NGINX_PREFIX": str(self.nginx_dir),
             "PG_URL": f"postgresql://postgres@127.0.0.1:{p.pg}/postgres",
         }
 
@@ -124,11 +136,25 @@ class Testbed:
         d.mkdir(parents=True, exist_ok=True)
         host_key = d / "ssh_host_ed25519_key"
         if not host_key.exists():
-            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)],
-                           check=True)
+            subprocess.run(
+                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)], check=True
+            )
         if not self.client_key.exists():
-            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "deployer-test",
-                            "-f", str(self.client_key)], check=True)
+            subprocess.run(
+                [
+                    "ssh-keygen",
+                    "-q",
+                    "-t",
+                    "ed25519",
+                    "-N",
+                    "",
+                    "-C",
+                    "deployer-test",
+                    "-f",
+                    str(self.client_key),
+                ],
+                check=True,
+            )
         (d / "authorized_keys").write_text(Path(f"{self.client_key}.pub").read_text())
         os.chmod(d / "authorized_keys", 0o600)
         pub = Path(f"{host_key}.pub").read_text().split()
@@ -137,17 +163,30 @@ class Testbed:
         if self._alive(pidfile):
             return
         config = d / "sshd_config"
-        config.write_text("\n".join([
-            f"Port {self.ports.ssh}", "ListenAddress 127.0.0.1", f"HostKey {host_key}",
-            f"PidFile {pidfile}", f"AuthorizedKeysFile {d / 'authorized_keys'}",
-            "PasswordAuthentication no", "KbdInteractiveAuthentication no",
-            "PubkeyAuthentication yes", "PermitRootLogin prohibit-password", "UsePAM no",
-            "StrictModes no", "MaxStartups 50:30:100", "MaxSessions 50",
-            "Subsystem sftp internal-sftp", "LogLevel ERROR", "",
-        ]))
+        config.write_text(
+            "\n".join(
+                [
+                    f"Port {self.ports.ssh}",
+                    "ListenAddress 127.0.0.1",
+                    f"HostKey {host_key}",
+                    f"PidFile {pidfile}",
+                    f"AuthorizedKeysFile {d / 'authorized_keys'}",
+                    "PasswordAuthentication no",
+                    "KbdInteractiveAuthentication no",
+                    "PubkeyAuthentication yes",
+                    "PermitRootLogin prohibit-password",
+                    "UsePAM no",
+                    "StrictModes no",
+                    "MaxStartups 50:30:100",
+                    "MaxSessions 50",
+                    "Subsystem sftp internal-sftp",
+                    "LogLevel ERROR",
+                    "",
+                ]
+            )
+        )
         Path("/run/sshd").mkdir(parents=True, exist_ok=True)
-        subprocess.run(["/usr/sbin/sshd", "-f", str(config), "-E", str(d / "sshd.log")],
-                       check=True)
+        subprocess.run(["/usr/sbin/sshd", "-f", str(config), "-E", str(d / "sshd.log")], check=True)
         self._wait_port(self.ports.ssh)
 
     # ---------- nginx ----------
@@ -185,15 +224,26 @@ http {{
 """)
         if self._alive(self.nginx_pid):
             return
-        subprocess.run(["nginx", "-e", str(d / "logs" / "error.log"), "-p", str(d), "-c",
-                        str(self.nginx_conf)], check=True)
+        subprocess.run(
+            [
+                "nginx",
+                "-e",
+                str(d / "logs" / "error.log"),
+                "-p",
+                str(d),
+                "-c",
+                str(self.nginx_conf),
+            ],
+            check=True,
+        )
         self._wait_port(self.ports.http)
 
     def nginx_cmd(self, *args: str) -> str:
         """The command line the playbooks use for `nginx -t` and reload on this bed."""
         d = self.nginx_dir
-        return " ".join(["nginx", "-e", f"{d}/logs/error.log", "-p", str(d), "-c",
-                         str(self.nginx_conf), *args])
+        return " ".join(
+            ["nginx", "-e", f"{d}/logs/error.log", "-p", str(d), "-c", str(self.nginx_conf), *args]
+        )
 
     # ---------- PostgreSQL ----------
     def _pg_bin(self) -> Path:
@@ -212,16 +262,46 @@ http {{
         self.root.chmod(0o755)
         as_pg = ["runuser", "-u", "postgres", "--"]
         if not (data / "PG_VERSION").exists():
-            subprocess.run([*as_pg, str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres",
-                            "--auth=trust", "-E", "UTF8", "--no-sync"], check=True,
-                           stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [
+                    *as_pg,
+                    str(bin_dir / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
         if self._alive(data / "postmaster.pid"):
             return
-        opts = (f"-p {self.ports.pg} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off "
-                "-c full_page_writes=off -c synchronous_commit=off")
-        subprocess.run([*as_pg, str(bin_dir / "pg_ctl"), "-D", str(data), "-o", opts, "-l",
-                        str(self.pg_dir / "postgres.log"), "-w", "-t", "30", "start"],
-                       check=True, stdout=subprocess.DEVNULL)
+        opts = (
+            f"-p {self.ports.pg} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c full_page_writes=off -c synchronous_commit=off"
+        )
+        subprocess.run(
+            [
+                *as_pg,
+                str(bin_dir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-o",
+                opts,
+                "-l",
+                str(self.pg_dir / "postgres.log"),
+                "-w",
+                "-t",
+                "30",
+                "start",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
 
     # ---------- all ----------
     def up(self, only: set[str]) -> None:

@@ -63,11 +63,19 @@ class Deploy:
     path: Path
     root: Path
 
-    def run(self, *args: str, env: dict[str, str] | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
         full_env = {**os.environ, "NO_COLOR": "1", **(env or {})}
-        return subprocess.run([sys.executable, "-m", "deployer", *args], capture_output=True,
-                              text=True, env=full_env, timeout=timeout, cwd=ROOT, check=False)
+        return subprocess.run(
+            [sys.executable, "-m", "deployer", *args],
+            capture_output=True,
+            text=True,
+            env=full_env,
+            timeout=timeout,
+            cwd=ROOT,
+            check=False,
+        )
 
     def release(self, version: str, *extra: str, **kw: Any) -> subprocess.CompletedProcess[str]:
         return self.run("release", "-p", str(self.path), "--version", version, *extra, **kw)
@@ -88,34 +96,59 @@ def demo_playbook(bed: Testbed, root: Path, journal: Path, **overrides: Any) -> 
     doc: dict[str, Any] = {
         "app": "demo",
         "environment": "test",
-        "hosts": [{"name": "bed", "address": "127.0.0.1", "port": p.ssh, "user": "root",
-                   "key": str(bed.client_key), "known_hosts": str(bed.known_hosts)}],
+        "hosts": [
+            {
+                "name": "bed",
+                "address": "127.0.0.1",
+                "port": p.ssh,
+                "user": "root",
+                "key": str(bed.client_key),
+                "known_hosts": str(bed.known_hosts),
+            }
+        ],
         "colors": {"blue": {"port": p.blue}, "green": {"port": p.green}},
         "vars": {"root": str(root), "unhealthy_after": "-1"},
         "ship": [
-            {"name": "upload app",
-             "upload": {"src": str(ROOT / "examples/app"), "dest": "${root}/releases/${version}"}},
+            {
+                "name": "upload app",
+                "upload": {
+                    "src": str(ROOT / "examples/app"),
+                    "dest": "${root}/releases/${version}",
+                },
+            },
             {"name": "link color", "run": "ln -sfn ${root}/releases/${version} ${root}/${color}"},
         ],
         "service": {
             "start": "${root}/${color}/appctl.sh start ${root} ${color} ${port} ${version} "
-                     "${unhealthy_after}",
+            "${unhealthy_after}",
             "stop": "if [ -x ${root}/${color}/appctl.sh ]; then "
-                    "${root}/${color}/appctl.sh stop ${root} ${color}; fi",
+            "${root}/${color}/appctl.sh stop ${root} ${color}; fi",
             "status": "${root}/${color}/appctl.sh status ${root} ${color}",
         },
         "router": {
-            "upstream_file": str(bed.upstream_file), "upstream_name": "demo",
-            "test": bed.nginx_cmd("-t", "-q"), "reload": bed.nginx_cmd("-s", "reload"),
-            "pid_file": str(bed.nginx_pid), "url": f"http://127.0.0.1:{p.http}",
+            "upstream_file": str(bed.upstream_file),
+            "upstream_name": "demo",
+            "test": bed.nginx_cmd("-t", "-q"),
+            "reload": bed.nginx_cmd("-s", "reload"),
+            "pid_file": str(bed.nginx_pid),
+            "url": f"http://127.0.0.1:{p.http}",
             "drain_timeout": "15s",
         },
         "gates": {
-            "pre_switch": {"path": "/health",
-                           "expect_json": {"version": "${version}", "color": "${color}"},
-                           "interval": "100ms", "successes": 3, "budget": "15s"},
-            "post_switch": {"path": "/health", "window": "2s", "rate": 20,
-                            "max_error_rate": 0.05, "max_p95": "1s"},
+            "pre_switch": {
+                "path": "/health",
+                "expect_json": {"version": "${version}", "color": "${color}"},
+                "interval": "100ms",
+                "successes": 3,
+                "budget": "5s",
+            },
+            "post_switch": {
+                "path": "/health",
+                "window": "2s",
+                "rate": 20,
+                "max_error_rate": 0.05,
+                "max_p95": "1s",
+            },
         },
         "rollback": {"keep_warm": "500ms"},
         "state_dir": "${root}/state",
@@ -144,6 +177,9 @@ def deploy(bed: Testbed, tmp_path: Path) -> Iterator[Deploy]:
         yield d
     finally:
         for color in ("blue", "green"):
+            timer = root / "state" / f"{color}.stop-timer"
+            if timer.exists():
+                subprocess.run(["sh", "-c", f"kill -- -$(cat {timer}) 2>/dev/null"], check=False)
             ctl = root / color / "appctl.sh"
             if ctl.exists():
                 subprocess.run([str(ctl), "stop", str(root), color], check=False)

@@ -23,7 +23,10 @@ def _doc(proc: subprocess.CompletedProcess[str]) -> dict:
 
 def _running(deploy: Deploy, color: str) -> bool:
     ctl = deploy.root / color / "appctl.sh"
-    return ctl.exists() and subprocess.run([str(ctl), "status", str(deploy.root), color]).returncode == 0
+    return (
+        ctl.exists()
+        and subprocess.run([str(ctl), "status", str(deploy.root), color]).returncode == 0
+    )
 
 
 def test_successful_release_serves_new_version_and_stops_old_after_window(deploy: Deploy) -> None:
@@ -36,9 +39,13 @@ def test_successful_release_serves_new_version_and_stops_old_after_window(deploy
     assert doc["outcome"] == "succeeded" and doc["from_color"] == "blue"
     assert doc["to_color"] == "green" and doc["from_version"] == "v1"
     assert deploy.live() == {**deploy.live(), "version": "v2", "color": "green"}
-    assert [s["name"] for s in doc["steps"]][-2:] == ["keep-warm", "stop-old"]
+    assert [s["name"] for s in doc["steps"]][-1] == "stop-old-later"
     assert all(s["status"] == "ok" for s in doc["steps"])
-    assert not _running(deploy, "blue") and _running(deploy, "green")
+    assert _running(deploy, "green")
+    deadline = time.monotonic() + 10  # keep_warm is 500ms in the test playbook
+    while _running(deploy, "blue") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _running(deploy, "blue")
     gates = {g["name"]: g for g in doc["gates"]}
     assert gates["pre_switch"]["passed"] and gates["post_switch"]["passed"]
     assert gates["post_switch"]["probes"] == 40  # 2 s at 20/s
@@ -59,8 +66,17 @@ def test_failed_pre_switch_gate_never_shows_new_version_and_exits_3(deploy: Depl
 
 def test_failed_post_switch_gate_restores_blue_and_exits_4(deploy: Deploy) -> None:
     assert deploy.release("v1").returncode == 0
-    proc = deploy.run("-o", "json", "release", "-p", str(deploy.path), "--version", "v2",
-                      "--var", "unhealthy_after=5")
+    proc = deploy.run(
+        "-o",
+        "json",
+        "release",
+        "-p",
+        str(deploy.path),
+        "--version",
+        "v2",
+        "--var",
+        "unhealthy_after=5",
+    )
     assert proc.returncode == 4, proc.stderr
     doc = _doc(proc)
     assert doc["outcome"] == "rolled_back"
@@ -73,7 +89,10 @@ def test_failed_post_switch_gate_restores_blue_and_exits_4(deploy: Deploy) -> No
     assert not _running(deploy, "green")
 
 
-def test_zero_5xx_under_load_during_release_and_rollback(deploy: Deploy) -> None:
+def test_zero_5xx_under_load_during_release_and_rollback(deploy: Deploy, tmp_path) -> None:
+    doc = demo_playbook(deploy.bed, deploy.root, tmp_path / "journal")
+    doc["rollback"]["keep_warm"] = "60s"
+    write_playbook(deploy.path, doc)
     assert deploy.release("v1").returncode == 0
     with Load(deploy.url + "/", rate=300, threads=8, seconds=60) as load:
         release = deploy.release("v2")
@@ -89,9 +108,30 @@ def test_zero_5xx_under_load_during_release_and_rollback(deploy: Deploy) -> None
     assert deploy.live()["version"] == "v1"
 
 
+def test_rollback_within_window_only_switches_to_warm_color(deploy: Deploy, tmp_path) -> None:
+    doc = demo_playbook(deploy.bed, deploy.root, tmp_path / "journal")
+    doc["rollback"]["keep_warm"] = "60s"
+    write_playbook(deploy.path, doc)
+    assert deploy.release("v1").returncode == 0
+    assert deploy.release("v2").returncode == 0
+    assert _running(deploy, "blue")  # warm
+    proc = deploy.run("-o", "json", "rollback", "-p", str(deploy.path))
+    assert proc.returncode == 0, proc.stderr
+    result = _doc(proc)
+    names = [s["name"] for s in result["steps"]]
+    assert "start" not in names and "keep-warm" in names and "switch" in names
+    assert deploy.live() == {**deploy.live(), "version": "v1", "color": "blue"}
+    timer = deploy.root / "state" / "blue.stop-timer"
+    assert not timer.exists()  # blue's stop timer was called off: it stays up
+    assert (deploy.root / "state" / "green.stop-timer").exists()
+
+
 def test_rollback_redeploys_previous_version_when_old_color_was_stopped(deploy: Deploy) -> None:
     assert deploy.release("v1").returncode == 0
     assert deploy.release("v2").returncode == 0
+    deadline = time.monotonic() + 10
+    while _running(deploy, "blue") and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert not _running(deploy, "blue")
     proc = deploy.run("-o", "json", "rollback", "-p", str(deploy.path))
     assert proc.returncode == 0, proc.stderr
@@ -113,8 +153,14 @@ def test_status_shows_live_and_idle_colors(deploy: Deploy) -> None:
 
 def test_second_release_is_refused_with_holder_while_lock_is_held(deploy: Deploy) -> None:
     lock_dir = "/tmp/deployer-demo-test.lock"
-    info = {"release_id": "r-other", "owner": "alice", "host": "ci-7", "pid": 4242,
-            "acquired_at": time.time(), "ttl": 600}
+    info = {
+        "release_id": "r-other",
+        "owner": "alice",
+        "host": "ci-7",
+        "pid": 4242,
+        "acquired_at": time.time(),
+        "ttl": 600,
+    }
     os.makedirs(lock_dir, exist_ok=False)
     try:
         with open(f"{lock_dir}/info", "w") as fh:
@@ -130,8 +176,17 @@ def test_stale_lock_is_taken_over(deploy: Deploy) -> None:
     lock_dir = "/tmp/deployer-demo-test.lock"
     os.makedirs(lock_dir, exist_ok=False)
     with open(f"{lock_dir}/info", "w") as fh:
-        json.dump({"release_id": "old", "owner": "bob", "host": "h", "pid": 1,
-                   "acquired_at": time.time() - 7200, "ttl": 60}, fh)
+        json.dump(
+            {
+                "release_id": "old",
+                "owner": "bob",
+                "host": "h",
+                "pid": 1,
+                "acquired_at": time.time() - 7200,
+                "ttl": 60,
+            },
+            fh,
+        )
     proc = deploy.release("v1")
     assert proc.returncode == 0, proc.stderr
     assert "taking over stale lock of bob@h" in proc.stderr
@@ -140,8 +195,9 @@ def test_stale_lock_is_taken_over(deploy: Deploy) -> None:
 
 def test_changed_host_key_is_refused(deploy: Deploy, tmp_path) -> None:
     bad = tmp_path / "known_hosts"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "k")],
-                   check=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "k")], check=True
+    )
     kind, key = (tmp_path / "k.pub").read_text().split()[:2]
     bad.write_text(f"[127.0.0.1]:{deploy.bed.ports.ssh} {kind} {key}\n")
     doc = demo_playbook(deploy.bed, deploy.root, tmp_path / "j")
@@ -170,8 +226,9 @@ def test_unknown_host_key_is_refused_unless_accepted(deploy: Deploy, tmp_path) -
     assert deploy.run("status", "-p", str(pb)).returncode == 0
 
 
-@pytest.mark.parametrize("version", ["v1; rm -rf /", "$(touch /tmp/pwned)", "../etc", "-rf",
-                                     "v 1", "`id`", ""])
+@pytest.mark.parametrize(
+    "version", ["v1; rm -rf /", "$(touch /tmp/pwned)", "../etc", "-rf", "v 1", "`id`", ""]
+)
 def test_hostile_versions_are_rejected_before_anything_runs(deploy: Deploy, version: str) -> None:
     proc = deploy.release(version)
     assert proc.returncode == 2
@@ -188,15 +245,21 @@ def test_hostile_var_is_rejected(deploy: Deploy) -> None:
 def test_secret_values_never_reach_output_or_journal(deploy: Deploy, tmp_path) -> None:
     secret = "s3cr3t-TOKEN-value-42"
     doc = demo_playbook(deploy.bed, deploy.root, tmp_path / "journal")
-    doc["ship"].append({"name": "write token",
-                        "run": "printf %s ${env:APP_TOKEN} > ${root}/token && echo ${env:APP_TOKEN} >&2"})
+    doc["ship"].append(
+        {
+            "name": "write token",
+            "run": "printf %s ${env:APP_TOKEN} > ${root}/token && echo ${env:APP_TOKEN} >&2",
+        }
+    )
     pb = write_playbook(tmp_path / "secret.yml", doc)
-    proc = deploy.run("-o", "json", "release", "-p", str(pb), "--version", "v1",
-                      env={"APP_TOKEN": secret})
+    proc = deploy.run(
+        "-o", "json", "release", "-p", str(pb), "--version", "v1", env={"APP_TOKEN": secret}
+    )
     assert proc.returncode == 0, proc.stderr
     assert (deploy.root / "token").read_text() == secret  # it ran with the real value
-    plan = deploy.run("plan", "-p", str(pb), "--version", "v2", "--live", "blue",
-                      env={"APP_TOKEN": secret})
+    plan = deploy.run(
+        "plan", "-p", str(pb), "--version", "v2", "--live", "blue", env={"APP_TOKEN": secret}
+    )
     assert "printf %s *** >" in plan.stdout
     journal = "".join(p.read_text() for p in (tmp_path / "journal").iterdir())
     for text in (proc.stdout, proc.stderr, plan.stdout, plan.stderr, journal):
@@ -208,9 +271,12 @@ def test_killed_release_needs_recovery_then_recover_restores_old_color(deploy: D
     doc = demo_playbook(deploy.bed, deploy.root, deploy.path.parent / "journal")
     doc["gates"]["post_switch"]["window"] = "30s"
     write_playbook(deploy.path, doc)
-    proc = subprocess.Popen([sys.executable, "-m", "deployer", "release", "-p",
-                             str(deploy.path), "--version", "v2"], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deployer", "release", "-p", str(deploy.path), "--version", "v2"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and deploy.live()["version"] != "v2":
@@ -225,6 +291,8 @@ def test_killed_release_needs_recovery_then_recover_restores_old_color(deploy: D
     assert rec.returncode == 0, rec.stderr
     assert _doc(rec)["outcome"] == "rolled_back"
     assert deploy.live()["version"] == "v1"
+    doc["gates"]["post_switch"]["window"] = "1s"
+    write_playbook(deploy.path, doc)
     assert deploy.release("v3").returncode == 0
 
 
@@ -233,9 +301,24 @@ def test_sigterm_during_post_switch_gate_rolls_back(deploy: Deploy) -> None:
     doc = demo_playbook(deploy.bed, deploy.root, deploy.path.parent / "journal")
     doc["gates"]["post_switch"]["window"] = "30s"
     write_playbook(deploy.path, doc)
-    proc = subprocess.Popen([sys.executable, "-m", "deployer", "-o", "json", "release", "-p",
-                             str(deploy.path), "--version", "v2"], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "deployer",
+            "-o",
+            "json",
+            "release",
+            "-p",
+            str(deploy.path),
+            "--version",
+            "v2",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and deploy.live()["version"] != "v2":
         time.sleep(0.1)
@@ -251,10 +334,11 @@ def test_plan_prints_every_command_and_runs_nothing(deploy: Deploy) -> None:
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert f"ln -sfn {deploy.root}/releases/v9 {deploy.root}/green" in out
-    assert "stop-old @ bed" in out and "keep blue warm" in out
+    assert "stop-old-later @ bed" in out and "(after 0.5s: if [ -x" in out
     assert not (deploy.root / "releases").exists()
-    dry = deploy.run("-o", "json", "release", "-p", str(deploy.path), "--version", "v9",
-                     "--dry-run")
+    dry = deploy.run(
+        "-o", "json", "release", "-p", str(deploy.path), "--version", "v9", "--dry-run"
+    )
     assert dry.returncode == 0, dry.stderr
     assert json.loads(dry.stdout)["idle_color"] == "blue"  # asked the router: nothing live
     assert not (deploy.root / "releases").exists()

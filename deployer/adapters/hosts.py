@@ -8,7 +8,6 @@ is refused unless ``accept_new_host_key`` was given, and a changed key is always
 from __future__ import annotations
 
 import io
-import socket
 import subprocess
 import tarfile
 import time
@@ -42,9 +41,16 @@ class _StrictPolicy:
 
 
 class SshRunner:
-    def __init__(self, host: Host, *, key: Path | None, known_hosts: Path,
-                 accept_new_host_key: bool = False, secrets: Sequence[Secret] = (),
-                 connect_timeout: float = 10.0):
+    def __init__(
+        self,
+        host: Host,
+        *,
+        key: Path | None,
+        known_hosts: Path,
+        accept_new_host_key: bool = False,
+        secrets: Sequence[Secret] = (),
+        connect_timeout: float = 10.0,
+    ):
         self.name = host.name
         self.label = f"{host.name} ({host.user}@{host.address}:{host.port})"
         self._host, self._key, self._known_hosts = host, key, known_hosts
@@ -59,14 +65,23 @@ class SshRunner:
         import paramiko
         from fabric import Config, Connection
 
-        kwargs: dict[str, Any] = {"look_for_keys": False, "allow_agent": False,
-                                  "banner_timeout": self._timeout, "auth_timeout": self._timeout}
+        kwargs: dict[str, Any] = {
+            "look_for_keys": False,
+            "allow_agent": False,
+            "banner_timeout": self._timeout,
+            "auth_timeout": self._timeout,
+        }
         if self._key is not None:
             kwargs["key_filename"] = str(self._key)
         config = Config(lazy=True)
-        conn = Connection(self._host.address, user=self._host.user, port=self._host.port,
-                          config=config, connect_timeout=int(self._timeout),
-                          connect_kwargs=kwargs)
+        conn = Connection(
+            self._host.address,
+            user=self._host.user,
+            port=self._host.port,
+            config=config,
+            connect_timeout=int(self._timeout),
+            connect_kwargs=kwargs,
+        )
         client = conn.client
         client.get_host_keys().clear()
         if self._known_hosts.exists():
@@ -89,25 +104,31 @@ class SshRunner:
             ) from exc
         except paramiko.AuthenticationException as exc:
             raise HostError(f"{self.label}: authentication failed ({exc})") from exc
-        except (paramiko.SSHException, OSError, socket.timeout, EOFError) as exc:
+        except (TimeoutError, paramiko.SSHException, OSError, EOFError) as exc:
             raise HostError(f"{self.label}: cannot connect: {exc or type(exc).__name__}") from exc
         self._conn = conn
         return conn
 
-    def run(self, command: Shell, *, check: bool = True, timeout: float | None = None) -> CommandResult:
+    def run(
+        self, command: Shell, *, check: bool = True, timeout: float | None = None
+    ) -> CommandResult:
         conn = self._connect()
-        import invoke
+        from invoke.exceptions import CommandTimedOut
 
         try:
-            res = conn.run(command.text, hide=True, warn=True, in_stream=False, timeout=timeout,
-                           pty=False)
-        except invoke.CommandTimedOut as exc:
-            raise CommandFailed(self.name, command.shown, 124, f"timed out after {timeout}s") from exc
+            res = conn.run(
+                command.text, hide=True, warn=True, in_stream=False, timeout=timeout, pty=False
+            )
+        except CommandTimedOut as exc:
+            raise CommandFailed(
+                self.name, command.shown, 124, f"timed out after {timeout}s"
+            ) from exc
         except (OSError, EOFError) as exc:
             self._conn = None
             raise HostError(f"{self.label}: connection lost: {exc}") from exc
-        result = CommandResult(res.exited, redact(res.stdout, self._secrets),
-                               redact(res.stderr, self._secrets))
+        result = CommandResult(
+            res.exited, redact(res.stdout, self._secrets), redact(res.stderr, self._secrets)
+        )
         if check and not result.ok:
             raise CommandFailed(self.name, command.shown, result.exit_status, result.stderr)
         return result
@@ -132,14 +153,25 @@ class LocalRunner:
         self.name = host.name
         self._secrets = list(secrets)
 
-    def run(self, command: Shell, *, check: bool = True, timeout: float | None = None) -> CommandResult:
+    def run(
+        self, command: Shell, *, check: bool = True, timeout: float | None = None
+    ) -> CommandResult:
         try:
-            proc = subprocess.run(["bash", "-c", command.text], capture_output=True, text=True,
-                                  timeout=timeout, stdin=subprocess.DEVNULL, check=False)
+            proc = subprocess.run(
+                ["bash", "-c", command.text],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                stdin=subprocess.DEVNULL,
+                check=False,
+            )
         except subprocess.TimeoutExpired as exc:
-            raise CommandFailed(self.name, command.shown, 124, f"timed out after {timeout}s") from exc
-        result = CommandResult(proc.returncode, redact(proc.stdout, self._secrets),
-                               redact(proc.stderr, self._secrets))
+            raise CommandFailed(
+                self.name, command.shown, 124, f"timed out after {timeout}s"
+            ) from exc
+        result = CommandResult(
+            proc.returncode, redact(proc.stdout, self._secrets), redact(proc.stderr, self._secrets)
+        )
         if check and not result.ok:
             raise CommandFailed(self.name, command.shown, result.exit_status, result.stderr)
         return result

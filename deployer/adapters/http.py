@@ -10,8 +10,14 @@ import time
 from collections.abc import Callable
 
 import httpx
-from tenacity import RetryError, Retrying, retry_if_result, stop_after_attempt, stop_after_delay
-from tenacity import wait_fixed
+from tenacity import (
+    RetryError,
+    Retrying,
+    retry_if_result,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_fixed,
+)
 
 from deployer.gates import Expectation, GateResult
 from deployer.playbook.models import PostSwitchGate, PreSwitchGate
@@ -32,8 +38,9 @@ def probe(client: httpx.Client, url: str, expect: Expectation) -> tuple[str | No
     return failure, (time.perf_counter() - start) * 1000
 
 
-def pre_switch(url: str, spec: PreSwitchGate, expect: Expectation, *,
-               client: httpx.Client | None = None) -> GateResult:
+def pre_switch(
+    url: str, spec: PreSwitchGate, expect: Expectation, *, client: httpx.Client | None = None
+) -> GateResult:
     """Probe ``url`` until ``spec.successes`` consecutive passes, within ``spec.budget``."""
     result = GateResult("pre_switch", url, passed=False)
     own = client is None
@@ -65,8 +72,10 @@ def pre_switch(url: str, spec: PreSwitchGate, expect: Expectation, *,
         retrying(attempt)
         result.passed = True
     except RetryError:
-        result.reason = (f"no {spec.successes} consecutive successes within {spec.budget:g}s "
-                         f"(last: {result.last_failure or 'none'})")
+        result.reason = (
+            f"no {spec.successes} consecutive successes within {spec.budget:g}s "
+            f"(last: {result.last_failure or 'none'})"
+        )
     finally:
         if own:
             http.close()
@@ -74,10 +83,15 @@ def pre_switch(url: str, spec: PreSwitchGate, expect: Expectation, *,
     return result.finish()
 
 
-def post_switch(url: str, spec: PostSwitchGate, expect: Expectation, *,
-                client: httpx.Client | None = None,
-                clock: Callable[[], float] = time.monotonic,
-                sleep: Callable[[float], None] = time.sleep) -> GateResult:
+def post_switch(
+    url: str,
+    spec: PostSwitchGate,
+    expect: Expectation,
+    *,
+    client: httpx.Client | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> GateResult:
     """Sample ``url`` at ``spec.rate`` over ``spec.window``; fail as soon as the error budget
     for the whole window is spent (so a bad release is rolled back in about a second), or at
     the end if the p95 latency is above ``spec.max_p95``."""
@@ -100,9 +114,11 @@ def post_switch(url: str, spec: PostSwitchGate, expect: Expectation, *,
                 result.errors += 1
                 result.last_failure = failure
                 if result.errors > allowed_errors:
-                    result.reason = (f"{result.errors} of {result.probes} samples failed; at most "
-                                     f"{allowed_errors} of {planned} allowed "
-                                     f"(last: {failure})")
+                    result.reason = (
+                        f"{result.errors} of {result.probes} samples failed; at most "
+                        f"{allowed_errors} of {planned} allowed "
+                        f"(last: {failure})"
+                    )
                     break
     finally:
         if own:
@@ -115,8 +131,14 @@ def post_switch(url: str, spec: PostSwitchGate, expect: Expectation, *,
     return result
 
 
-def wait_serving(url: str, expect: Expectation, *, attempts: int = 50,
-                 interval: float = 0.1, timeout: float = 2.0) -> GateResult:
+def wait_serving(
+    url: str,
+    expect: Expectation,
+    *,
+    attempts: int = 50,
+    interval: float = 0.1,
+    timeout: float = 2.0,
+) -> GateResult:
     """After a switch back: confirm the router serves a healthy response again (bounded)."""
     result = GateResult("verify", url, passed=False)
     started = time.monotonic()

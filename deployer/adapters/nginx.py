@@ -37,8 +37,12 @@ class NginxAdapter:
         cmd = nginx.switch(staged, self.upstream_file, self.test, self.reload, self.pid_file)
         res = self.runner.run(cmd, check=False, timeout=30)
         if res.exit_status == nginx.TEST_FAILED:
-            raise CommandFailed(self.runner.name, self.test.shown, res.exit_status,
-                                f"nginx rejected the new upstream (restored): {res.stderr}")
+            raise CommandFailed(
+                self.runner.name,
+                self.test.shown,
+                res.exit_status,
+                f"nginx rejected the new upstream (restored): {res.stderr}",
+            )
         if res.exit_status == nginx.NO_NEW_WORKERS:
             raise DeployerError(f"{self.runner.name}: nginx started no new workers within 10s")
         if not res.ok:

@@ -15,17 +15,38 @@ import click
 from deployer.cli.app import Application, render_result
 from deployer.errors import DeployerError, ExitCode
 
-OUTPUT = click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text",
-                      envvar="DEPLOYER_OUTPUT", show_envvar=True, show_default=True,
-                      help="text for people, json for CI.")
-PLAYBOOK = click.option("--playbook", "-p", "playbook", required=True, envvar="DEPLOYER_PLAYBOOK",
-                        show_envvar=True, type=click.Path(dir_okay=False),
-                        help="The playbook YAML file.")
-VARS = click.option("--var", "vars_", multiple=True, metavar="NAME=VALUE",
-                    help="Override a playbook var (repeatable).")
-ACCEPT = click.option("--accept-new-host-key", is_flag=True,
-                      help="Trust and save SSH host keys not yet in known_hosts (a changed key "
-                           "is always refused).")
+OUTPUT = click.option(
+    "--output",
+    "-o",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    envvar="DEPLOYER_OUTPUT",
+    show_envvar=True,
+    show_default=True,
+    help="text for people, json for CI.",
+)
+PLAYBOOK = click.option(
+    "--playbook",
+    "-p",
+    "playbook",
+    required=True,
+    envvar="DEPLOYER_PLAYBOOK",
+    show_envvar=True,
+    type=click.Path(dir_okay=False),
+    help="The playbook YAML file.",
+)
+VARS = click.option(
+    "--var",
+    "vars_",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Override a playbook var (repeatable).",
+)
+ACCEPT = click.option(
+    "--accept-new-host-key",
+    is_flag=True,
+    help="Trust and save SSH host keys not yet in known_hosts (a changed key is always refused).",
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -41,20 +62,31 @@ def cli(ctx: click.Context, output: str) -> None:
     ctx.obj = Application(output)
 
 
-def _context(playbook: str, vars_: tuple[str, ...]) -> Any:
+def _context(playbook: str, vars_: tuple[str, ...], *, need_env: bool = True) -> Any:
+    """The plan context; secrets must be set unless only planning (they show as ***)."""
+    from deployer.errors import InputError
+    from deployer.plan import Context
     from deployer.playbook import load_playbook
     from deployer.playbook.variables import parse_var
-    from deployer.plan import Context
 
     loaded = load_playbook(playbook)
     overrides = dict(parse_var(v) for v in vars_)
     unknown = sorted(set(overrides) - set(loaded.model.vars))
     if unknown:
-        from deployer.errors import InputError
-
-        raise InputError(f"--var {unknown[0]}: no such var in the playbook "
-                         f"(vars: {', '.join(sorted(loaded.model.vars)) or 'none'})")
-    return Context(loaded, dict(os.environ), overrides)
+        raise InputError(
+            f"--var {unknown[0]}: no such var in the playbook "
+            f"(vars: {', '.join(sorted(loaded.model.vars)) or 'none'})"
+        )
+    ctx = Context(loaded, dict(os.environ), overrides)
+    missing = ctx.missing_env()
+    if missing and need_env:
+        raise InputError(
+            f"environment variable {missing[0]} is not set "
+            f"(the playbook uses ${{env:{missing[0]}}})"
+        )
+    if missing:
+        ctx = Context(loaded, {**os.environ, **dict.fromkeys(missing, "")}, overrides)
+    return ctx
 
 
 def _engine(app: Application, playbook: str, vars_: tuple[str, ...], accept: bool) -> Any:
@@ -76,8 +108,14 @@ def _finish(app: Application, result: Any) -> None:
 @ACCEPT
 @click.option("--dry-run", is_flag=True, help="Print the plan (like `deployer plan`), run nothing.")
 @click.pass_obj
-def release(app: Application, playbook: str, version: str, vars_: tuple[str, ...],
-            accept_new_host_key: bool, dry_run: bool) -> None:
+def release(
+    app: Application,
+    playbook: str,
+    version: str,
+    vars_: tuple[str, ...],
+    accept_new_host_key: bool,
+    dry_run: bool,
+) -> None:
     """Release VERSION: ship to the idle color, gate, switch, gate, finish (or roll back).
 
     Example: deployer release -p playbooks/demo.yml --version v2
@@ -96,8 +134,9 @@ def release(app: Application, playbook: str, version: str, vars_: tuple[str, ...
 @VARS
 @ACCEPT
 @click.pass_obj
-def rollback(app: Application, playbook: str, vars_: tuple[str, ...],
-             accept_new_host_key: bool) -> None:
+def rollback(
+    app: Application, playbook: str, vars_: tuple[str, ...], accept_new_host_key: bool
+) -> None:
     """Switch back to the previous color (redeploying its version if it is no longer warm).
 
     Example: deployer rollback -p playbooks/demo.yml
@@ -110,8 +149,9 @@ def rollback(app: Application, playbook: str, vars_: tuple[str, ...],
 @VARS
 @ACCEPT
 @click.pass_obj
-def recover(app: Application, playbook: str, vars_: tuple[str, ...],
-            accept_new_host_key: bool) -> None:
+def recover(
+    app: Application, playbook: str, vars_: tuple[str, ...], accept_new_host_key: bool
+) -> None:
     """Finish an operation that a crash left half-done (from the journal).
 
     Example: deployer recover -p playbooks/demo.yml
@@ -139,8 +179,13 @@ def status(app: Application, playbook: str, accept_new_host_key: bool) -> None:
         table.add_column(col)
     for h in doc["hosts"]:
         for color, c in h["colors"].items():
-            table.add_row(h["host"], color, c["version"] or "-", "yes" if c["running"] else "no",
-                          "[bold green]live[/]" if c["live"] else "")
+            table.add_row(
+                h["host"],
+                color,
+                c["version"] or "-",
+                "yes" if c["running"] else "no",
+                "[bold green]live[/]" if c["live"] else "",
+            )
     app.out.print(table)
     lock = doc["lock"]
     app.out.print(f"lock: {'free' if not lock else lock['owner'] + '@' + lock['host']}")
@@ -152,11 +197,16 @@ def status(app: Application, playbook: str, accept_new_host_key: bool) -> None:
 @PLAYBOOK
 @click.option("--version", "version", required=True, help="The version to plan.")
 @VARS
-@click.option("--live", type=click.Choice(["blue", "green", "none"]), default=None,
-              help="Assume this live color instead of asking the router (read-only).")
+@click.option(
+    "--live",
+    type=click.Choice(["blue", "green", "none"]),
+    default=None,
+    help="Assume this live color instead of asking the router (read-only).",
+)
 @click.pass_obj
-def plan(app: Application, playbook: str, version: str, vars_: tuple[str, ...],
-         live: str | None) -> None:
+def plan(
+    app: Application, playbook: str, version: str, vars_: tuple[str, ...], live: str | None
+) -> None:
     """Print every command a release would run, host by host, running nothing.
 
     Without --live, the router is asked (read-only) which color is live.
@@ -168,11 +218,12 @@ def plan(app: Application, playbook: str, version: str, vars_: tuple[str, ...],
     _print_plan(app, playbook, version, vars_, live)
 
 
-def _print_plan(app: Application, playbook: str, version: str, vars_: tuple[str, ...],
-                live: str | None) -> None:
+def _print_plan(
+    app: Application, playbook: str, version: str, vars_: tuple[str, ...], live: str | None
+) -> None:
     from deployer.plan import Observed, describe, release_plan
 
-    ctx = _context(playbook, vars_)
+    ctx = _context(playbook, vars_, need_env=live is None)
     if live is None:
         from deployer.engine.operations import Engine
 
@@ -185,14 +236,29 @@ def _print_plan(app: Application, playbook: str, version: str, vars_: tuple[str,
         color = None if live == "none" else live
         observed = Observed(color, "<live version>" if color else None, "")
     steps = release_plan(ctx, observed, version)
-    doc = [{"step": s.name, "host": s.host, "after_pivot": s.after_pivot,
-            "do": describe(s.do), "undo": describe(s.undo) if s.undo else []} for s in steps]
+    doc: list[dict[str, Any]] = [
+        {
+            "step": s.name,
+            "host": s.host,
+            "after_pivot": s.after_pivot,
+            "do": describe(s.do),
+            "undo": describe(s.undo) if s.undo else [],
+        }
+        for s in steps
+    ]
     if app.json:
-        app.emit_json({"version": version, "live_color": observed.live_color,
-                       "idle_color": observed.idle_color, "steps": doc})
+        app.emit_json(
+            {
+                "version": version,
+                "live_color": observed.live_color,
+                "idle_color": observed.idle_color,
+                "steps": doc,
+            }
+        )
         return
-    app.out.print(f"[bold]plan[/]: {version} -> {observed.idle_color} "
-                  f"(live: {observed.live_color or 'none'})")
+    app.out.print(
+        f"[bold]plan[/]: {version} -> {observed.idle_color} (live: {observed.live_color or 'none'})"
+    )
     for i, s in enumerate(doc, 1):
         where = f" @ {s['host']}" if s["host"] else ""
         app.out.print(f"{i:2}. [bold]{s['step']}[/]{where}")
@@ -282,6 +348,9 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:
         if debug:
             raise
-        click.echo(f"deployer: unexpected error: {type(exc).__name__}: {exc} "
-                   "(DEPLOYER_DEBUG=1 shows the traceback)", err=True)
+        click.echo(
+            f"deployer: unexpected error: {type(exc).__name__}: {exc} "
+            "(DEPLOYER_DEBUG=1 shows the traceback)",
+            err=True,
+        )
         sys.exit(ExitCode.UNEXPECTED)

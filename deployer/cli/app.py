@@ -6,7 +6,7 @@ import json
 import os
 import sys
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.console import Console
 from rich.table import Table
@@ -35,7 +35,11 @@ class Application:
 class RichReporter:
     """Streams each step as it starts and ends, with its host and timing (to stderr)."""
 
-    MARK = {"ok": "[green]✓[/]", "failed": "[red]✗[/]", "skipped": "[yellow]-[/]"}
+    MARK: ClassVar[dict[str, str]] = {
+        "ok": "[green]✓[/]",
+        "failed": "[red]✗[/]",
+        "skipped": "[yellow]-[/]",
+    }
 
     def __init__(self, console: Console):
         self.console = console
@@ -48,13 +52,13 @@ class RichReporter:
         where = f" [cyan]{host}[/]" if host else ""
         self.console.print(f"{self._at()} [dim]…[/] {name}{where}")
 
-    def step_finished(self, name: str, host: str | None, status: str, seconds: float,
-                      detail: str = "") -> None:
+    def step_finished(
+        self, name: str, host: str | None, status: str, seconds: float, detail: str = ""
+    ) -> None:
         where = f" [cyan]{host}[/]" if host else ""
         tail = f" [dim]{detail}[/]" if detail else ""
         mark = self.MARK.get(status, status)
-        self.console.print(f"{self._at()} {mark} {name}{where} ({seconds:.2f}s){tail}",
-                           markup=True)
+        self.console.print(f"{self._at()} {mark} {name}{where} ({seconds:.2f}s){tail}", markup=True)
 
     def note(self, message: str) -> None:
         self.console.print(f"{self._at()} [bold]{message}[/]")
@@ -71,11 +75,19 @@ def render_result(app: Application, result: dict[str, Any]) -> None:
         for col in ("gate", "probes", "errors", "p50 ms", "p95 ms", "p99 ms", "result"):
             table.add_column(col, no_wrap=True)
         for g in result["gates"]:
-            table.add_row(g["name"], str(g["probes"]), str(g["errors"]), f"{g['p50_ms']:.1f}",
-                          f"{g['p95_ms']:.1f}", f"{g['p99_ms']:.1f}",
-                          "[green]pass[/]" if g["passed"] else "[red]fail[/]")
+            table.add_row(
+                g["name"],
+                str(g["probes"]),
+                str(g["errors"]),
+                f"{g['p50_ms']:.1f}",
+                f"{g['p95_ms']:.1f}",
+                f"{g['p99_ms']:.1f}",
+                "[green]pass[/]" if g["passed"] else "[red]fail[/]",
+            )
         app.out.print(table)
     for w in result.get("warnings", []):
         app.out.print(f"[yellow]warning:[/] {w}")
-    app.out.print(f"[bold {color}]{result['kind']} {outcome}[/] in {result['duration_s']:.2f}s: "
-                  f"{result['message']}")
+    app.out.print(
+        f"[bold {color}]{result['kind']} {outcome}[/] in {result['duration_s']:.2f}s: "
+        f"{result['message']}"
+    )

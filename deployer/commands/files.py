@@ -12,26 +12,60 @@ def state_file(state_dir: str, color: str) -> str:
 def write_state(state_dir: str, color: str, version: str) -> Shell:
     """Record the version a color runs (written after it was shipped)."""
     path = state_file(state_dir, color)
-    return join(["mkdir", "-p", "--", state_dir]).then(
-        Shell.raw(f"printf '%s\\n' {join([version]).text} > {join([path + '.tmp']).text}")
-    ).then(join(["mv", "-f", path + ".tmp", path]))
+    return (
+        join(["mkdir", "-p", "--", state_dir])
+        .then(Shell.raw(f"printf '%s\\n' {join([version]).text} > {join([path + '.tmp']).text}"))
+        .then(join(["mv", "-f", path + ".tmp", path]))
+    )
 
 
 def read_states(state_dir: str) -> Shell:
     """Prints ``color version`` lines for the colors that have a recorded version."""
     d = join([state_dir.rstrip("/")]).text
     return Shell.raw(
-        f"for c in blue green; do f={d}/$c.version; [ -f \"$f\" ] && echo \"$c $(cat \"$f\")\"; done; true"
+        f'for c in blue green; do f={d}/$c.version; [ -f "$f" ] && echo "$c $(cat "$f")"; '
+        "done; true"
     )
 
 
 def extract_archive(archive: str, dest: str) -> Shell:
     """Unpack an uploaded tar.gz into ``dest`` (created) and remove the archive."""
-    return join(["mkdir", "-p", "--", dest]).then(join(["tar", "-xzf", archive, "-C", dest])).then(
-        join(["rm", "-f", "--", archive])
+    return (
+        join(["mkdir", "-p", "--", dest])
+        .then(join(["tar", "-xzf", archive, "-C", dest]))
+        .then(join(["rm", "-f", "--", archive]))
     )
 
 
 def make_parent(path: str) -> Shell:
     parent = path.rstrip("/").rsplit("/", 1)[0] or "/"
     return join(["mkdir", "-p", "--", parent])
+
+
+def _timer_file(state_dir: str, color: str) -> str:
+    return f"{state_dir.rstrip('/')}/{color}.stop-timer"
+
+
+def schedule_stop(state_dir: str, color: str, delay: float, stop: Shell) -> Shell:
+    """Stop ``color`` after ``delay`` seconds, from a detached process group on the host.
+
+    Its pid goes to a timer file so that :func:`cancel_stop` can call it off (a rollback to
+    the warm color, or a release that reuses it).
+    """
+    timer = join([_timer_file(state_dir, color)]).text
+    body = join(["sh", "-c", f"sleep {delay:g} && {{ {stop.text}; }}; rm -f {timer}"])
+    shown = f"after {delay:g}s: {stop.shown}"
+    # `a && b &` would background a subshell that keeps the SSH channel open: keep them apart
+    text = (
+        f"mkdir -p -- {join([state_dir]).text} || exit 1; "
+        f"setsid {body.text} >/dev/null 2>&1 </dev/null & echo $! > {timer}"
+    )
+    return Shell(text, f"schedule on the host ({shown}); timer pid in {timer}")
+
+
+def cancel_stop(state_dir: str, color: str) -> Shell:
+    """Call off a scheduled stop of ``color`` (kills the timer's whole process group)."""
+    timer = join([_timer_file(state_dir, color)]).text
+    return Shell.raw(
+        f'if [ -f {timer} ]; then kill -- -"$(cat {timer})" 2>/dev/null; rm -f {timer}; fi; true'
+    )

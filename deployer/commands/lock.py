@@ -41,8 +41,10 @@ class LockInfo:
 
 def acquire(path: str, info: LockInfo) -> Shell:
     """Create the lock directory and write who holds it; exits non-zero if already held."""
-    return join(["mkdir", "-p", "--", _parent(path)]).then(join(["mkdir", "--", path])).then(
-        Shell.raw(f"printf %s {join([info.to_json()]).text} > {join([path + '/info']).text}")
+    return (
+        join(["mkdir", "-p", "--", _parent(path)])
+        .then(join(["mkdir", "--", path]))
+        .then(Shell.raw(f"printf %s {join([info.to_json()]).text} > {join([path + '/info']).text}"))
     )
 
 
@@ -54,7 +56,9 @@ def release(path: str, release_id: str) -> Shell:
     """Remove the lock only if this release holds it."""
     info = join([path + "/info"]).text
     rid = join([f'"release_id": "{release_id}"']).text
-    return Shell.raw(f"if grep -qF {rid} {info} 2>/dev/null; then rm -rf -- {join([path]).text}; fi")
+    return Shell.raw(
+        f"if grep -qF {rid} {info} 2>/dev/null; then rm -rf -- {join([path]).text}; fi"
+    )
 
 
 def break_stale(path: str, stale_release_id: str) -> Shell:

@@ -16,7 +16,9 @@ from deployer.commands.shell import Shell, join
 MARKER = re.compile(r"^# deployer: live=(blue|green) version=(\S*)$", re.MULTILINE)
 
 
-def upstream_conf(name: str, color: str, version: str, servers: Sequence[str], keepalive: int) -> str:
+def upstream_conf(
+    name: str, color: str, version: str, servers: Sequence[str], keepalive: int
+) -> str:
     """The included upstream file; its first line records the live color for ``observe``."""
     lines = [f"# deployer: live={color} version={version}", f"upstream {name} {{"]
     lines += [f"    server {s} max_fails=0;" for s in servers]
@@ -57,8 +59,8 @@ def switch(staged: str, path: str, test: Shell, reload: Shell, pid_file: str) ->
         f"exit {TEST_FAILED}; fi; "
         f"m=$(cat {pid}); old=$(ps -o pid= --ppid \"$m\" | tr -s ' \\n' ' '); "
         f"{{ {reload.text}; }} >&2 || exit $?; i=0; "
-        "while [ $i -lt 200 ]; do for p in $(ps -o pid= --ppid \"$m\"); do "
-        "case \" $old \" in *\" $p \"*) ;; *) echo \"old: $old\"; exit 0;; esac; done; "
+        'while [ $i -lt 200 ]; do for p in $(ps -o pid= --ppid "$m"); do '
+        'case " $old " in *" $p "*) ;; *) echo "old: $old"; exit 0;; esac; done; '
         f"sleep 0.05; i=$((i+1)); done; exit {NO_NEW_WORKERS}"
     )
     shown = script.replace(test.text, test.shown).replace(reload.text, reload.shown)

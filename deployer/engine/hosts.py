@@ -26,11 +26,18 @@ class HostPool:
             else:
                 loaded = self.ctx.loaded
                 key = loaded.local_path(host.key) if host.key else None
-                known = (loaded.local_path(host.known_hosts) if host.known_hosts
-                         else Path("~/.ssh/known_hosts").expanduser())
-                self._runners[name] = SshRunner(host, key=key, known_hosts=known,
-                                                accept_new_host_key=self.accept_new_host_key,
-                                                secrets=secrets)
+                known = (
+                    loaded.local_path(host.known_hosts)
+                    if host.known_hosts
+                    else Path("~/.ssh/known_hosts").expanduser()
+                )
+                self._runners[name] = SshRunner(
+                    host,
+                    key=key,
+                    known_hosts=known,
+                    accept_new_host_key=self.accept_new_host_key,
+                    secrets=secrets,
+                )
         return self._runners[name]
 
     @property

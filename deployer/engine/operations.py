@@ -31,9 +31,9 @@ from deployer.plan import (
     Action,
     Context,
     Gate,
-    KeepWarm,
     Observed,
     Run,
+    ScheduleStop,
     StopColor,
     Switch,
     Upload,
@@ -70,8 +70,9 @@ class OperationResult:
 
 
 class Engine:
-    def __init__(self, ctx: Context, *, reporter: Reporter | None = None,
-                 accept_new_host_key: bool = False):
+    def __init__(
+        self, ctx: Context, *, reporter: Reporter | None = None, accept_new_host_key: bool = False
+    ):
         self.ctx = ctx
         self.pb = ctx.pb
         self.reporter = reporter or NullReporter()
@@ -86,16 +87,19 @@ class Engine:
         live = nginx.parse_live(text)
         versions: dict[str, dict[str, str]] = {}
         running: dict[str, dict[str, bool]] = {}
-        for host in self.pb.hosts:
+        for host in self.pb.app_hosts:
             runner = self.hosts.runner(host.name)
             out = runner.run(files.read_states(self.ctx.value(self.pb.state_dir, host))).stdout
-            versions[host.name] = dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
+            versions[host.name] = dict(
+                line.split(" ", 1) for line in out.splitlines() if " " in line
+            )
             running[host.name] = {
                 c: runner.run(self.ctx.shell(self.pb.service.status, host, c), check=False).ok
                 for c in COLORS
             }
-        return Observed(live[0] if live else None, live[1] if live else None, text,
-                        versions, running)
+        return Observed(
+            live[0] if live else None, live[1] if live else None, text, versions, running
+        )
 
     # ----- lock -----
     def _lock_path(self) -> str:
@@ -107,8 +111,14 @@ class Engine:
 
     def acquire_lock(self, op_id: str) -> None:
         runner = self.hosts.runner(self.pb.router_host.name)
-        info = lock.LockInfo(op_id, getpass.getuser(), socket.gethostname(), os.getpid(),
-                             time.time(), self.pb.lock.ttl)
+        info = lock.LockInfo(
+            op_id,
+            getpass.getuser(),
+            socket.gethostname(),
+            os.getpid(),
+            time.time(),
+            self.pb.lock.ttl,
+        )
         path = self._lock_path()
         for _ in range(2):
             if runner.run(lock.acquire(path, info), check=False).ok:
@@ -118,8 +128,10 @@ class Engine:
                 raise LockHeldError(f"lock {path} is held (no holder recorded)")
             if not holder.expired(time.time()):
                 age = int(time.time() - holder.acquired_at)
-                raise LockHeldError(f"locked by {holder.describe()} for {age}s; "
-                                    f"lock {path} expires after {holder.ttl:g}s")
+                raise LockHeldError(
+                    f"locked by {holder.describe()} for {age}s; "
+                    f"lock {path} expires after {holder.ttl:g}s"
+                )
             self.reporter.note(f"taking over stale lock of {holder.describe()}")
             runner.run(lock.break_stale(path, holder.release_id))
         raise LockHeldError(f"lock {path} could not be taken")
@@ -150,11 +162,13 @@ class Engine:
                 drained = self.hosts.router.wait_drained()
                 self.hosts.runner(host).run(command, timeout=120)
                 return f"old nginx workers drained in {drained:.2f}s"
-            case KeepWarm(seconds=seconds, color=color):
-                end = time.monotonic() + seconds
-                while (left := end - time.monotonic()) > 0:
-                    time.sleep(min(left, 0.5))
-                return f"{color} kept warm {seconds:g}s"
+            case ScheduleStop(host=host, color=color, seconds=seconds, command=command):
+                drained = self.hosts.router.wait_drained()
+                self.hosts.runner(host).run(command)
+                return (
+                    f"old nginx workers drained in {drained:.2f}s; {color} stays warm "
+                    f"for {seconds:g}s"
+                )
         raise DeployerError(f"unknown action {action!r}")
 
     def _gate(self, gate: Gate) -> str:
@@ -167,8 +181,9 @@ class Engine:
             self.gates.append(res)
             results.append(res)
             if not res.passed:
-                raise GateFailed(f"{gate.kind.replace('_', '-')} gate failed on {url}: "
-                                 f"{res.reason}")
+                raise GateFailed(
+                    f"{gate.kind.replace('_', '-')} gate failed on {url}: {res.reason}"
+                )
         return "; ".join(r.summary() for r in results)
 
     # ----- operations -----
@@ -198,24 +213,41 @@ class Engine:
                 steps = release_plan(self.ctx, observed, version)
             else:
                 version, steps = rollback_plan(self.ctx, observed)
-            result = OperationResult(kind, self.pb.app, self.pb.environment, op_id, version,
-                                     observed.live_version, observed.live_color,
-                                     observed.idle_color)
-            self.journal.append({"id": op_id, "event": "begin", "kind": kind, "ts": time.time(),
-                                 "version": version, "from_color": observed.live_color,
-                                 "from_version": observed.live_version,
-                                 "to_color": observed.idle_color,
-                                 "upstream_before": observed.upstream_text})
+            result = OperationResult(
+                kind,
+                self.pb.app,
+                self.pb.environment,
+                op_id,
+                version,
+                observed.live_version,
+                observed.live_color,
+                observed.idle_color,
+            )
+            self.journal.append(
+                {
+                    "id": op_id,
+                    "event": "begin",
+                    "kind": kind,
+                    "ts": time.time(),
+                    "version": version,
+                    "from_color": observed.live_color,
+                    "from_version": observed.live_version,
+                    "to_color": observed.idle_color,
+                    "upstream_before": observed.upstream_text,
+                }
+            )
             self.reporter.note(
                 f"{kind} {self.pb.app} {version}: live {observed.live_color or 'none'} "
-                f"({observed.live_version or '-'}) -> {observed.idle_color}")
+                f"({observed.live_version or '-'}) -> {observed.idle_color}"
+            )
             outcome = Saga(op_id, steps, self.execute, self.journal, self.reporter).run()
             self._conclude(result, outcome)
         finally:
             if result is not None:
                 result.ended_at = time.time()
-                self.journal.append({"id": op_id, "event": "end", "outcome": result.outcome,
-                                     "ts": result.ended_at})
+                self.journal.append(
+                    {"id": op_id, "event": "end", "outcome": result.outcome, "ts": result.ended_at}
+                )
             self.release_lock(op_id)
             self.hosts.close()
         return result
@@ -233,16 +265,22 @@ class Engine:
         interrupted = isinstance(out.error, KeyboardInterrupt)
         if out.undo_errors:
             result.outcome, result.exit_code = "failed", ExitCode.NEEDS_RECOVERY
-            result.message = (f"{cause}; undo failed ({'; '.join(out.undo_errors)}): "
-                              "check the hosts, then run `deployer recover`")
+            result.message = (
+                f"{cause}; undo failed ({'; '.join(out.undo_errors)}): "
+                "check the hosts, then run `deployer recover`"
+            )
             return
-        switched_before_failure = any(r["name"] == "switch" and r["status"] == "ok"
-                                      for r in result.steps)
+        switched_before_failure = any(
+            r["name"] == "switch" and r["status"] == "ok" for r in result.steps
+        )
         if switched_before_failure:
             result.outcome = "interrupted" if interrupted else "rolled_back"
             result.exit_code = RolledBackError.exit_code
-            restored = (f"; traffic restored to {result.from_color} in "
-                        f"{out.restore_seconds:.2f}s" if out.restore_seconds is not None else "")
+            restored = (
+                f"; traffic restored to {result.from_color} in {out.restore_seconds:.2f}s"
+                if out.restore_seconds is not None
+                else ""
+            )
             result.message = f"{cause}; rolled back{restored}"
             self._verify_restored(result)
         else:
@@ -255,8 +293,9 @@ class Engine:
             return
         post = self.pb.gates.post_switch
         url = self.pb.router.url.rstrip("/") + post.path
-        expect = self.ctx.expectation(post, self.pb.hosts[0], result.from_color,
-                                      result.from_version or "")
+        expect = self.ctx.expectation(
+            post, self.pb.app_hosts[0], result.from_color, result.from_version or ""
+        )
         check = http.wait_serving(url, expect)
         self.gates.append(check)
         result.gates.append(check.to_dict())
@@ -273,21 +312,35 @@ class Engine:
             res.message = "nothing to recover"
             return res
         op_id = str(pending["id"])
-        steps_seen = [r for r in self.journal.records()
-                      if r.get("id") == op_id and r.get("event") == "step"]
-        result = OperationResult("recover", pb.app, pb.environment, op_id,
-                                 pending.get("version"), pending.get("from_version"),
-                                 pending.get("from_color"), pending.get("to_color"))
-        passed_pivot = any(r["step"] == "post-switch-gate" and r["phase"] == "done"
-                           for r in steps_seen)
+        steps_seen = [
+            r for r in self.journal.records() if r.get("id") == op_id and r.get("event") == "step"
+        ]
+        result = OperationResult(
+            "recover",
+            pb.app,
+            pb.environment,
+            op_id,
+            pending.get("version"),
+            pending.get("from_version"),
+            pending.get("from_color"),
+            pending.get("to_color"),
+        )
+        passed_pivot = any(
+            r["step"] == "post-switch-gate" and r["phase"] == "done" for r in steps_seen
+        )
         try:
             if passed_pivot:
                 result.outcome = "succeeded"
-                result.message = (f"{op_id} had passed its post-switch gate; it stands. "
-                                  f"The old color may still run; the next release stops it.")
+                result.message = (
+                    f"{op_id} had passed its post-switch gate; it stands. "
+                    f"The old color may still run; the next release stops it."
+                )
             else:
-                observed = Observed(pending.get("from_color"), pending.get("from_version"),
-                                    pending.get("upstream_before", ""))
+                observed = Observed(
+                    pending.get("from_color"),
+                    pending.get("from_version"),
+                    pending.get("upstream_before", ""),
+                )
                 version = str(pending.get("version"))
                 steps = release_plan(self.ctx, observed, version)
                 started = {r["step"] for r in steps_seen if r["phase"] == "start"}
@@ -301,10 +354,13 @@ class Engine:
                     result.message = "undo failed: " + "; ".join(out.undo_errors)
                     return result
                 result.outcome = "rolled_back"
-                result.message = (f"undid {len(touched)} started step(s) of {op_id}; "
-                                  f"{observed.live_color or 'nothing'} serves")
-            self.journal.append({"id": op_id, "event": "end", "outcome": "recovered",
-                                 "ts": time.time()})
+                result.message = (
+                    f"undid {len(touched)} started step(s) of {op_id}; "
+                    f"{observed.live_color or 'nothing'} serves"
+                )
+            self.journal.append(
+                {"id": op_id, "event": "end", "outcome": "recovered", "ts": time.time()}
+            )
             self.release_lock(op_id)
         finally:
             result.ended_at = time.time()
@@ -319,20 +375,29 @@ class Engine:
         finally:
             self.hosts.close()
         hosts = []
-        for host in self.pb.hosts:
-            hosts.append({
-                "host": host.name,
-                "colors": {c: {"version": observed.versions.get(host.name, {}).get(c),
-                               "running": observed.running.get(host.name, {}).get(c, False),
-                               "live": c == observed.live_color} for c in COLORS},
-            })
+        for host in self.pb.app_hosts:
+            hosts.append(
+                {
+                    "host": host.name,
+                    "colors": {
+                        c: {
+                            "version": observed.versions.get(host.name, {}).get(c),
+                            "running": observed.running.get(host.name, {}).get(c, False),
+                            "live": c == observed.live_color,
+                        }
+                        for c in COLORS
+                    },
+                }
+            )
         pending = self.journal.unfinished()
         return {
-            "app": self.pb.app, "environment": self.pb.environment,
-            "live_color": observed.live_color, "live_version": observed.live_version,
-            "idle_color": observed.idle_color, "idle_version": observed.idle_version(),
+            "app": self.pb.app,
+            "environment": self.pb.environment,
+            "live_color": observed.live_color,
+            "live_version": observed.live_version,
+            "idle_color": observed.idle_color,
+            "idle_version": observed.idle_version(),
             "hosts": hosts,
             "lock": None if holder is None else holder.__dict__,
             "unfinished": pending.get("id") if pending else None,
         }
-

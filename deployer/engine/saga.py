@@ -25,8 +25,13 @@ class StepRecord:
     detail: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "host": self.host, "status": self.status,
-                "seconds": round(self.seconds, 3), "detail": self.detail}
+        return {
+            "name": self.name,
+            "host": self.host,
+            "status": self.status,
+            "seconds": round(self.seconds, 3),
+            "detail": self.detail,
+        }
 
 
 @dataclass
@@ -53,14 +58,28 @@ def _now() -> float:
 
 
 class Saga:
-    def __init__(self, op_id: str, steps: list[Step], execute: Callable[[Action], str],
-                 journal: Journal, reporter: Reporter):
+    def __init__(
+        self,
+        op_id: str,
+        steps: list[Step],
+        execute: Callable[[Action], str],
+        journal: Journal,
+        reporter: Reporter,
+    ):
         self.op_id, self.steps, self.execute = op_id, steps, execute
         self.journal, self.reporter = journal, reporter
 
     def _log(self, step: Step, phase: str, **extra: Any) -> None:
-        self.journal.append({"id": self.op_id, "event": "step", "step": step.key,
-                             "phase": phase, "ts": _now(), **extra})
+        self.journal.append(
+            {
+                "id": self.op_id,
+                "event": "step",
+                "step": step.key,
+                "phase": phase,
+                "ts": _now(),
+                **extra,
+            }
+        )
 
     def run(self) -> SagaOutcome:
         out = SagaOutcome()

@@ -84,12 +84,16 @@ class StopColor:
 
 
 @dataclass(frozen=True)
-class KeepWarm:
-    seconds: float
+class ScheduleStop:
+    """Keep ``color`` warm for the rollback window, then stop it (a timer on the host)."""
+
+    host: str
     color: str
+    seconds: float
+    command: Shell
 
 
-Action = Run | Upload | Gate | Switch | StopColor | KeepWarm
+Action = Run | Upload | Gate | Switch | StopColor | ScheduleStop
 
 
 @dataclass(frozen=True)
@@ -120,9 +124,15 @@ class Context:
     def values(self, host: Host, color: str = "", version: str = "") -> dict[str, Token]:
         pb = self.pb
         port = str(pb.colors.port(color)) if color else ""
-        vals: dict[str, Token] = {"app": pb.app, "environment": pb.environment,
-                                  "version": version, "color": color, "port": port,
-                                  "host": host.name, "address": host.reach}
+        vals: dict[str, Token] = {
+            "app": pb.app,
+            "environment": pb.environment,
+            "version": version,
+            "color": color,
+            "port": port,
+            "host": host.name,
+            "address": host.reach,
+        }
         for name, template in pb.vars.items():
             vals[name] = render_value(self.vars.get(name, template), vals, self.env)
         vals["state_dir"] = _plain(render_value(pb.state_dir, vals, self.env))
@@ -134,26 +144,55 @@ class Context:
     def value(self, template: str, host: Host, color: str = "", version: str = "") -> str:
         return _plain(render_value(template, self.values(host, color, version), self.env))
 
+    def env_names(self) -> list[str]:
+        """Every environment variable the playbook references as ``${env:NAME}``."""
+        return sorted(
+            {
+                ref[4:]
+                for _, t in self.pb.templates()
+                for ref in references(t)
+                if ref.startswith("env:")
+            }
+        )
+
+    def missing_env(self) -> list[str]:
+        return [n for n in self.env_names() if n not in self.env]
+
     def secrets(self) -> list[Secret]:
-        names = {ref[4:] for _, t in self.pb.templates() for ref in references(t)
-                 if ref.startswith("env:")}
-        return [Secret(self.env[n], n) for n in sorted(names) if n in self.env]
+        return [Secret(self.env[n], n) for n in self.env_names() if n in self.env]
+
+    def state_dir(self, host: Host) -> str:
+        return self.value(self.pb.state_dir, host)
 
     def stop(self, host: Host, color: str) -> StopColor:
-        return StopColor(host.name, color, self.shell(self.pb.service.stop, host, color))
+        """Stop a color now, calling off any stop timer it had."""
+        cancel = files.cancel_stop(self.state_dir(host), color)
+        return StopColor(
+            host.name, color, cancel.then(self.shell(self.pb.service.stop, host, color))
+        )
+
+    def stop_later(self, host: Host, color: str) -> ScheduleStop:
+        stop = self.shell(self.pb.service.stop, host, color)
+        delay = self.pb.rollback.keep_warm
+        return ScheduleStop(
+            host.name, color, delay, files.schedule_stop(self.state_dir(host), color, delay, stop)
+        )
 
     def upstream(self, color: str, version: str) -> str:
         pb = self.pb
-        servers = [f"{h.reach}:{pb.colors.port(color)}" for h in pb.hosts]
-        return nginx_cmd.upstream_conf(pb.router.upstream_name or pb.app, color, version,
-                                       servers, pb.router.keepalive)
+        servers = [f"{h.reach}:{pb.colors.port(color)}" for h in pb.app_hosts]
+        return nginx_cmd.upstream_conf(
+            pb.router.upstream_name or pb.app, color, version, servers, pb.router.keepalive
+        )
 
     def expectation(self, gate: Any, host: Host, color: str, version: str) -> Expectation:
         fields = None
         if getattr(gate, "expect_json", None):
             vals = self.values(host, color, version)
-            fields = {k: _plain(render_value(v, vals, self.env)) if isinstance(v, str) else v
-                      for k, v in gate.expect_json.items()}
+            fields = {
+                k: _plain(render_value(v, vals, self.env)) if isinstance(v, str) else v
+                for k, v in gate.expect_json.items()
+            }
         return Expectation(gate.expect_status, getattr(gate, "expect_body", None), fields)
 
 
@@ -165,7 +204,7 @@ def prepare_steps(ctx: Context, color: str, version: str) -> list[Step]:
     """Ship ``version`` to ``color`` on every host and start it (undo: stop it)."""
     pb = ctx.pb
     steps: list[Step] = []
-    for host in pb.hosts:
+    for host in pb.app_hosts:
         steps.append(Step("stop-idle", host.name, ctx.stop(host, color)))
         for item in pb.ship:
             if item.upload is not None:
@@ -176,8 +215,10 @@ def prepare_steps(ctx: Context, color: str, version: str) -> list[Step]:
                 cmd = ctx.shell(item.run, host, color, version)
                 steps.append(Step(f"ship:{item.label}", host.name, Run(host.name, (cmd,))))
         state_dir = ctx.value(pb.state_dir, host, color, version)
-        start = (ctx.shell(pb.service.start, host, color, version),
-                 files.write_state(state_dir, color, version))
+        start = (
+            ctx.shell(pb.service.start, host, color, version),
+            files.write_state(state_dir, color, version),
+        )
         steps.append(Step("start", host.name, Run(host.name, start), undo=ctx.stop(host, color)))
     return steps
 
@@ -186,23 +227,34 @@ def switch_steps(ctx: Context, observed: Observed, color: str, version: str) -> 
     """Pre-switch gate, the switch (undo: the previous upstream), post-switch gate, finish."""
     pb = ctx.pb
     pre = pb.gates.pre_switch
-    first = pb.hosts[0]
-    pre_urls = tuple(f"http://{h.reach}:{pb.colors.port(color)}{pre.path}" for h in pb.hosts)
+    first = pb.app_hosts[0]
+    pre_urls = tuple(f"http://{h.reach}:{pb.colors.port(color)}{pre.path}" for h in pb.app_hosts)
     post = pb.gates.post_switch
     post_url = pb.router.url.rstrip("/") + post.path
     steps = [
-        Step("pre-switch-gate", None,
-             Gate("pre_switch", pre_urls, ctx.expectation(pre, first, color, version))),
-        Step("switch", pb.router_host.name, Switch(color, version, ctx.upstream(color, version)),
-             undo=Switch(observed.live_color, observed.live_version, observed.upstream_text)),
-        Step("post-switch-gate", None,
-             Gate("post_switch", (post_url,), ctx.expectation(post, first, color, version))),
+        Step(
+            "pre-switch-gate",
+            None,
+            Gate("pre_switch", pre_urls, ctx.expectation(pre, first, color, version)),
+        ),
+        Step(
+            "switch",
+            pb.router_host.name,
+            Switch(color, version, ctx.upstream(color, version)),
+            undo=Switch(observed.live_color, observed.live_version, observed.upstream_text),
+        ),
+        Step(
+            "post-switch-gate",
+            None,
+            Gate("post_switch", (post_url,), ctx.expectation(post, first, color, version)),
+        ),
     ]
     if observed.live_color:
         old = observed.live_color
-        steps.append(Step("keep-warm", None, KeepWarm(pb.rollback.keep_warm, old),
-                          after_pivot=True))
-        steps += [Step("stop-old", h.name, ctx.stop(h, old), after_pivot=True) for h in pb.hosts]
+        steps += [
+            Step("stop-old-later", h.name, ctx.stop_later(h, old), after_pivot=True)
+            for h in pb.app_hosts
+        ]
     return steps
 
 
@@ -223,7 +275,11 @@ def rollback_plan(ctx: Context, observed: Observed) -> tuple[str, list[Step]]:
         )
     color = observed.idle_color
     if observed.idle_running_everywhere():
-        return version, switch_steps(ctx, observed, color, version)
+        keep = [
+            Step("keep-warm", h.name, Run(h.name, (files.cancel_stop(ctx.state_dir(h), color),)))
+            for h in ctx.pb.app_hosts
+        ]
+        return version, keep + switch_steps(ctx, observed, color, version)
     return version, release_plan(ctx, observed, version)
 
 
@@ -237,10 +293,12 @@ def describe(action: Action) -> list[str]:
         case Gate(kind=kind, urls=urls):
             return [f"{kind} gate: GET {u}" for u in urls]
         case Switch(color=color, version=version):
-            return [f"write upstream -> {color or 'previous'} ({version or '-'}), "
-                    "nginx -t, graceful reload, wait for new workers"]
+            return [
+                f"write upstream -> {color or 'previous'} ({version or '-'}), "
+                "nginx -t, graceful reload, wait for new workers"
+            ]
         case StopColor(command=command):
             return ["wait for old nginx workers to exit", command.shown]
-        case KeepWarm(seconds=seconds, color=color):
-            return [f"keep {color} warm for {seconds:g}s (rollback window)"]
+        case ScheduleStop(command=command):
+            return ["wait for old nginx workers to exit", command.shown]
     return []

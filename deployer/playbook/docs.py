@@ -26,11 +26,17 @@ def _rows(model: type[BaseModel], prefix: str) -> list[dict[str, Any]]:
         default: Any = None
         if field.default is not PydanticUndefined and field.default is not None:
             default = field.default
-        rows.append({"key": key + ("[]" if is_list else ""),
-                     "type": "list" if is_list else (inner.__name__ if inner else
-                                                     _type_name(field.annotation)),
-                     "required": field.is_required(), "default": default,
-                     "description": field.description or ""})
+        rows.append(
+            {
+                "key": key + ("[]" if is_list else ""),
+                "type": "list"
+                if is_list
+                else (inner.__name__ if inner else _type_name(field.annotation)),
+                "required": field.is_required(),
+                "default": default,
+                "description": field.description or "",
+            }
+        )
         if inner is not None:
             rows += _rows(inner, f"{key}{'[]' if is_list else ''}.")
     return rows
@@ -39,8 +45,13 @@ def _rows(model: type[BaseModel], prefix: str) -> list[dict[str, Any]]:
 def reference(section: str | None = None) -> list[dict[str, Any]]:
     rows = _rows(Playbook, "")
     if section:
-        picked = [r for r in rows if r["key"] == section or r["key"].startswith(section + ".")
-                  or r["key"].startswith(section + "[]")]
+        picked = [
+            r
+            for r in rows
+            if r["key"] == section
+            or r["key"].startswith(section + ".")
+            or r["key"].startswith(section + "[]")
+        ]
         if not picked:
             top = sorted({r["key"].split(".")[0].removesuffix("[]") for r in rows})
             raise InputError(f"no playbook section {section!r}; sections: {', '.join(top)}")

@@ -62,7 +62,9 @@ def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, int], path: str) -> Any:
             key = key_node.value
             if key in out:
                 raise PlaybookError(
-                    "duplicate key", path=path, line=key_node.start_mark.line + 1,
+                    "duplicate key",
+                    path=path,
+                    line=key_node.start_mark.line + 1,
                     key=_dotted((*loc, key)),
                 )
             lines[(*loc, key)] = key_node.start_mark.line + 1
@@ -95,17 +97,15 @@ def _line_for(loc: Loc, lines: dict[Loc, int]) -> int | None:
 
 def _model_at(loc: Loc) -> type[BaseModel] | None:
     """The pydantic model that holds the last key of ``loc`` (for did-you-mean)."""
-    model: Any = Playbook
+    model: type[BaseModel] | None = Playbook
     for part in loc[:-1]:
         if isinstance(part, int):
             continue
-        field = model.model_fields.get(part) if isinstance(model, type) else None
+        field = model.model_fields.get(part) if model is not None else None
         if field is None:
             return None
         model = _inner_model(field.annotation)
-        if model is None:
-            return None
-    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+    return model
 
 
 def _inner_model(annotation: Any) -> type[BaseModel] | None:
@@ -142,7 +142,11 @@ def _problems(exc: ValidationError, lines: dict[Loc, int], path: str) -> list[Pl
         loc: Loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
         msg = _message(dict(err), loc)
         key = _dotted(loc)
-        if not loc and ":" in msg and msg.split(":", 1)[0].replace(".", "").replace("_", "").isalnum():
+        if (
+            not loc
+            and ":" in msg
+            and msg.split(":", 1)[0].replace(".", "").replace("_", "").isalnum()
+        ):
             # cross-field checks say "key.path: why"; point at that key's line
             key, msg = (s.strip() for s in msg.split(":", 1))
             loc = tuple(int(p) if p.isdigit() else p for p in key.split("."))
@@ -153,8 +157,9 @@ def _problems(exc: ValidationError, lines: dict[Loc, int], path: str) -> list[Pl
 def parse_playbook(text: str, path: str = "<playbook>") -> Playbook:
     data, lines = _compose(text, path)
     if not isinstance(data, dict):
-        raise PlaybookError("a playbook is a YAML mapping (app:, hosts:, colors:, ...)", path=path,
-                            line=1)
+        raise PlaybookError(
+            "a playbook is a YAML mapping (app:, hosts:, colors:, ...)", path=path, line=1
+        )
     try:
         return Playbook.model_validate(data)
     except ValidationError as exc:

@@ -61,6 +61,9 @@ class Host(Strict):
     transport: Literal["ssh", "local"] = Field(
         "ssh", description="`ssh` (fabric) or `local` (run commands on this machine)."
     )
+    runs_app: bool = Field(
+        True, description="Whether the app runs here (false for a host that only routes)."
+    )
     app_address: str | None = Field(
         None,
         description="Address at which gates and the router reach the app on this host. "
@@ -170,7 +173,9 @@ class Gates(Strict):
 
 class RollbackPolicy(Strict):
     keep_warm: Duration = Field(
-        60.0, description="How long the old color keeps running after a successful switch."
+        60.0,
+        description="How long the old color keeps running after a successful switch: a timer "
+        "on each host stops it then, so `deployer rollback` within the window only switches.",
     )
 
 
@@ -219,6 +224,8 @@ class Playbook(Strict):
             raise ValueError(f"hosts: duplicate host name {dupes[0]!r}")
         if self.router.host is not None and self.router.host not in names:
             raise ValueError(f"router.host: no host named {self.router.host!r} in hosts")
+        if not self.app_hosts:
+            raise ValueError("hosts: no host runs the app (all have runs_app: false)")
         if self.colors.blue.port == self.colors.green.port:
             raise ValueError("colors: blue and green need different ports")
         defined = set(BUILTINS) | set(self.vars)
@@ -252,6 +259,10 @@ class Playbook(Strict):
     def router_host(self) -> Host:
         name = self.router.host or self.hosts[0].name
         return next(h for h in self.hosts if h.name == name)
+
+    @property
+    def app_hosts(self) -> list[Host]:
+        return [h for h in self.hosts if h.runs_app]
 
     def host(self, name: str) -> Host:
         return next(h for h in self.hosts if h.name == name)

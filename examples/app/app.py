@@ -43,10 +43,14 @@ def handler(state: State) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: object) -> None:  # quiet
             pass
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
-            doc = {"app": "demo", "version": state.version, "color": state.color,
-                   "pid": os.getpid()}
+            doc = {
+                "app": "demo",
+                "version": state.version,
+                "color": state.color,
+                "pid": os.getpid(),
+            }
             if path == "/health":
                 ok = state.healthy(count=True)
                 doc["status"] = "ok" if ok else "unhealthy"

@@ -16,8 +16,12 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 # what a closed keep-alive connection looks like to http.client
-RETRYABLE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
-             http.client.BadStatusLine)
+RETRYABLE = (
+    http.client.RemoteDisconnected,
+    ConnectionResetError,
+    BrokenPipeError,
+    http.client.BadStatusLine,
+)
 
 
 @dataclass
@@ -39,8 +43,15 @@ class LoadStats:
 
 
 class Load:
-    def __init__(self, url: str, *, rate: float = 300, threads: int = 8, seconds: float = 60,
-                 max_requests: int = 50_000):
+    def __init__(
+        self,
+        url: str,
+        *,
+        rate: float = 300,
+        threads: int = 8,
+        seconds: float = 60,
+        max_requests: int = 50_000,
+    ):
         self.url, self.rate, self.threads = url, rate, threads
         self.seconds, self.max_requests = seconds, max_requests
         self.stats = LoadStats()
@@ -50,8 +61,9 @@ class Load:
 
     def _connect(self) -> http.client.HTTPConnection:
         parts = urlsplit(self.url)
-        return http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80,
-                                          timeout=5)
+        return http.client.HTTPConnection(
+            parts.hostname or "127.0.0.1", parts.port or 80, timeout=5
+        )
 
     def _one(self, conn: http.client.HTTPConnection) -> http.client.HTTPConnection:
         path = urlsplit(self.url).path or "/"

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Install what deployer's demo, tests and benchmarks need on a Debian machine. Idempotent.
+#   Debian packages: openssh-server, nginx-light, postgresql, wrk, python3-venv, procps
+#   Python: a virtualenv in .venv with deployer and its dev extras (editable)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+need=()
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
+command -v nginx >/dev/null || need+=(nginx-light)
+compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null || need+=(postgresql)
+command -v wrk >/dev/null || need+=(wrk)
+command -v ps >/dev/null || need+=(procps)
+python3 -c "import ensurepip, venv" 2>/dev/null || need+=(python3-venv)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "install: apt-get install ${need[*]}" >&2
+  # no daemon may start from the packages' scripts: the test bed starts its own, on its ports
+  policy=/usr/sbin/policy-rc.d
+  made_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+    $SUDO chmod +x "$policy"
+    made_policy=1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  if [ "$made_policy" = 1 ]; then $SUDO rm -f "$policy"; fi
+fi
+
+stamp=.venv/.deployer-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "install: python virtualenv in .venv" >&2
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  .venv/bin/python -m pip install -q -e '.[dev]'
+  touch "$stamp"
+fi

@@ -1,0 +1,171 @@
+"""Command builders as plain strings, without SSH; quoting and secrets."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from deployer.commands import files, lock, nginx
+from deployer.commands.shell import Secret, Shell, join, redact
+from deployer.playbook.variables import render
+
+
+def test_join_quotes_each_token_once() -> None:
+    assert join(["echo", "v1; rm -rf /"]).text == "echo 'v1; rm -rf /'"
+    assert join(["ls", "plain"]).text == "ls plain"
+
+
+def test_secret_runs_but_shows_redacted() -> None:
+    cmd = join(["curl", "-H", Secret("Bearer abc", "TOKEN")])
+    assert cmd.text == "curl -H 'Bearer abc'"
+    assert cmd.shown == "curl -H ***"
+    assert "abc" not in str(cmd) and "abc" not in repr(Secret("abc"))
+
+
+def test_render_quotes_values_and_redacts_env() -> None:
+    shell = render(
+        "deploy ${version} --token ${env:TOKEN} $${literal}", {"version": "v1 2"}, {"TOKEN": "t0p"}
+    )
+    assert shell.text == "deploy 'v1 2' --token t0p ${literal}"
+    assert shell.shown == "deploy 'v1 2' --token *** ${literal}"
+
+
+@given(st.text(min_size=1, max_size=40))
+def test_any_value_stays_one_word_in_the_shell(value: str) -> None:
+    value = value.replace("\x00", "")
+    shell = render("printf %s ${v}", {"v": value}, {})
+    assert shlex.split(shell.text) == ["printf", "%s", value]
+
+
+def test_rendered_hostile_value_runs_nothing(tmp_path) -> None:
+    marker = tmp_path / "pwned"
+    shell = render("echo ${v}", {"v": f"x; touch {marker}"}, {})
+    out = subprocess.run(["bash", "-c", shell.text], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"x; touch {marker}" and not marker.exists()
+
+
+def test_redact_removes_secret_from_output() -> None:
+    assert redact("error: token s3cr3t rejected", [Secret("s3cr3t")]) == "error: token *** rejected"
+
+
+def test_upstream_conf_records_live_color_and_servers() -> None:
+    conf = nginx.upstream_conf("shop", "green", "v2", ["10.0.0.1:8002", "10.0.0.2:8002"], 16)
+    assert conf == (
+        "# deployer: live=green version=v2\n"
+        "upstream shop {\n"
+        "    server 10.0.0.1:8002 max_fails=0;\n"
+        "    server 10.0.0.2:8002 max_fails=0;\n"
+        "    keepalive 16;\n"
+        "}\n"
+    )
+    assert nginx.parse_live(conf) == ("green", "v2")
+    assert nginx.parse_live("upstream x { server a:1; }") is None
+
+
+def test_switch_script_tests_before_reload_and_restores_on_failure() -> None:
+    cmd = nginx.switch(
+        "/etc/u.new",
+        "/etc/u",
+        Shell.raw("nginx -t"),
+        Shell.raw("nginx -s reload"),
+        "/run/nginx.pid",
+    )
+    text = cmd.text
+    assert (
+        text.index("mv -f /etc/u.new /etc/u")
+        < text.index("nginx -t")
+        < text.index("nginx -s reload")
+    )
+    assert "mv -f /etc/u.deployer-prev /etc/u; fi; exit 97" in text
+    assert "exit 98" in text
+
+
+def test_switch_script_really_restores_previous_file_when_test_fails(tmp_path) -> None:
+    path, staged = tmp_path / "u.conf", tmp_path / "u.conf.new"
+    path.write_text("old")
+    staged.write_text("new")
+    cmd = nginx.switch(
+        str(staged), str(path), Shell.raw("false"), Shell.raw("true"), str(tmp_path / "pid")
+    )
+    res = subprocess.run(["bash", "-c", cmd.text], capture_output=True, check=False)
+    assert res.returncode == nginx.TEST_FAILED and path.read_text() == "old"
+
+
+def test_workers_alive_lists_only_integers() -> None:
+    assert nginx.workers_alive([12, 34]).text == (
+        "for p in 12 34; do kill -0 $p 2>/dev/null && echo $p; done; true"
+    )
+    assert nginx.workers_alive([]).text == "true"
+
+
+def test_lock_acquire_is_an_atomic_mkdir_with_holder_info() -> None:
+    info = lock.LockInfo("r1", "alice", "ci", 7, 100.0, 60.0)
+    text = lock.acquire("/tmp/app.lock", info).text
+    assert "mkdir -- /tmp/app.lock" in text
+    assert "> /tmp/app.lock/info" in text
+    assert lock.LockInfo.from_json(info.to_json()) == info
+    assert info.expired(161.0) and not info.expired(159.0)
+    assert info.describe() == "alice@ci (pid 7, release r1)"
+
+
+def test_lock_commands_really_exclude_a_second_holder(tmp_path) -> None:
+    path = str(tmp_path / "x.lock")
+    a = lock.LockInfo("ra", "a", "h", 1, 0.0, 60.0)
+    b = lock.LockInfo("rb", "b", "h", 2, 0.0, 60.0)
+    sh = ["bash", "-c"]
+    assert subprocess.run([*sh, lock.acquire(path, a).text], check=False).returncode == 0
+    assert (
+        subprocess.run(
+            [*sh, lock.acquire(path, b).text], capture_output=True, check=False
+        ).returncode
+        != 0
+    )
+    subprocess.run([*sh, lock.release(path, "rb").text], check=True)  # not b's: stays
+    held = subprocess.run([*sh, lock.read(path).text], capture_output=True, text=True, check=True)
+    assert lock.LockInfo.from_json(held.stdout) == a
+    subprocess.run([*sh, lock.release(path, "ra").text], check=True)
+    assert not (tmp_path / "x.lock").exists()
+
+
+def test_state_files_round_trip(tmp_path) -> None:
+    d = str(tmp_path / "state dir")
+    subprocess.run(["bash", "-c", files.write_state(d, "blue", "v1").text], check=True)
+    subprocess.run(["bash", "-c", files.write_state(d, "green", "v2").text], check=True)
+    out = subprocess.run(
+        ["bash", "-c", files.read_states(d).text], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.splitlines() == ["blue v1", "green v2"]
+
+
+def test_scheduled_stop_returns_at_once_runs_later_and_can_be_cancelled(tmp_path) -> None:
+    import time
+
+    state = str(tmp_path / "state")
+    marker = tmp_path / "stopped"
+    stop = Shell.raw(f"touch {marker}")
+    t0 = time.monotonic()
+    subprocess.run(
+        ["bash", "-c", files.schedule_stop(state, "blue", 0.3, stop).text],
+        check=True,
+        capture_output=True,
+        timeout=5,
+    )
+    assert time.monotonic() - t0 < 0.25 and not marker.exists()
+    deadline = time.monotonic() + 5
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker.exists() and not (tmp_path / "state" / "blue.stop-timer").exists()
+
+    marker.unlink()
+    subprocess.run(
+        ["bash", "-c", files.schedule_stop(state, "blue", 0.5, stop).text],
+        check=True,
+        capture_output=True,
+        timeout=5,
+    )
+    subprocess.run(["bash", "-c", files.cancel_stop(state, "blue").text], check=True)
+    time.sleep(0.8)
+    assert not marker.exists()
