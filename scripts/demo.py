@@ -48,8 +48,7 @@ def reset(bed: Testbed) -> None:
     stop_apps()
     shutil.rmtree(APP_ROOT, ignore_errors=True)
     shutil.rmtree(ROOT / "playbooks" / ".deployer", ignore_errors=True)
-    bed.upstream_file.write_text("upstream demo {\n    server 127.0.0.1:9 down;\n}\n")
-    subprocess.run(bed.nginx_cmd("-s", "reload").split(), check=True)
+    bed.reset_router()
 
 
 def report(name: str, load: Load) -> None:

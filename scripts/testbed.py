@@ -23,8 +23,18 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 DEFAULT_DIR = "/tmp/deployer-testbed"
+REPO = Path(__file__).resolve().parent.parent
+PLACEHOLDER = "upstream demo {\n    server 127.0.0.1:9 down;\n}\n"
+
+
+def write_playbook(path: Path, doc: dict[str, Any]) -> Path:
+    import yaml
+
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
 
 
 @dataclass(frozen=True)
@@ -195,7 +205,7 @@ class Testbed:
         for sub in ("tmp/body", "tmp/proxy", "tmp/fastcgi", "tmp/uwsgi", "tmp/scgi", "logs"):
             (d / sub).mkdir(parents=True, exist_ok=True)
         if not self.upstream_file.exists():
-            self.upstream_file.write_text("upstream demo {\n    server 127.0.0.1:9 down;\n}\n")
+            self.upstream_file.write_text(PLACEHOLDER)
         self.nginx_conf.write_text(f"""
 worker_processes 2;
 pid {self.nginx_pid};
@@ -244,6 +254,82 @@ http {{
         return " ".join(
             ["nginx", "-e", f"{d}/logs/error.log", "-p", str(d), "-c", str(self.nginx_conf), *args]
         )
+
+    # ---------- the example app's playbook on this bed ----------
+    def playbook(self, root: Path, journal: Path, **overrides: Any) -> dict[str, Any]:
+        """The demo playbook pointed at this bed, with short windows (tests and bench)."""
+        p = self.ports
+        doc: dict[str, Any] = {
+            "app": "demo",
+            "environment": "test",
+            "hosts": [
+                {
+                    "name": "bed",
+                    "address": "127.0.0.1",
+                    "port": p.ssh,
+                    "user": "root",
+                    "key": str(self.client_key),
+                    "known_hosts": str(self.known_hosts),
+                }
+            ],
+            "colors": {"blue": {"port": p.blue}, "green": {"port": p.green}},
+            "vars": {"root": str(root), "unhealthy_after": "-1"},
+            "ship": [
+                {
+                    "name": "upload app",
+                    "upload": {
+                        "src": str(REPO / "examples/app"),
+                        "dest": "${root}/releases/${version}",
+                    },
+                },
+                {
+                    "name": "link color",
+                    "run": "ln -sfn ${root}/releases/${version} ${root}/${color}",
+                },
+            ],
+            "service": {
+                "start": "${root}/${color}/appctl.sh start ${root} ${color} ${port} ${version} "
+                "${unhealthy_after}",
+                "stop": "if [ -x ${root}/${color}/appctl.sh ]; then "
+                "${root}/${color}/appctl.sh stop ${root} ${color}; fi",
+                "status": "${root}/${color}/appctl.sh status ${root} ${color}",
+            },
+            "router": {
+                "upstream_file": str(self.upstream_file),
+                "upstream_name": "demo",
+                "test": self.nginx_cmd("-t", "-q"),
+                "reload": self.nginx_cmd("-s", "reload"),
+                "pid_file": str(self.nginx_pid),
+                "url": f"http://127.0.0.1:{p.http}",
+                "drain_timeout": "15s",
+            },
+            "gates": {
+                "pre_switch": {
+                    "path": "/health",
+                    "expect_json": {"version": "${version}", "color": "${color}"},
+                    "interval": "100ms",
+                    "successes": 3,
+                    "budget": "5s",
+                },
+                "post_switch": {
+                    "path": "/health",
+                    "window": "2s",
+                    "rate": 20,
+                    "max_error_rate": 0.05,
+                    "max_p95": "1s",
+                },
+            },
+            "rollback": {"keep_warm": "500ms"},
+            "state_dir": "${root}/state",
+            "journal_dir": str(journal),
+        }
+        doc.update(overrides)
+        return doc
+
+    def reset_router(self) -> None:
+        """Point the router at nothing (a placeholder upstream), as on a new machine."""
+        self.upstream_file.write_text(PLACEHOLDER)
+        subprocess.run(self.nginx_cmd("-s", "reload").split(), check=True)
 
     # ---------- PostgreSQL ----------
     def _pg_bin(self) -> Path:

@@ -17,15 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from testbed import Ports, Testbed  # noqa: E402
+from testbed import Ports, Testbed, write_playbook  # noqa: E402
 
 TEST_PORTS = Ports(ssh=22229, http=18089, pg=54339, blue=18001, green=18002)
-PLACEHOLDER = "upstream demo {\n    server 127.0.0.1:9 down;\n}\n"
 
 
 def _need(binary: str) -> None:
@@ -91,84 +89,13 @@ class Deploy:
 
 
 def demo_playbook(bed: Testbed, root: Path, journal: Path, **overrides: Any) -> dict[str, Any]:
-    """The demo playbook pointed at the test bed, with short windows for tests."""
-    p = bed.ports
-    doc: dict[str, Any] = {
-        "app": "demo",
-        "environment": "test",
-        "hosts": [
-            {
-                "name": "bed",
-                "address": "127.0.0.1",
-                "port": p.ssh,
-                "user": "root",
-                "key": str(bed.client_key),
-                "known_hosts": str(bed.known_hosts),
-            }
-        ],
-        "colors": {"blue": {"port": p.blue}, "green": {"port": p.green}},
-        "vars": {"root": str(root), "unhealthy_after": "-1"},
-        "ship": [
-            {
-                "name": "upload app",
-                "upload": {
-                    "src": str(ROOT / "examples/app"),
-                    "dest": "${root}/releases/${version}",
-                },
-            },
-            {"name": "link color", "run": "ln -sfn ${root}/releases/${version} ${root}/${color}"},
-        ],
-        "service": {
-            "start": "${root}/${color}/appctl.sh start ${root} ${color} ${port} ${version} "
-            "${unhealthy_after}",
-            "stop": "if [ -x ${root}/${color}/appctl.sh ]; then "
-            "${root}/${color}/appctl.sh stop ${root} ${color}; fi",
-            "status": "${root}/${color}/appctl.sh status ${root} ${color}",
-        },
-        "router": {
-            "upstream_file": str(bed.upstream_file),
-            "upstream_name": "demo",
-            "test": bed.nginx_cmd("-t", "-q"),
-            "reload": bed.nginx_cmd("-s", "reload"),
-            "pid_file": str(bed.nginx_pid),
-            "url": f"http://127.0.0.1:{p.http}",
-            "drain_timeout": "15s",
-        },
-        "gates": {
-            "pre_switch": {
-                "path": "/health",
-                "expect_json": {"version": "${version}", "color": "${color}"},
-                "interval": "100ms",
-                "successes": 3,
-                "budget": "5s",
-            },
-            "post_switch": {
-                "path": "/health",
-                "window": "2s",
-                "rate": 20,
-                "max_error_rate": 0.05,
-                "max_p95": "1s",
-            },
-        },
-        "rollback": {"keep_warm": "500ms"},
-        "state_dir": "${root}/state",
-        "journal_dir": str(journal),
-    }
-    for key, value in overrides.items():
-        doc[key] = value
-    return doc
-
-
-def write_playbook(path: Path, doc: dict[str, Any]) -> Path:
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
+    return bed.playbook(root, journal, **overrides)
 
 
 @pytest.fixture
 def deploy(bed: Testbed, tmp_path: Path) -> Iterator[Deploy]:
     """A fresh app root and playbook; the router starts from a placeholder upstream."""
-    bed.upstream_file.write_text(PLACEHOLDER)
-    subprocess.run(bed.nginx_cmd("-s", "reload").split(), check=True)
+    bed.reset_router()
     root = tmp_path / "app"
     root.mkdir()
     path = write_playbook(tmp_path / "demo.yml", demo_playbook(bed, root, tmp_path / "journal"))

@@ -169,3 +169,11 @@ def test_scheduled_stop_returns_at_once_runs_later_and_can_be_cancelled(tmp_path
     subprocess.run(["bash", "-c", files.cancel_stop(state, "blue").text], check=True)
     time.sleep(0.8)
     assert not marker.exists()
+
+
+def test_observe_host_reads_versions_and_statuses_in_one_command(tmp_path) -> None:
+    d = str(tmp_path / "state")
+    subprocess.run(["bash", "-c", files.write_state(d, "blue", "v1").text], check=True)
+    cmd = files.observe_host(d, {"blue": Shell.raw("true"), "green": Shell.raw("false")})
+    out = subprocess.run(["bash", "-c", cmd.text], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == ["blue v1", "up blue"]

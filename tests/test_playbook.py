@@ -185,5 +185,13 @@ def test_schema_is_json_schema_with_every_top_level_key() -> None:
 def test_docs_explains_each_key_with_default() -> None:
     proc = _cli("docs", "gates.post_switch")
     assert proc.returncode == 0
-    assert "gates.post_switch.window" in proc.stdout and "default: 30.0" in proc.stdout
+    assert "gates.post_switch.window" in proc.stdout and "duration (default: 30s)" in proc.stdout
     assert _cli("docs", "nope").returncode == 2
+
+
+def test_readme_reference_lists_every_playbook_key() -> None:
+    from deployer.playbook.docs import reference
+
+    readme = (ROOT / "README.md").read_text()
+    missing = [r["key"] for r in reference() if f"| `{r['key']}` |" not in readme]
+    assert not missing, f"README.md's playbook reference lacks {missing}"

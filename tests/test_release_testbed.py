@@ -168,6 +168,10 @@ def test_second_release_is_refused_with_holder_while_lock_is_held(deploy: Deploy
         proc = deploy.release("v1")
         assert proc.returncode == 5
         assert "locked by alice@ci-7 (pid 4242, release r-other)" in proc.stderr
+        as_json = deploy.run("-o", "json", "release", "-p", str(deploy.path), "--version", "v1")
+        doc = _doc(as_json)
+        assert doc["exit_code"] == 5 and doc["error"] == "LockHeldError"
+        assert not (deploy.root / "releases").exists()  # nothing ran
     finally:
         subprocess.run(["rm", "-rf", lock_dir], check=True)
 

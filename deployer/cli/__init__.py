@@ -322,6 +322,13 @@ def _interrupt(signum: int, frame: Any) -> NoReturn:
     raise KeyboardInterrupt
 
 
+def _wants_json(argv: list[str] | None) -> bool:
+    args = sys.argv[1:] if argv is None else argv
+    pairs = zip(args, [*args[1:], ""], strict=False)
+    flag = any(a in ("-o", "--output") and b == "json" for a, b in pairs)
+    return flag or "--output=json" in args or os.environ.get("DEPLOYER_OUTPUT") == "json"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: every failure ends as one line and a documented exit code."""
     signal.signal(signal.SIGTERM, _interrupt)
@@ -341,6 +348,14 @@ def main(argv: list[str] | None = None) -> None:
             raise
         for line in str(exc).splitlines() or [type(exc).__name__]:
             click.echo(f"deployer: error: {line}", err=True)
+        if _wants_json(argv):
+            doc = {
+                "outcome": "error",
+                "exit_code": int(exc.exit_code),
+                "error": type(exc).__name__,
+                "message": str(exc),
+            }
+            Application("json").emit_json(doc)
         sys.exit(int(exc.exit_code))
     except KeyboardInterrupt:
         click.echo("deployer: interrupted", err=True)

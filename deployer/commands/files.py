@@ -28,6 +28,18 @@ def read_states(state_dir: str) -> Shell:
     )
 
 
+def observe_host(state_dir: str, statuses: dict[str, Shell]) -> Shell:
+    """One round trip: each color's recorded version (``color version``) and, for each
+    color whose status command succeeds, ``up color``."""
+    checks = "; ".join(
+        f"if {{ {cmd.text}; }} >/dev/null 2>&1; then echo {join([f'up {color}']).text}; fi"
+        for color, cmd in statuses.items()
+    )
+    shown = "; ".join(f"{color}: {cmd.shown}" for color, cmd in statuses.items())
+    states = read_states(state_dir)
+    return Shell(f"{states.text}; {checks}; true", f"{states.shown}; status {shown}")
+
+
 def extract_archive(archive: str, dest: str) -> Shell:
     """Unpack an uploaded tar.gz into ``dest`` (created) and remove the archive."""
     return (

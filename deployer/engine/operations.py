@@ -88,15 +88,12 @@ class Engine:
         versions: dict[str, dict[str, str]] = {}
         running: dict[str, dict[str, bool]] = {}
         for host in self.pb.app_hosts:
-            runner = self.hosts.runner(host.name)
-            out = runner.run(files.read_states(self.ctx.value(self.pb.state_dir, host))).stdout
-            versions[host.name] = dict(
-                line.split(" ", 1) for line in out.splitlines() if " " in line
-            )
-            running[host.name] = {
-                c: runner.run(self.ctx.shell(self.pb.service.status, host, c), check=False).ok
-                for c in COLORS
-            }
+            statuses = {c: self.ctx.shell(self.pb.service.status, host, c) for c in COLORS}
+            cmd = files.observe_host(self.ctx.state_dir(host), statuses)
+            lines = self.hosts.runner(host.name).run(cmd).stdout.splitlines()
+            pairs = [line.split(" ", 1) for line in lines if " " in line]
+            versions[host.name] = {k: v for k, v in pairs if k in COLORS}
+            running[host.name] = {c: ["up", c] in pairs for c in COLORS}
         return Observed(
             live[0] if live else None, live[1] if live else None, text, versions, running
         )
@@ -203,8 +200,13 @@ class Engine:
 
     def _run(self, kind: str, version: str | None) -> OperationResult:
         self._check_journal()
+        started_at = time.time()
         op_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
-        self.acquire_lock(op_id)
+        try:
+            self.acquire_lock(op_id)
+        except BaseException:
+            self.hosts.close()
+            raise
         result: OperationResult | None = None
         try:
             observed = self.observe()
@@ -222,6 +224,7 @@ class Engine:
                 observed.live_version,
                 observed.live_color,
                 observed.idle_color,
+                started_at=started_at,
             )
             self.journal.append(
                 {
@@ -270,10 +273,7 @@ class Engine:
                 "check the hosts, then run `deployer recover`"
             )
             return
-        switched_before_failure = any(
-            r["name"] == "switch" and r["status"] == "ok" for r in result.steps
-        )
-        if switched_before_failure:
+        if out.switched:
             result.outcome = "interrupted" if interrupted else "rolled_back"
             result.exit_code = RolledBackError.exit_code
             restored = (

@@ -9,12 +9,23 @@ from pydantic_core import PydanticUndefined
 
 from deployer.errors import InputError
 from deployer.playbook.loader import _inner_model
-from deployer.playbook.models import Playbook
+from deployer.playbook.models import Playbook, parse_duration
 
 
 def _type_name(annotation: Any) -> str:
     text = getattr(annotation, "__name__", None) or str(annotation)
     return text.replace("typing.", "").replace("deployer.playbook.models.", "")
+
+
+def _is_duration(field: Any) -> bool:
+    return any(getattr(m, "func", None) is parse_duration for m in field.metadata)
+
+
+def _duration_text(seconds: float) -> str:
+    for unit, size in (("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds * 1000:g}ms"
 
 
 def _rows(model: type[BaseModel], prefix: str) -> list[dict[str, Any]]:
@@ -26,12 +37,17 @@ def _rows(model: type[BaseModel], prefix: str) -> list[dict[str, Any]]:
         default: Any = None
         if field.default is not PydanticUndefined and field.default is not None:
             default = field.default
+        if is_list:
+            kind = "list"
+        elif _is_duration(field):
+            kind = "duration"
+            default = _duration_text(default) if default is not None else None
+        else:
+            kind = inner.__name__ if inner else _type_name(field.annotation)
         rows.append(
             {
                 "key": key + ("[]" if is_list else ""),
-                "type": "list"
-                if is_list
-                else (inner.__name__ if inner else _type_name(field.annotation)),
+                "type": kind,
                 "required": field.is_required(),
                 "default": default,
                 "description": field.description or "",

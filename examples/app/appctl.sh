@@ -6,7 +6,9 @@
 set -eu
 cmd=$1 root=$2 color=$3
 pidfile="$root/$color.pid"
-running() { [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+# a zombie (exited, not yet reaped by its parent) counts as stopped
+alive() { s=$(ps -o stat= -p "$1" 2>/dev/null) && [ -n "$s" ] && [ "${s#Z}" = "$s" ]; }
+running() { [ -f "$pidfile" ] && alive "$(cat "$pidfile")"; }
 case "$cmd" in
   start)
     port=$4 version=$5 unhealthy=$6
@@ -21,7 +23,7 @@ case "$cmd" in
       pid=$(cat "$pidfile")
       kill "$pid"
       i=0
-      while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
+      while alive "$pid" && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
       kill -9 "$pid" 2>/dev/null || true
     fi
     rm -f "$pidfile"
