@@ -5,6 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
-.venv/bin/ruff check deployer tests scripts bench examples
+.venv/bin/ruff check deployer tests scripts bench examples migrations_safe
 .venv/bin/mypy
 exec .venv/bin/python -m pytest -q "$@"

@@ -1,0 +1,420 @@
+"""Alembic front end: a version script read with ``ast`` (never imported, never run).
+
+It walks ``upgrade()`` (and ``downgrade()`` on request) in order and turns ``op.*`` calls,
+``with op.batch_alter_table(...)`` blocks, ``with op.get_context().autocommit_block():`` and
+SQL given to ``op.execute(...)`` / ``bind.execute(...)`` (a string or ``sa.text(...)``)
+into operations. Loops are read once; anything computed at run time is out of sight.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from deployer.lint import operations as k
+from deployer.lint.operations import Migration, Operation
+from deployer.lint.sql import SqlError, sql_operations
+
+VOLATILE_SA = {"gen_random_uuid", "uuid_generate_v4", "clock_timestamp", "random", "nextval"}
+SERIAL_TYPES = {"Serial", "BigSerial", "SmallSerial"}
+
+
+def _const(node: ast.AST | None) -> Any:
+    """The value of a literal (str, number, bool, None), of ``sa.text('...')``, or None."""
+    if node is None:
+        return None
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Call) and _call_name(node) in ("text", "literal_column") and node.args:
+        return _const(node.args[0])
+    return None
+
+
+def _call_name(node: ast.Call) -> str:
+    f = node.func
+    if isinstance(f, ast.Attribute):
+        return f.attr
+    if isinstance(f, ast.Name):
+        return f.id
+    return ""
+
+
+def _kw(call: ast.Call, name: str) -> ast.AST | None:
+    for kw in call.keywords:
+        if kw.arg == name:
+            return kw.value
+    return None
+
+
+def _arg(call: ast.Call, index: int, name: str) -> ast.AST | None:
+    if len(call.args) > index:
+        return call.args[index]
+    return _kw(call, name)
+
+
+def _type_text(node: ast.AST | None) -> str | None:
+    """``sa.String(100)`` -> ``varchar(100)``; ``sa.Text()`` -> ``text`` (for type rules)."""
+    if node is None:
+        return None
+    name = ""
+    args: list[Any] = []
+    if isinstance(node, ast.Call):
+        name = _call_name(node)
+        args = [_const(a) for a in node.args]
+        length = _const(_kw(node, "length"))
+        if length is not None:
+            args = [length]
+    elif isinstance(node, ast.Attribute):
+        name = node.attr
+    elif isinstance(node, ast.Name):
+        name = node.id
+    mapping = {
+        "String": "varchar",
+        "VARCHAR": "varchar",
+        "Unicode": "varchar",
+        "Text": "text",
+        "TEXT": "text",
+        "UnicodeText": "text",
+        "Integer": "int4",
+        "INTEGER": "int4",
+        "BigInteger": "int8",
+        "BIGINT": "int8",
+        "SmallInteger": "int2",
+        "Numeric": "numeric",
+        "NUMERIC": "numeric",
+    }
+    base = mapping.get(name, name.lower())
+    mods = [str(a) for a in args if isinstance(a, int)]
+    return f"{base}({','.join(mods)})" if mods else base
+
+
+def _default_info(node: ast.AST | None) -> tuple[bool, bool, str]:
+    """(has default, volatile, text) of a ``server_default=`` value."""
+    if node is None or (isinstance(node, ast.Constant) and node.value is None):
+        return False, False, ""
+    text = _const(node)
+    if isinstance(text, str):
+        lowered = text.lower()
+        return True, any(f"{f}(" in lowered for f in VOLATILE_SA), text
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        # sa.func.gen_random_uuid()
+        name = node.func.attr
+        return True, name in VOLATILE_SA, f"{name}()"
+    return True, False, ast.unparse(node)
+
+
+@dataclass
+class _Scope:
+    in_transaction: bool = True
+    tx: int = 0
+    batch: dict[str, str] = field(default_factory=dict)  # alias -> table
+    binds: set[str] = field(default_factory=set)  # names bound to op.get_bind()
+
+
+class _Reader:
+    def __init__(self, source: str):
+        self.source = source
+        self.ops: list[Operation] = []
+
+    # ---- statements in order ----
+    def body(self, stmts: list[ast.stmt], scope: _Scope) -> None:
+        for stmt in stmts:
+            self.statement(stmt, scope)
+
+    def statement(self, stmt: ast.stmt, scope: _Scope) -> None:
+        if isinstance(stmt, ast.With):
+            inner = _Scope(scope.in_transaction, scope.tx, dict(scope.batch), set(scope.binds))
+            for item in stmt.items:
+                ctx = item.context_expr
+                if isinstance(ctx, ast.Call) and _call_name(ctx) == "autocommit_block":
+                    inner.in_transaction = False
+                elif isinstance(ctx, ast.Call) and _call_name(ctx) == "batch_alter_table":
+                    table = _const(_arg(ctx, 0, "table_name"))
+                    if isinstance(item.optional_vars, ast.Name) and isinstance(table, str):
+                        inner.batch[item.optional_vars.id] = table
+            self.body(stmt.body, inner)
+            return
+        if (
+            isinstance(stmt, ast.Assign)
+            and isinstance(stmt.value, ast.Call)
+            and _call_name(stmt.value) in ("get_bind", "connect")
+        ):
+            scope.binds |= {t.id for t in stmt.targets if isinstance(t, ast.Name)}
+        if isinstance(stmt, ast.For | ast.While | ast.If | ast.AsyncFor):
+            self.calls_in(stmt.test if isinstance(stmt, ast.While | ast.If) else stmt.iter, scope)
+            self.body(stmt.body, scope)
+            self.body(stmt.orelse, scope)
+            return
+        if isinstance(stmt, ast.Try):
+            for block in (stmt.body, *[h.body for h in stmt.handlers], stmt.orelse, stmt.finalbody):
+                self.body(block, scope)
+            return
+        self.calls_in(stmt, scope)
+
+    def calls_in(self, node: ast.AST, scope: _Scope) -> None:
+        calls = [n for n in ast.walk(node) if isinstance(n, ast.Call)]
+        for call in sorted(calls, key=lambda c: (c.lineno, c.col_offset)):
+            self.call(call, scope)
+
+    # ---- one call ----
+    def call(self, call: ast.Call, scope: _Scope) -> None:
+        f = call.func
+        if not isinstance(f, ast.Attribute) or not isinstance(f.value, ast.Name):
+            return
+        owner, method = f.value.id, f.attr
+        base: dict[str, Any] = {
+            "line": call.lineno,
+            "column": call.col_offset + 1,
+            "in_transaction": scope.in_transaction,
+            "tx": scope.tx,
+            "sql": ast.get_source_segment(self.source, call) or "",
+        }
+        base["sql"] = base["sql"][:200]
+        if owner in scope.batch:
+            self.op_call(method, call, base, batch_table=scope.batch[owner])
+        elif owner == "op":
+            self.op_call(method, call, base, batch_table=None)
+        elif owner in scope.binds and method in ("execute", "exec_driver_sql"):
+            self.execute(call, base)
+
+    def execute(self, call: ast.Call, base: dict[str, Any]) -> None:
+        arg = call.args[0] if call.args else _kw(call, "sqltext")
+        sql = _const(arg)
+        if not isinstance(sql, str) or arg is None:
+            return
+        node: Any = arg.args[0] if isinstance(arg, ast.Call) and arg.args else arg
+        try:
+            ops, _ = sql_operations(
+                sql,
+                first_line=node.lineno,
+                first_column=node.col_offset + 2,
+                in_transaction=base["in_transaction"],
+                tx=base["tx"],
+            )
+        except SqlError as exc:
+            raise _ParseFailure(exc.line, exc.column, f"SQL in execute(): {exc}") from None
+        # SQL in a one-line string keeps the call's own position for suppression comments
+        self.ops += [
+            replace(o, line=o.line if o.line != node.lineno else base["line"]) for o in ops
+        ]
+
+    def op_call(
+        self, method: str, call: ast.Call, base: dict[str, Any], batch_table: str | None
+    ) -> None:
+        shift = 0 if batch_table is None else -1  # batch ops omit the table argument
+
+        def table_at(i: int, name: str) -> str | None:
+            if batch_table is not None:
+                return batch_table
+            v = _const(_arg(call, i, name))
+            return v if isinstance(v, str) else None
+
+        def arg(i: int, name: str) -> Any:
+            return _const(_arg(call, i + shift, name))
+
+        conc = bool(_const(_kw(call, "postgresql_concurrently")))
+        not_valid = bool(_const(_kw(call, "postgresql_not_valid")))
+        add = self.ops.append
+        match method:
+            case "create_table":
+                add(Operation(k.CREATE_TABLE, **base, table=table_at(0, "table_name")))
+            case "drop_table":
+                add(Operation(k.DROP_TABLE, **base, table=table_at(0, "table_name")))
+            case "rename_table":
+                add(
+                    Operation(
+                        k.RENAME_TABLE,
+                        **base,
+                        table=table_at(0, "old_table_name"),
+                        name=arg(1, "new_table_name"),
+                    )
+                )
+            case "create_index":
+                add(
+                    Operation(
+                        k.CREATE_INDEX,
+                        **base,
+                        name=arg(0, "index_name"),
+                        table=table_at(1, "table_name"),
+                        concurrently=conc,
+                        unique=bool(_const(_kw(call, "unique"))),
+                    )
+                )
+            case "drop_index":
+                add(
+                    Operation(
+                        k.DROP_INDEX,
+                        **base,
+                        name=arg(0, "index_name"),
+                        table=_const(_kw(call, "table_name")) or batch_table,
+                        concurrently=conc,
+                    )
+                )
+            case "add_column":
+                column = _arg(call, 1 + shift, "column")
+                add(self._column(column, base, table_at(0, "table_name")))
+            case "drop_column":
+                add(
+                    Operation(
+                        k.DROP_COLUMN,
+                        **base,
+                        table=table_at(0, "table_name"),
+                        name=arg(1, "column_name"),
+                    )
+                )
+            case "alter_column":
+                self._alter_column(call, base, table_at(0, "table_name"), arg(1, "column_name"))
+            case "create_foreign_key":
+                add(
+                    Operation(
+                        k.ADD_CONSTRAINT,
+                        **base,
+                        name=arg(0, "constraint_name"),
+                        table=table_at(1, "source_table"),
+                        constraint="foreign_key",
+                        not_valid=not_valid,
+                    )
+                )
+            case "create_check_constraint":
+                cond = _const(_arg(call, 2 + shift, "condition"))
+                col: str | None = None
+                if isinstance(cond, str) and cond.strip().lower().endswith("is not null"):
+                    col = cond.strip()[: -len("is not null")].strip().strip('"')
+                add(
+                    Operation(
+                        k.ADD_CONSTRAINT,
+                        **base,
+                        name=arg(0, "constraint_name"),
+                        table=table_at(1, "table_name"),
+                        constraint="check",
+                        not_valid=not_valid,
+                        check_not_null_of=col,
+                    )
+                )
+            case "create_unique_constraint" | "create_primary_key":
+                kind = "unique" if method == "create_unique_constraint" else "primary_key"
+                add(
+                    Operation(
+                        k.ADD_CONSTRAINT,
+                        **base,
+                        name=arg(0, "constraint_name"),
+                        table=table_at(1, "table_name"),
+                        constraint=kind,
+                    )
+                )
+            case "create_exclude_constraint":
+                add(
+                    Operation(
+                        k.ADD_CONSTRAINT,
+                        **base,
+                        name=arg(0, "constraint_name"),
+                        table=table_at(1, "table_name"),
+                        constraint="exclusion",
+                    )
+                )
+            case "execute":
+                self.execute(call, base)
+            case "get_bind" | "get_context" | "f" | "inline_literal":
+                pass
+            case "bulk_insert":
+                pass
+            case _:
+                if method.startswith(("create_", "drop_", "alter_", "rename_")):
+                    add(Operation(k.ALTER_OTHER, **base, table=table_at(0, "table_name")))
+
+    def _column(self, col: ast.AST | None, base: dict[str, Any], table: str | None) -> Operation:
+        if not isinstance(col, ast.Call):
+            return Operation(k.ADD_COLUMN, **base, table=table)
+        name = _const(col.args[0]) if col.args else _const(_kw(col, "name"))
+        type_node = col.args[1] if len(col.args) > 1 else _kw(col, "type_")
+        nullable = _const(_kw(col, "nullable"))
+        primary = bool(_const(_kw(col, "primary_key")))
+        has_default, volatile, text = _default_info(_kw(col, "server_default"))
+        identity = any(
+            isinstance(a, ast.Call) and _call_name(a) == "Identity" for a in col.args[1:]
+        )
+        type_text = _type_text(type_node)
+        identity = identity or (
+            isinstance(type_node, ast.AST)
+            and any(s in ast.unparse(type_node) for s in SERIAL_TYPES)
+        )
+        computed = [
+            a for a in col.args[1:] if isinstance(a, ast.Call) and _call_name(a) == "Computed"
+        ]
+        return Operation(
+            k.ADD_COLUMN,
+            **base,
+            table=table,
+            name=name,
+            not_null=nullable is False or primary,
+            has_default=has_default,
+            default_volatile=volatile,
+            default_text=text,
+            identity=identity,
+            generated_stored=bool(computed),
+            type_to=type_text,
+        )
+
+    def _alter_column(
+        self, call: ast.Call, base: dict[str, Any], table: str | None, column: Any
+    ) -> None:
+        if _const(_kw(call, "nullable")) is False:
+            self.ops.append(Operation(k.SET_NOT_NULL, **base, table=table, name=column))
+        if _kw(call, "type_") is not None:
+            self.ops.append(
+                Operation(
+                    k.ALTER_COLUMN_TYPE,
+                    **base,
+                    table=table,
+                    name=column,
+                    type_from=_type_text(_kw(call, "existing_type")),
+                    type_to=_type_text(_kw(call, "type_")),
+                )
+            )
+        new_name = _const(_kw(call, "new_column_name"))
+        if new_name:
+            self.ops.append(
+                Operation(k.RENAME_COLUMN, **base, table=table, name=column, type_to=new_name)
+            )
+        if _kw(call, "server_default") is not None:
+            self.ops.append(Operation(k.ALTER_OTHER, **base, table=table, name=column))
+
+
+class _ParseFailure(Exception):
+    def __init__(self, line: int, column: int, message: str):
+        super().__init__(message)
+        self.line, self.column = line, column
+
+
+def read_alembic(path: Path, source: str, *, include_downgrade: bool = False) -> Migration:
+    mig = Migration(path)
+    try:
+        tree = ast.parse(source, filename=str(path))
+    except SyntaxError as exc:
+        mig.parse_error = (exc.lineno or 1, (exc.offset or 1), f"Python syntax error: {exc.msg}")
+        return mig
+    funcs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    for node in tree.body:
+        if isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                if isinstance(t, ast.Name) and t.id in ("revision", "down_revision"):
+                    value = _const(node.value)
+                    setattr(mig, t.id, value if isinstance(value, str) else None)
+    if "upgrade" not in funcs:
+        mig.is_migration = False
+        return mig
+    reader = _Reader(source)
+    linted = [funcs["upgrade"]]
+    if include_downgrade and "downgrade" in funcs:
+        linted.append(funcs["downgrade"])
+    mig.linted_lines = [(f.lineno, f.end_lineno or f.lineno) for f in linted]
+    try:
+        for tx, func in enumerate(linted):  # downgrade runs in a transaction of its own
+            reader.body(func.body, _Scope(tx=tx * 1000))
+    except _ParseFailure as exc:
+        mig.parse_error = (exc.line, exc.column, str(exc))
+    mig.operations = reader.ops
+    return mig

@@ -1,0 +1,97 @@
+"""Machine formats for lint findings: json, SARIF 2.1.0 and GitHub workflow annotations."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from deployer.lint.rules import Rule
+from deployer.lint.runner import META, Finding
+
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+
+
+def to_json(findings: list[Finding]) -> str:
+    """A list of {path, line, column, rule, severity, message, hint}; line and column 1-based."""
+    return json.dumps([f.to_dict() for f in findings], indent=2)
+
+
+def to_sarif(findings: list[Finding], rules: dict[str, Rule], version: str) -> str:
+    ids = sorted(set(rules) | set(META))
+    descriptors: list[dict[str, Any]] = []
+    level: str
+    for rid in ids:
+        if rid in rules:
+            r = rules[rid]
+            summary, doc, level = r.summary, r.doc, r.severity
+        else:
+            level, doc = META[rid]
+            summary = doc.split(":")[0]
+        descriptors.append(
+            {
+                "id": rid,
+                "name": rid,
+                "shortDescription": {"text": summary},
+                "fullDescription": {"text": doc},
+                "help": {"text": doc},
+                "defaultConfiguration": {"level": level},
+            }
+        )
+    index = {rid: i for i, rid in enumerate(ids)}
+    results = [
+        {
+            "ruleId": f.rule,
+            "ruleIndex": index[f.rule],
+            "level": f.severity,
+            "message": {"text": f"{f.message}. Fix: {f.hint}"},
+            "locations": [
+                {
+                    "physicalLocation": {
+                        "artifactLocation": {
+                            "uri": f.path.replace("\\", "/"),
+                            "uriBaseId": "%SRCROOT%",
+                        },
+                        "region": {"startLine": f.line, "startColumn": f.column},
+                    }
+                }
+            ],
+        }
+        for f in findings
+    ]
+    sarif = {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "deployer-lint",
+                        "semanticVersion": version,
+                        "version": version,
+                        "rules": descriptors,
+                    }
+                },
+                "columnKind": "unicodeCodePoints",
+                "results": results,
+            }
+        ],
+    }
+    return json.dumps(sarif, indent=2)
+
+
+def _escape(text: str, prop: bool = False) -> str:
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    if prop:
+        text = text.replace(":", "%3A").replace(",", "%2C")
+    return text
+
+
+def to_github(findings: list[Finding]) -> str:
+    lines = []
+    for f in findings:
+        props = (
+            f"file={_escape(f.path, True)},line={f.line},col={f.column},"
+            f"title={_escape(f.rule, True)}"
+        )
+        lines.append(f"::{f.severity} {props}::{_escape(f.message)}. Fix: {_escape(f.hint)}")
+    return "\n".join(lines)

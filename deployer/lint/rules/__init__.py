@@ -1,0 +1,78 @@
+"""Lint rules: one file each, registered by :func:`rule`.
+
+A rule is a function ``check(op, ctx) -> str | None`` (the message, or None when the operation
+is fine) or, with ``scope="migration"``, ``check(ctx) -> list[(op, message)]``. Its module
+docstring is the explanation ``deployer lint --explain ID`` prints: what it catches, which lock
+it takes or what it breaks for the old color, and the safe alternative.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from deployer.lint.operations import Migration, Operation
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass
+class Context:
+    """What a rule may know besides the operation itself."""
+
+    migration: Migration
+    pg_version: int = 14
+    created_tables: set[str] = field(default_factory=set)  # created earlier in this migration
+    validated_not_null: set[tuple[str, str]] = field(default_factory=set)  # earlier revisions
+    lock_timeout_in_env: bool = False
+
+    @property
+    def operations(self) -> list[Operation]:
+        return self.migration.operations
+
+    def is_new(self, table: str | None) -> bool:
+        return table is not None and table in self.created_tables
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    severity: Severity
+    summary: str
+    hint: str
+    doc: str
+    check: Callable[..., Any]
+    scope: Literal["operation", "migration"] = "operation"
+
+
+REGISTRY: dict[str, Rule] = {}
+
+
+def rule(
+    id: str,
+    severity: Severity,
+    hint: str,
+    *,
+    scope: Literal["operation", "migration"] = "operation",
+) -> Callable[[Any], Any]:
+    def register(check: Callable[..., Any]) -> Callable[..., Any]:
+        module = sys.modules[check.__module__]
+        doc = (module.__doc__ or "").strip()
+        REGISTRY[id] = Rule(
+            id, severity, doc.splitlines()[0] if doc else id, hint, doc, check, scope
+        )
+        return check
+
+    return register
+
+
+def load_rules() -> dict[str, Rule]:
+    """Import every rule module once (each registers itself)."""
+    if not REGISTRY:
+        for info in pkgutil.iter_modules(__path__):
+            importlib.import_module(f"{__name__}.{info.name}")
+    return REGISTRY

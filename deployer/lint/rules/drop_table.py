@@ -1,0 +1,20 @@
+"""DROP TABLE while the old color still runs.
+
+Breaks: every query of the old color on that table fails; also takes ACCESS EXCLUSIVE.
+
+Safe alternative: expand/contract. Stop using the table in one release; drop it in a later
+migration with an acknowledgement (`# deployer: ignore[drop-table] reason`).
+"""
+
+from __future__ import annotations
+
+from deployer.lint import operations as k
+from deployer.lint.operations import Operation
+from deployer.lint.rules import Context, rule
+
+
+@rule("drop-table", "error", "stop using the table in one release, drop it in a later one")
+def check(op: Operation, ctx: Context) -> str | None:
+    if op.kind == k.DROP_TABLE and not ctx.is_new(op.table):
+        return f"dropping table {op.table} breaks the old color, which still uses it"
+    return None

@@ -1,0 +1,293 @@
+"""Lint files: read them (Alembic or SQL), order each folder's revisions as a chain, run the
+rules with what earlier revisions established, apply inline ignores, report findings."""
+
+from __future__ import annotations
+
+import configparser
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from deployer.errors import InputError
+from deployer.lint import operations as k
+from deployer.lint.alembic import read_alembic
+from deployer.lint.config import LintConfig
+from deployer.lint.operations import Migration
+from deployer.lint.rules import Context, Rule, load_rules
+from deployer.lint.sql import SqlError, sql_operations
+from deployer.lint.suppress import find_ignores, suppressing
+
+#: findings about the lint run itself (documented by `--explain` too)
+META = {
+    "parse-error": (
+        "error",
+        "A file that cannot be parsed (Python or SQL): fix the syntax; the "
+        "other files are still linted.",
+    ),
+    "ignore-without-reason": (
+        "error",
+        "An inline ignore with no reason after it, like "
+        "`# deployer: ignore[drop-column]`: say why it is safe.",
+    ),
+    "unused-ignore": (
+        "warning",
+        "An inline ignore that suppresses nothing (the hazard is gone, "
+        "or the comment is on the wrong line): remove it.",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    path: str
+    line: int
+    column: int
+    rule: str
+    severity: str
+    message: str
+    hint: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class LintResult:
+    findings: list[Finding]
+    files: int
+    migrations: list[Migration]
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for f in self.findings if f.severity == "error")
+
+
+def _display(path: Path) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)
+
+
+def default_paths(cwd: Path) -> list[Path]:
+    """The versions folder of the alembic.ini in ``cwd``, if there is one."""
+    ini = cwd / "alembic.ini"
+    if not ini.is_file():
+        return []
+    parser = configparser.ConfigParser(defaults={"here": str(cwd)})
+    parser.read(ini)
+    location = parser.get("alembic", "script_location", fallback=None)
+    if not location:
+        return []
+    folder = Path(location.replace("%(here)s", str(cwd)))
+    folder = folder if folder.is_absolute() else cwd / folder
+    return [folder / "versions" if (folder / "versions").is_dir() else folder]
+
+
+def collect(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            for f in sorted(p.rglob("*")):
+                parts = f.relative_to(p).parts
+                if (
+                    f.suffix in (".py", ".sql")
+                    and f.is_file()
+                    and not any(x.startswith(".") or x == "__pycache__" for x in parts)
+                ):
+                    files.append(f)
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise InputError(f"{p}: no such file or directory")
+    return list(dict.fromkeys(files))
+
+
+def read(path: Path, config: LintConfig) -> tuple[Migration, str]:
+    try:
+        source = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        mig = Migration(path, parse_error=(1, 1, f"cannot read: {exc}"))
+        return mig, ""
+    if path.suffix == ".py":
+        return read_alembic(path, source, include_downgrade=config.include_downgrade), source
+    mig = Migration(path)
+    try:
+        mig.operations, _ = sql_operations(source, in_transaction=config.sql_in_transaction)
+    except SqlError as exc:
+        mig.parse_error = (exc.line, exc.column, f"SQL syntax error: {exc}")
+    return mig, source
+
+
+def chain_order(migs: list[Migration]) -> list[Migration]:
+    """Alembic revisions in chain order (base first); anything else by file name."""
+    by_rev = {m.revision: m for m in migs if m.revision}
+    children: dict[str | None, list[Migration]] = {}
+    for m in migs:
+        if m.revision:
+            parent = m.down_revision if m.down_revision in by_rev else None
+            children.setdefault(parent, []).append(m)
+    ordered: list[Migration] = []
+    queue = sorted(children.get(None, []), key=lambda m: str(m.path))
+    while queue:
+        m = queue.pop(0)
+        ordered.append(m)
+        queue = sorted(children.get(m.revision, []), key=lambda x: str(x.path)) + queue
+    rest = sorted((m for m in migs if m not in ordered), key=lambda m: str(m.path))
+    return ordered + rest
+
+
+def skipped_by_start_after(migs: list[Migration], start_after: str | None) -> set[str]:
+    """``start_after`` and every revision before it."""
+    if not start_after:
+        return set()
+    by_rev = {m.revision: m for m in migs if m.revision}
+    skip: set[str] = set()
+    rev: str | None = start_after
+    while rev and rev in by_rev and rev not in skip:
+        skip.add(rev)
+        rev = by_rev[rev].down_revision
+    return skip
+
+
+def _env_sets_lock_timeout(folder: Path, cache: dict[Path, bool]) -> bool:
+    if folder not in cache:
+        env = folder.parent / "env.py"
+        cache[folder] = env.is_file() and "lock_timeout" in env.read_text(encoding="utf-8")
+    return cache[folder]
+
+
+class Linter:
+    def __init__(self, config: LintConfig):
+        self.config = config
+        self.rules = load_rules()
+        config.validate(set(self.rules))
+        enabled = config.enable if config.enable is not None else set(self.rules)
+        self.active: list[Rule] = [
+            r
+            for rid, r in sorted(self.rules.items())
+            if rid in enabled and rid not in config.disable and config.severity.get(rid) != "off"
+        ]
+
+    def severity(self, rule: Rule) -> str:
+        return self.config.severity.get(rule.id, rule.severity)
+
+    def lint(self, paths: list[Path]) -> LintResult:
+        files = collect(paths)
+        read_files = [(f, *read(f, self.config)) for f in files]
+        findings: list[Finding] = []
+        env_cache: dict[Path, bool] = {}
+        by_folder: dict[Path, list[tuple[Path, Migration, str]]] = {}
+        for f, mig, src in read_files:
+            by_folder.setdefault(f.parent, []).append((f, mig, src))
+        linted: list[Migration] = []
+        for folder, group in by_folder.items():
+            sources = {m.path: src for _, m, src in group}
+            migs = chain_order([m for _, m, _ in group if m.is_migration])
+            skip = skipped_by_start_after(migs, self.config.start_after)
+            checks: dict[str, tuple[str, str]] = {}  # constraint -> (table, column)
+            validated: set[tuple[str, str]] = set()
+            for mig in migs:
+                if mig.revision in skip:
+                    self._learn(mig, checks, validated)
+                    continue
+                linted.append(mig)
+                env_lt = self.config.lock_timeout_in_env or _env_sets_lock_timeout(
+                    folder, env_cache
+                )
+                findings += self._lint_one(mig, sources[mig.path], set(validated), env_lt)
+                self._learn(mig, checks, validated)
+        findings.sort(key=lambda f: (f.path, f.line, f.column, f.rule))
+        return LintResult(findings, len(files), linted)
+
+    @staticmethod
+    def _learn(
+        mig: Migration, checks: dict[str, tuple[str, str]], validated: set[tuple[str, str]]
+    ) -> None:
+        """Remember validated CHECK (col IS NOT NULL) constraints for later revisions."""
+        for op in mig.operations:
+            if op.kind == k.ADD_CONSTRAINT and op.check_not_null_of and op.table:
+                pair = (op.table, op.check_not_null_of)
+                if op.name:
+                    checks[op.name] = pair
+                if not op.not_valid:
+                    validated.add(pair)
+            elif op.kind == k.VALIDATE_CONSTRAINT and op.name in checks:
+                validated.add(checks[op.name])
+
+    def _lint_one(
+        self, mig: Migration, source: str, validated: set[tuple[str, str]], env_lock_timeout: bool
+    ) -> list[Finding]:
+        path = _display(mig.path)
+        if mig.parse_error:
+            line, col, msg = mig.parse_error
+            return [
+                Finding(
+                    path,
+                    line,
+                    col,
+                    "parse-error",
+                    "error",
+                    msg,
+                    "fix the syntax; nothing in this file was checked",
+                )
+            ]
+        ctx = Context(mig, self.config.postgres_version, set(), validated, env_lock_timeout)
+        raw: list[tuple[Rule, int, int, str]] = []
+        for op in mig.operations:
+            for rule in self.active:
+                if rule.scope == "operation" and (msg := rule.check(op, ctx)):
+                    raw.append((rule, op.line, op.column, msg))
+            if op.kind == k.CREATE_TABLE and op.table:
+                ctx.created_tables.add(op.table)
+        ctx.created_tables = set()
+        for rule in self.active:
+            if rule.scope == "migration":
+                raw += [(rule, op.line, op.column, msg) for op, msg in rule.check(ctx)]
+        ignores = find_ignores(source, python=mig.path.suffix == ".py")
+        out: list[Finding] = []
+        for rule, line, col, msg in raw:
+            ig = suppressing(ignores, rule.id, line)
+            if ig is not None:
+                ig.used.add(rule.id)
+                continue
+            out.append(Finding(path, line, col, rule.id, self.severity(rule), msg, rule.hint))
+        if mig.linted_lines is not None:  # ignores in functions not linted are not judged
+            ignores = [
+                ig for ig in ignores if any(a - 1 <= ig.line <= b for a, b in mig.linted_lines)
+            ]
+        for ig in ignores:
+            if not ig.reason:
+                out.append(
+                    Finding(
+                        path,
+                        ig.line,
+                        ig.column,
+                        "ignore-without-reason",
+                        "error",
+                        f"ignore[{', '.join(ig.rules)}] has no reason",
+                        "write why it is safe after the brackets",
+                    )
+                )
+                continue
+            for rid in ig.rules:
+                if rid not in ig.used:
+                    known = rid in self.rules or rid in META
+                    why = "suppresses nothing" if known else "names no known rule"
+                    out.append(
+                        Finding(
+                            path,
+                            ig.line,
+                            ig.column,
+                            "unused-ignore",
+                            "warning",
+                            f"ignore[{rid}] {why}",
+                            "remove it",
+                        )
+                    )
+        return out
+
+
+def lint_paths(paths: list[Path], config: LintConfig | None = None) -> LintResult:
+    return Linter(config or LintConfig()).lint(paths)

@@ -1,0 +1,2 @@
+-- add-column-not-null-without-default: bad.sql
+ALTER TABLE accounts ADD COLUMN status text NOT NULL;

@@ -1,0 +1,2 @@
+-- cluster: bad.sql
+CLUSTER orders USING ix_orders_account;

@@ -1,0 +1,2 @@
+-- cluster: good.sql
+ANALYZE orders;

@@ -1,0 +1,3 @@
+-- concurrently-in-transaction: good.sql
+CREATE INDEX CONCURRENTLY ix_a ON t (a);
+REINDEX INDEX CONCURRENTLY ix_a;

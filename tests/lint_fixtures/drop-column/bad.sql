@@ -1,0 +1,2 @@
+-- drop-column: bad.sql
+ALTER TABLE accounts DROP COLUMN name;

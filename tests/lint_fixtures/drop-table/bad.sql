@@ -1,0 +1,2 @@
+-- drop-table: bad.sql
+DROP TABLE legacy;

@@ -1,0 +1,2 @@
+-- drop-table: good.sql
+DROP INDEX CONCURRENTLY ix_legacy;

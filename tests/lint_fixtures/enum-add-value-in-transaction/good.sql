@@ -1,0 +1,2 @@
+-- enum-add-value-in-transaction: good.sql
+ALTER TYPE order_state ADD VALUE 'refunded';

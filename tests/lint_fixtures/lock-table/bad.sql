@@ -1,0 +1,4 @@
+-- lock-table: bad.sql
+BEGIN;
+LOCK TABLE orders;
+COMMIT;

@@ -1,0 +1,2 @@
+-- lock-table: good.sql
+SELECT 1;

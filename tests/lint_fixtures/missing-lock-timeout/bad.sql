@@ -1,0 +1,2 @@
+-- missing-lock-timeout: bad.sql
+ALTER TABLE accounts ADD COLUMN note text;

@@ -1,0 +1,2 @@
+-- reindex-not-concurrent: bad.sql
+REINDEX INDEX ix_orders_account;

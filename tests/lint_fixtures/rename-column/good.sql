@@ -1,0 +1,2 @@
+-- rename-column: good.sql
+ALTER TABLE accounts ADD COLUMN display_name text;

@@ -1,0 +1,2 @@
+-- rename-table: bad.sql
+ALTER TABLE accounts RENAME TO customers;

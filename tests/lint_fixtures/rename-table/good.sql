@@ -1,0 +1,2 @@
+-- rename-table: good.sql
+CREATE VIEW customers AS SELECT * FROM accounts;

@@ -1,0 +1,2 @@
+-- set-table-persistence: bad.sql
+ALTER TABLE events SET LOGGED;

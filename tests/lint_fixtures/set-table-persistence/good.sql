@@ -1,0 +1,2 @@
+-- set-table-persistence: good.sql
+CREATE UNLOGGED TABLE e2 (id int);

@@ -1,0 +1,2 @@
+-- truncate: bad.sql
+TRUNCATE sessions;

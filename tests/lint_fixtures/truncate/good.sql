@@ -1,0 +1,3 @@
+-- truncate: good.sql
+CREATE TABLE s2 (id int);
+TRUNCATE s2;

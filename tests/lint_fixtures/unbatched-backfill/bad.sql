@@ -1,0 +1,2 @@
+-- unbatched-backfill: bad.sql
+DELETE FROM sessions;

@@ -1,0 +1,2 @@
+-- unbatched-backfill: good.sql
+DELETE FROM sessions WHERE expires < now();

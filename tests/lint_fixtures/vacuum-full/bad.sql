@@ -1,0 +1,2 @@
+-- vacuum-full: bad.sql
+VACUUM FULL orders;

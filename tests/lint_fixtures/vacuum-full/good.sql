@@ -1,0 +1,2 @@
+-- vacuum-full: good.sql
+VACUUM orders;

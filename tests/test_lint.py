@@ -1,0 +1,289 @@
+"""`deployer lint`: every rule's fixtures, both front ends, ignores, config and formats."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from deployer.errors import InputError
+from deployer.lint.config import LintConfig, load_config
+from deployer.lint.rules import load_rules
+from deployer.lint.runner import lint_paths
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).parent / "lint_fixtures"
+RULES = sorted(load_rules())
+
+
+def _rules(path: Path, **config: object) -> list[str]:
+    return [f.rule for f in lint_paths([path], LintConfig(**config)).findings]  # type: ignore[arg-type]
+
+
+def test_every_rule_has_fixtures_and_an_explanation() -> None:
+    for rule_id in RULES:
+        folder = FIXTURES / rule_id
+        assert list(folder.glob("bad.*")) and list(folder.glob("good.*")), rule_id
+        rule = load_rules()[rule_id]
+        assert "Safe alternative" in rule.doc or "Satisfied by" in rule.doc, rule_id
+
+
+@pytest.mark.parametrize(
+    "fixture", sorted(FIXTURES.glob("*/bad.*")), ids=lambda p: f"{p.parent.name}/{p.name}"
+)
+def test_hazardous_variant_is_flagged_by_its_rule(fixture: Path) -> None:
+    assert fixture.parent.name in _rules(fixture, postgres_version=11)
+
+
+@pytest.mark.parametrize(
+    "fixture", sorted(FIXTURES.glob("*/good.*")), ids=lambda p: f"{p.parent.name}/{p.name}"
+)
+def test_safe_variant_has_no_error(fixture: Path) -> None:
+    result = lint_paths([fixture], LintConfig())
+    assert fixture.parent.name not in [f.rule for f in result.findings]
+    assert [f for f in result.findings if f.severity == "error"] == []
+
+
+def test_migrations_safe_reports_nothing() -> None:
+    result = lint_paths([ROOT / "migrations_safe"], LintConfig())
+    assert result.findings == [], [f"{f.path}:{f.line} {f.rule}" for f in result.findings]
+    assert len(result.migrations) >= 10
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    p = tmp_path / name
+    p.write_text(textwrap.dedent(text))
+    return p
+
+
+def test_sql_findings_carry_line_and_column(tmp_path: Path) -> None:
+    p = _write(
+        tmp_path,
+        "m.sql",
+        """\
+        SET lock_timeout = '1s';
+        -- build it
+          CREATE INDEX ix_a ON t (a); CREATE INDEX ix_b ON t (b);
+        """,
+    )
+    found = [(f.line, f.column, f.rule) for f in lint_paths([p]).findings]
+    assert found == [(3, 3, "require-concurrent-index"), (3, 31, "require-concurrent-index")]
+
+
+def test_alembic_findings_point_at_the_call(tmp_path: Path) -> None:
+    p = _write(
+        tmp_path,
+        "v1.py",
+        """\
+        from alembic import op
+        import sqlalchemy as sa
+        revision = "a1"
+        down_revision = None
+
+        def upgrade():
+            op.execute("SET lock_timeout = '2s'")
+            with op.batch_alter_table("accounts") as batch:
+                batch.alter_column("name", new_column_name="display_name")
+                batch.add_column(sa.Column("n", sa.Integer(), nullable=False))
+            op.execute(sa.text(\"\"\"
+                UPDATE accounts SET n = 1 WHERE id < 5;
+                ALTER TABLE accounts ALTER COLUMN n SET NOT NULL;
+            \"\"\"))
+        """,
+    )
+    found = [(f.line, f.column, f.rule) for f in lint_paths([p]).findings]
+    assert (9, 9, "rename-column") in found
+    assert (10, 9, "add-column-not-null-without-default") in found
+    assert (12, 9, "backfill-in-schema-transaction") in found
+    assert (13, 9, "set-not-null") in found
+
+
+def test_downgrade_is_linted_only_on_request(tmp_path: Path) -> None:
+    p = _write(
+        tmp_path,
+        "v.py",
+        """\
+        from alembic import op
+        revision = "r"
+        down_revision = None
+        def upgrade():
+            op.execute("SET lock_timeout = '2s'")
+        def downgrade():
+            op.drop_column("accounts", "status")
+        """,
+    )
+    assert _rules(p) == []
+    assert "drop-column" in _rules(p, include_downgrade=True)
+
+
+def test_ignore_needs_a_reason_and_unused_ignores_are_reported(tmp_path: Path) -> None:
+    p = _write(
+        tmp_path,
+        "m.sql",
+        """\
+        SET lock_timeout = '1s';
+        -- deployer: ignore[drop-column]
+        ALTER TABLE a DROP COLUMN b;
+        ALTER TABLE a DROP COLUMN c; -- deployer: ignore[drop-column] unused since v7
+        -- deployer: ignore[truncate] nothing here truncates
+        SELECT 1;
+        """,
+    )
+    found = [(f.line, f.rule) for f in lint_paths([p]).findings]
+    assert found == [(2, "ignore-without-reason"), (3, "drop-column"), (5, "unused-ignore")]
+
+
+def test_parse_error_is_a_finding_and_other_files_are_still_linted(tmp_path: Path) -> None:
+    _write(tmp_path, "a.sql", "ALTER TABLE x ADD COLUM y int;\n")
+    _write(tmp_path, "b.py", "def upgrade(:\n")
+    _write(tmp_path, "c.sql", "TRUNCATE t;\n")
+    found = [(Path(f.path).name, f.line, f.rule) for f in lint_paths([tmp_path]).findings]
+    assert ("a.sql", 1, "parse-error") in found
+    assert ("b.py", 1, "parse-error") in found
+    assert ("c.sql", 1, "truncate") in found
+
+
+def _chain(tmp_path: Path) -> Path:
+    head = 'from alembic import op\nrevision = "{r}"\ndown_revision = {d}\n'
+    body = {
+        "1_check.py": (
+            '"r1"',
+            "None",
+            'op.create_check_constraint("ck_s", "accounts", "status IS NOT NULL", '
+            "postgresql_not_valid=True)",
+        ),
+        "2_validate.py": (
+            '"r2"',
+            '"r1"',
+            'op.execute("ALTER TABLE accounts VALIDATE CONSTRAINT ck_s")',
+        ),
+        "3_not_null.py": ('"r3"', '"r2"', 'op.alter_column("accounts", "status", nullable=False)'),
+    }
+    for name, (r, d, line) in body.items():
+        (tmp_path / name).write_text(
+            head.format(r=r.strip('"'), d=d).replace('revision = "', 'revision = "', 1)
+            + f"def upgrade():\n    op.execute(\"SET lock_timeout = '1s'\")\n    {line}\n"
+        )
+    return tmp_path
+
+
+def test_set_not_null_after_validated_check_in_earlier_revision_passes(tmp_path: Path) -> None:
+    folder = _chain(tmp_path)
+    assert _rules(folder) == []
+    assert _rules(folder / "3_not_null.py") == ["set-not-null"]  # alone it cannot know
+    assert _rules(folder, postgres_version=11) == ["set-not-null"]  # needs PostgreSQL 12+
+
+
+def test_start_after_skips_old_history(tmp_path: Path) -> None:
+    folder = _chain(tmp_path)
+    (folder / "2_validate.py").write_text(
+        (folder / "2_validate.py")
+        .read_text()
+        .replace(
+            'op.execute("ALTER TABLE accounts VALIDATE CONSTRAINT ck_s")',
+            'op.execute("TRUNCATE accounts")',
+        )
+    )
+    assert "truncate" in _rules(folder)
+    assert "truncate" not in _rules(folder, start_after="r2")
+
+
+def test_env_py_that_sets_lock_timeout_satisfies_the_rule(tmp_path: Path) -> None:
+    versions = tmp_path / "versions"
+    versions.mkdir()
+    _write(
+        versions,
+        "v.py",
+        """\
+        from alembic import op
+        import sqlalchemy as sa
+        revision = "v"
+        down_revision = None
+        def upgrade():
+            op.add_column("a", sa.Column("b", sa.Text()))
+        """,
+    )
+    assert _rules(versions) == ["missing-lock-timeout"]
+    (tmp_path / "env.py").write_text("connection.exec_driver_sql(\"SET lock_timeout = '2s'\")\n")
+    assert _rules(versions) == []
+
+
+def test_config_from_pyproject(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        textwrap.dedent("""\
+        [tool.deployer.lint]
+        disable = ["truncate"]
+        severity = { "drop-column" = "warning" }
+        postgres_version = 10
+        """)
+    )
+    cfg = load_config(tmp_path)
+    assert cfg.disable == {"truncate"} and cfg.postgres_version == 10
+    p = _write(
+        tmp_path, "m.sql", "SET lock_timeout='1s';\nTRUNCATE t;\nALTER TABLE t DROP COLUMN c;\n"
+    )
+    findings = lint_paths([p], cfg).findings
+    assert [(f.rule, f.severity) for f in findings] == [("drop-column", "warning")]
+
+
+def test_bad_config_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "deployer.toml").write_text("[lint]\ndisabel = ['x']\n")
+    with pytest.raises(InputError, match="unknown lint setting 'disabel'"):
+        load_config(tmp_path)
+    (tmp_path / "deployer.toml").write_text("[lint]\ndisable = ['no-such-rule']\n")
+    with pytest.raises(InputError, match="unknown lint rule 'no-such-rule'"):
+        lint_paths([tmp_path], load_config(tmp_path))
+
+
+def _cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "deployer", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        check=False,
+    )
+
+
+def test_cli_exit_codes_and_json_format(tmp_path: Path) -> None:
+    bad = FIXTURES / "drop-column" / "bad.sql"
+    proc = _cli("lint", "--format", "json", str(bad))
+    assert proc.returncode == 1
+    findings = json.loads(proc.stdout)
+    assert {"path", "line", "column", "rule", "severity", "message", "hint"} == set(findings[0])
+    assert _cli("lint", str(FIXTURES / "drop-column" / "good.sql")).returncode == 0
+    assert _cli("lint", str(tmp_path / "missing.sql")).returncode == 2
+    assert _cli("lint", "--explain", "nope").returncode == 2
+
+
+def test_cli_text_sarif_and_github(tmp_path: Path) -> None:
+    bad = str(FIXTURES / "require-concurrent-index" / "bad.sql")
+    text = _cli("lint", bad).stdout
+    assert "require-concurrent-index" in text and "fix: use CONCURRENTLY" in text
+    sarif = json.loads(_cli("lint", "--format", "sarif", bad).stdout)
+    run = sarif["runs"][0]
+    assert sarif["version"] == "2.1.0"
+    ids = [r["id"] for r in run["tool"]["driver"]["rules"]]
+    for res in run["results"]:
+        assert ids[res["ruleIndex"]] == res["ruleId"]
+        region = res["locations"][0]["physicalLocation"]["region"]
+        assert region["startLine"] >= 1 and region["startColumn"] >= 1
+    gh = _cli("lint", "--format", "github", bad).stdout.splitlines()
+    line = next(g for g in gh if "title=require-concurrent-index::" in g)
+    assert line.startswith("::error file=") and ",line=2,col=1," in line
+
+
+def test_cli_explain_prints_the_rule_docs() -> None:
+    proc = _cli("lint", "--explain", "set-not-null")
+    assert proc.returncode == 0
+    assert "VALIDATE CONSTRAINT" in proc.stdout and "ACCESS EXCLUSIVE" in proc.stdout
+
+
+def test_cli_default_paths_come_from_alembic_ini() -> None:
+    proc = _cli("lint", cwd=ROOT / "migrations_safe")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 error(s)" in proc.stdout
