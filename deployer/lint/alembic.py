@@ -166,6 +166,7 @@ class _Reader:
         owner, method = f.value.id, f.attr
         base: dict[str, Any] = {
             "line": call.lineno,
+            "end_line": call.end_lineno or call.lineno,
             "column": call.col_offset + 1,
             "in_transaction": scope.in_transaction,
             "tx": scope.tx,
@@ -197,7 +198,12 @@ class _Reader:
             raise _ParseFailure(exc.line, exc.column, f"SQL in execute(): {exc}") from None
         # SQL in a one-line string keeps the call's own position for suppression comments
         self.ops += [
-            replace(o, line=o.line if o.line != node.lineno else base["line"]) for o in ops
+            replace(
+                o,
+                line=o.line if o.line != node.lineno else base["line"],
+                end_line=max(o.end_line, base["end_line"]) if o.line == node.lineno else o.end_line,
+            )
+            for o in ops
         ]
 
     def op_call(

@@ -78,6 +78,7 @@ class Operation:
     kind: str
     line: int
     column: int = 1
+    end_line: int = 0  # last line of the call or statement (0: same as line)
     table: str | None = None
     name: str | None = None  # column, index or constraint name
     in_transaction: bool = True

@@ -13,7 +13,7 @@ from deployer.errors import InputError
 from deployer.lint import operations as k
 from deployer.lint.alembic import read_alembic
 from deployer.lint.config import LintConfig
-from deployer.lint.operations import Migration
+from deployer.lint.operations import Migration, Operation
 from deployer.lint.rules import Context, Rule, load_rules
 from deployer.lint.sql import SqlError, sql_operations
 from deployer.lint.suppress import find_ignores, suppressing
@@ -234,25 +234,27 @@ class Linter:
                 )
             ]
         ctx = Context(mig, self.config.postgres_version, set(), validated, env_lock_timeout)
-        raw: list[tuple[Rule, int, int, str]] = []
+        raw: list[tuple[Rule, Operation, str]] = []
         for op in mig.operations:
             for rule in self.active:
                 if rule.scope == "operation" and (msg := rule.check(op, ctx)):
-                    raw.append((rule, op.line, op.column, msg))
+                    raw.append((rule, op, msg))
             if op.kind == k.CREATE_TABLE and op.table:
                 ctx.created_tables.add(op.table)
         ctx.created_tables = set()
         for rule in self.active:
             if rule.scope == "migration":
-                raw += [(rule, op.line, op.column, msg) for op, msg in rule.check(ctx)]
+                raw += [(rule, op, msg) for op, msg in rule.check(ctx)]
         ignores = find_ignores(source, python=mig.path.suffix == ".py")
         out: list[Finding] = []
-        for rule, line, col, msg in raw:
-            ig = suppressing(ignores, rule.id, line)
+        for rule, op, msg in raw:
+            ig = suppressing(ignores, rule.id, op.line, op.end_line)
             if ig is not None:
                 ig.used.add(rule.id)
                 continue
-            out.append(Finding(path, line, col, rule.id, self.severity(rule), msg, rule.hint))
+            out.append(
+                Finding(path, op.line, op.column, rule.id, self.severity(rule), msg, rule.hint)
+            )
         if mig.linted_lines is not None:  # ignores in functions not linted are not judged
             ignores = [
                 ig for ig in ignores if any(a - 1 <= ig.line <= b for a, b in mig.linted_lines)

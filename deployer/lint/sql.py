@@ -289,8 +289,10 @@ def sql_operations(
             ):
                 in_tx, tx = False, tx + 1
             continue
+        end_line = first_line + source[: max(end - 1, start)].rstrip().count(b"\n")
         base = {
             "line": first_line + line - 1,
+            "end_line": end_line,
             "column": col if line > 1 else first_column + col - 1,
             "in_transaction": in_tx,
             "tx": tx,

@@ -52,9 +52,10 @@ def find_ignores(source: str, *, python: bool) -> list[Ignore]:
     return out
 
 
-def suppressing(ignores: list[Ignore], rule_id: str, line: int) -> Ignore | None:
-    """The ignore on the operation's own line, else the one on the line above."""
-    for at in (line, line - 1):
+def suppressing(ignores: list[Ignore], rule_id: str, line: int, end_line: int = 0) -> Ignore | None:
+    """The ignore on the operation's first line, else on another of its lines (formatters
+    move trailing comments to a call's closing line), else on the line above."""
+    for at in (line, *range(line + 1, max(end_line, line) + 1), line - 1):
         for ig in ignores:
             if ig.line == at and rule_id in ig.rules and ig.reason:
                 return ig
