@@ -290,7 +290,10 @@ def test_cli_default_paths_come_from_alembic_ini() -> None:
 
 
 def test_ignore_on_the_closing_line_of_a_formatted_call_counts(tmp_path: Path) -> None:
-    p = _write(tmp_path, "v.py", """\
+    p = _write(
+        tmp_path,
+        "v.py",
+        """\
         from alembic import op
         revision = "r"
         down_revision = None
@@ -300,16 +303,21 @@ def test_ignore_on_the_closing_line_of_a_formatted_call_counts(tmp_path: Path) -
                 "accounts", "name"
             )  # deployer: ignore[drop-column] contract step, unused since v7
             op.drop_column("accounts", "other")
-        """)
+        """,
+    )
     assert [(f.line, f.rule) for f in lint_paths([p]).findings] == [(9, "drop-column")]
 
 
 def test_sql_ignore_applies_to_a_multi_line_statement(tmp_path: Path) -> None:
-    p = _write(tmp_path, "m.sql", """\
+    p = _write(
+        tmp_path,
+        "m.sql",
+        """\
         SET lock_timeout = '1s';
         -- a comment that is not an ignore
         ALTER TABLE accounts
           DROP COLUMN name; -- deployer: ignore[drop-column] contract step
         TRUNCATE t;
-        """)
+        """,
+    )
     assert [(f.line, f.rule) for f in lint_paths([p]).findings] == [(5, "truncate")]

@@ -194,4 +194,4 @@ def test_readme_reference_lists_every_playbook_key() -> None:
 
     readme = (ROOT / "README.md").read_text()
     missing = [r["key"] for r in reference() if f"| `{r['key']}` |" not in readme]
-    assert not missing, f"README.md's playbook reference lacks {missing}"
+    assert not missing, f"README.md lacks {missing}: run scripts/readme_reference.py"

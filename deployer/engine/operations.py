@@ -31,6 +31,7 @@ from deployer.plan import (
     Action,
     Context,
     Gate,
+    Migrate,
     Observed,
     Run,
     ScheduleStop,
@@ -62,6 +63,7 @@ class OperationResult:
     gates: list[dict[str, Any]] = field(default_factory=list)
     restore_seconds: float | None = None
     warnings: list[str] = field(default_factory=list)
+    migrations: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -80,6 +82,7 @@ class Engine:
         journal_dir = ctx.loaded.local_path(self.pb.journal_dir)
         self.journal = FileJournal(journal_dir / f"{self.pb.app}-{self.pb.environment}.journal")
         self.gates: list[GateResult] = []
+        self.migrations: dict[str, Any] | None = None
 
     # ----- observe -----
     def observe(self) -> Observed:
@@ -150,6 +153,8 @@ class Engine:
                 return dest
             case Gate():
                 return self._gate(action)
+            case Migrate():
+                return self._migrate(action)
             case Switch(conf=conf, color=color, version=version):
                 if not conf:
                     return "no previous upstream to restore"
@@ -167,6 +172,54 @@ class Engine:
                     f"for {seconds:g}s"
                 )
         raise DeployerError(f"unknown action {action!r}")
+
+    def _migrate(self, m: Migrate) -> str:
+        from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+        from deployer.commands.alembic import is_lock_timeout, parse_current
+        from deployer.errors import CommandFailed
+        from deployer.lint.gate import lint_pending
+
+        runner = self.hosts.runner(m.host)
+        current = parse_current(runner.run(m.current, timeout=120).stdout)
+        gate = lint_pending(m.scripts, current, list(m.acknowledge))
+        record: dict[str, Any] = {
+            "from": current,
+            "lint": gate.to_dict(),
+            "applied": [],
+            "attempts": 0,
+        }
+        self.migrations = record
+        if gate.blocking:
+            raise GateFailed(f"migration lint gate: {gate.message()}")
+        if not gate.pending:
+            record["to"] = current
+            return f"database at {current or 'base'}: nothing to apply"
+
+        def upgrade() -> None:
+            record["attempts"] += 1
+            runner.run(m.upgrade, timeout=3600)
+
+        retrying = Retrying(
+            retry=retry_if_exception(
+                lambda e: isinstance(e, CommandFailed) and is_lock_timeout(e.stderr)
+            ),
+            stop=stop_after_attempt(m.retries),
+            wait=wait_exponential(multiplier=0.5, max=15),
+            reraise=True,
+        )
+        try:
+            retrying(upgrade)
+        finally:
+            after = parse_current(runner.run(m.current, timeout=120).stdout)
+            record["to"] = after
+            if after in gate.pending:
+                record["applied"] = gate.pending[: gate.pending.index(after) + 1]
+        acks = f", {len(gate.acknowledged)} acknowledged" if gate.acknowledged else ""
+        return (
+            f"{current or 'base'} -> {after}: {len(record['applied'])} revision(s) in "
+            f"{record['attempts']} attempt(s){acks}"
+        )
 
     def _gate(self, gate: Gate) -> str:
         results = []
@@ -260,6 +313,7 @@ class Engine:
         result.gates = [g.to_dict() for g in self.gates]
         result.warnings = out.warnings
         result.restore_seconds = out.restore_seconds
+        result.migrations = self.migrations
         if out.failed is None:
             result.outcome, result.exit_code = "succeeded", ExitCode.OK
             result.message = f"{result.version} is live on {result.to_color}"

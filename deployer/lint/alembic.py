@@ -115,7 +115,7 @@ class _Scope:
 
 class _Reader:
     def __init__(self, source: str):
-        self.source = source
+        self.lines = source.splitlines()
         self.ops: list[Operation] = []
 
     # ---- statements in order ----
@@ -170,9 +170,11 @@ class _Reader:
             "column": call.col_offset + 1,
             "in_transaction": scope.in_transaction,
             "tx": scope.tx,
-            "sql": ast.get_source_segment(self.source, call) or "",
+            # the call's first line, for display (get_source_segment re-splits the file)
+            "sql": self.lines[call.lineno - 1].strip()[:200]
+            if call.lineno <= len(self.lines)
+            else "",
         }
-        base["sql"] = base["sql"][:200]
         if owner in scope.batch:
             self.op_call(method, call, base, batch_table=scope.batch[owner])
         elif owner == "op":

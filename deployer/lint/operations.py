@@ -101,7 +101,7 @@ class Operation:
     sql: str = ""
 
 
-@dataclass
+@dataclass(eq=False)
 class Migration:
     """One migration file: its operations in order, and what is known about it."""
 

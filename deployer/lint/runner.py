@@ -134,7 +134,8 @@ def chain_order(migs: list[Migration]) -> list[Migration]:
         m = queue.pop(0)
         ordered.append(m)
         queue = sorted(children.get(m.revision, []), key=lambda x: str(x.path)) + queue
-    rest = sorted((m for m in migs if m not in ordered), key=lambda m: str(m.path))
+    placed = {id(m) for m in ordered}
+    rest = sorted((m for m in migs if id(m) not in placed), key=lambda m: str(m.path))
     return ordered + rest
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from deployer.commands import alembic as alembic_cmd
 from deployer.commands import files
 from deployer.commands import nginx as nginx_cmd
 from deployer.commands.shell import Secret, Shell, Token
@@ -93,7 +94,19 @@ class ScheduleStop:
     command: Shell
 
 
-Action = Run | Upload | Gate | Switch | StopColor | ScheduleStop
+@dataclass(frozen=True)
+class Migrate:
+    """Lint the pending revisions (local scripts), then `alembic upgrade head` on the host."""
+
+    host: str
+    scripts: Path
+    current: Shell
+    upgrade: Shell
+    retries: int
+    acknowledge: tuple[Any, ...]
+
+
+Action = Run | Upload | Gate | Switch | StopColor | ScheduleStop | Migrate
 
 
 @dataclass(frozen=True)
@@ -204,6 +217,7 @@ def prepare_steps(ctx: Context, color: str, version: str) -> list[Step]:
     """Ship ``version`` to ``color`` on every host and start it (undo: stop it)."""
     pb = ctx.pb
     steps: list[Step] = []
+    starts: list[Step] = []
     for host in pb.app_hosts:
         steps.append(Step("stop-idle", host.name, ctx.stop(host, color)))
         for item in pb.ship:
@@ -219,8 +233,33 @@ def prepare_steps(ctx: Context, color: str, version: str) -> list[Step]:
             ctx.shell(pb.service.start, host, color, version),
             files.write_state(state_dir, color, version),
         )
-        steps.append(Step("start", host.name, Run(host.name, start), undo=ctx.stop(host, color)))
-    return steps
+        starts.append(Step("start", host.name, Run(host.name, start), undo=ctx.stop(host, color)))
+    if pb.migrate is not None:
+        steps.append(migrate_step(ctx, color, version))
+    return steps + starts
+
+
+def migrate_step(ctx: Context, color: str, version: str) -> Step:
+    """Expand-only migrations, before the new color starts (the old one keeps serving)."""
+    m = ctx.pb.migrate
+    assert m is not None
+    host = ctx.pb.migrate_host
+    command = ctx.shell(m.command, host, color, version)
+    url = render_value(m.database_url, ctx.values(host, color, version), ctx.env)
+
+    def run(*args: str) -> Shell:
+        assert m is not None
+        return alembic_cmd.alembic(command, url, m.lock_timeout, m.statement_timeout, *args)
+
+    action = Migrate(
+        host.name,
+        ctx.loaded.local_path(m.scripts),
+        run("current"),
+        run("upgrade", "head"),
+        m.retries,
+        tuple(m.acknowledge),
+    )
+    return Step("migrate", host.name, action)
 
 
 def switch_steps(ctx: Context, observed: Observed, color: str, version: str) -> list[Step]:
@@ -301,4 +340,10 @@ def describe(action: Action) -> list[str]:
             return ["wait for old nginx workers to exit", command.shown]
         case ScheduleStop(command=command):
             return ["wait for old nginx workers to exit", command.shown]
+        case Migrate(scripts=scripts, current=current, upgrade=upgrade):
+            return [
+                current.shown,
+                f"lint the pending revisions in {scripts}; refuse errors",
+                f"{upgrade.shown} (retried on lock timeout)",
+            ]
     return []

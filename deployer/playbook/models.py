@@ -179,6 +179,38 @@ class RollbackPolicy(Strict):
     )
 
 
+class Acknowledge(Strict):
+    revision: str = Field(description="The Alembic revision the finding is in.")
+    rule: str = Field(description="The lint rule acknowledged (see `deployer lint --list`).")
+    reason: str = Field(min_length=10, description="Why it is safe here (required).")
+
+
+class Migrate(Strict):
+    host: str | None = Field(None, description="Host that runs Alembic. Default: first app host.")
+    scripts: str = Field(
+        description="Local Alembic folder (with alembic.ini) of the version being released, "
+        "relative to the playbook: the lint gate reads the pending revisions from it."
+    )
+    command: str = Field(
+        description="How to run Alembic on the host, up to its subcommand (a template), e.g. "
+        "`cd ${root}/releases/${version} && .venv/bin/alembic`."
+    )
+    database_url: str = Field(
+        description="Database URL given to the command as DATABASE_URL; use `${env:NAME}`."
+    )
+    lock_timeout: Duration = Field(
+        2.0, description="lock_timeout for the upgrade (PGOPTIONS and DEPLOYER_LOCK_TIMEOUT)."
+    )
+    statement_timeout: Duration = Field(60.0, description="statement_timeout for the upgrade.")
+    retries: int = Field(
+        5, ge=1, le=20, description="Attempts when the upgrade fails on a lock timeout."
+    )
+    acknowledge: list[Acknowledge] = Field(
+        default_factory=list,
+        description="Error-level findings accepted for one revision, each with a reason.",
+    )
+
+
 class Lock(Strict):
     path: str = Field(
         "/tmp/deployer-${app}-${environment}.lock",
@@ -208,6 +240,9 @@ class Playbook(Strict):
     gates: Gates = Field(default_factory=Gates, description="Health gates.")
     rollback: RollbackPolicy = Field(default_factory=RollbackPolicy, description="Rollback.")
     lock: Lock = Field(default_factory=Lock, description="The deploy lock.")
+    migrate: Migrate | None = Field(
+        None, description="Alembic migrations, lint-gated, run before the new color starts."
+    )
     state_dir: str = Field(
         "/var/lib/deployer/${app}",
         description="Directory on each host where deployer records each color's version.",
@@ -222,6 +257,8 @@ class Playbook(Strict):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"hosts: duplicate host name {dupes[0]!r}")
+        if self.migrate and self.migrate.host is not None and self.migrate.host not in names:
+            raise ValueError(f"migrate.host: no host named {self.migrate.host!r} in hosts")
         if self.router.host is not None and self.router.host not in names:
             raise ValueError(f"router.host: no host named {self.router.host!r} in hosts")
         if not self.app_hosts:
@@ -253,12 +290,22 @@ class Playbook(Strict):
         out += [("router.upstream_file", r.upstream_file), ("router.test", r.test)]
         out += [("router.reload", r.reload), ("router.pid_file", r.pid_file)]
         out += [("lock.path", self.lock.path), ("state_dir", self.state_dir)]
+        if self.migrate:
+            out += [
+                ("migrate.command", self.migrate.command),
+                ("migrate.database_url", self.migrate.database_url),
+            ]
         return out
 
     @property
     def router_host(self) -> Host:
         name = self.router.host or self.hosts[0].name
         return next(h for h in self.hosts if h.name == name)
+
+    @property
+    def migrate_host(self) -> Host:
+        name = (self.migrate.host if self.migrate else None) or self.app_hosts[0].name
+        return self.host(name)
 
     @property
     def app_hosts(self) -> list[Host]:

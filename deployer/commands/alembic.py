@@ -1,0 +1,55 @@
+"""Alembic on a host: the command with the database URL (a secret) and timeouts in its env."""
+
+from __future__ import annotations
+
+import re
+
+from deployer.commands.shell import Secret, Shell, Token, join
+
+_REV = re.compile(r"^([0-9A-Za-z_]+)(?: \(head\))?(?: \(.*\))?\s*$")
+LOCK_TIMEOUT_MARKERS = ("lock timeout", "LockNotAvailable", "canceling statement due to lock")
+
+
+def _ms(seconds: float) -> str:
+    return f"{int(seconds * 1000)}ms"
+
+
+def alembic(
+    command: Shell, database_url: Token, lock_timeout: float, statement_timeout: float, *args: str
+) -> Shell:
+    """``env DATABASE_URL=... PGOPTIONS=... <command> <args>``.
+
+    PGOPTIONS sets the timeouts for any libpq connection (psycopg 2 and 3); the
+    DEPLOYER_* variables are for an env.py that sets them itself, as migrations_safe's does.
+    """
+    url = database_url.value if isinstance(database_url, Secret) else database_url
+    env = join(
+        [
+            "env",
+            Secret(f"DATABASE_URL={url}", "DATABASE_URL"),
+            f"PGOPTIONS=-c lock_timeout={_ms(lock_timeout)} "
+            f"-c statement_timeout={_ms(statement_timeout)}",
+            f"DEPLOYER_LOCK_TIMEOUT={_ms(lock_timeout)}",
+            f"DEPLOYER_STATEMENT_TIMEOUT={_ms(statement_timeout)}",
+        ]
+    )
+    tail = join(args)
+    # the template may be compound (`cd dir && alembic`): run it in sh -c with the args after
+    script = join([command.text + ' "$@"']).text
+    return Shell(
+        f"{env.text} sh -c {script} alembic {tail.text}",
+        f"{env.shown} {command.shown} {tail.shown}",
+    )
+
+
+def parse_current(stdout: str) -> str | None:
+    """The revision `alembic current` printed (None: the database is at base)."""
+    for line in stdout.splitlines():
+        m = _REV.match(line.strip())
+        if m:
+            return m.group(1)
+    return None
+
+
+def is_lock_timeout(stderr: str) -> bool:
+    return any(marker in stderr for marker in LOCK_TIMEOUT_MARKERS)

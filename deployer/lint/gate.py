@@ -1,0 +1,96 @@
+"""The release's lint gate: lint the revisions between the database's and head."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deployer.errors import AbortedError
+from deployer.lint.config import load_config
+from deployer.lint.runner import Finding, Linter, default_paths
+
+CONTRACT_RULES = frozenset({"drop-column", "drop-table", "rename-column", "rename-table"})
+EXPAND_CONTRACT = (
+    "The old color keeps serving until the switch, so a release may only expand the schema "
+    "(add tables, nullable columns, indexes concurrently). Contract (drop, rename) in a later "
+    "release, once no running version uses the old shape, and acknowledge it in the playbook: "
+    "migrate.acknowledge: [{revision: ..., rule: ..., reason: ...}]."
+)
+
+
+@dataclass
+class GateResult:
+    current: str | None
+    pending: list[str]
+    blocking: list[tuple[str, Finding]] = field(default_factory=list)
+    acknowledged: list[dict[str, str]] = field(default_factory=list)
+    warnings: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "current": self.current,
+            "pending": self.pending,
+            "errors": len(self.blocking),
+            "warnings": self.warnings,
+            "acknowledged": self.acknowledged,
+            "blocking": [{"revision": rev, **f.to_dict()} for rev, f in self.blocking],
+        }
+
+    def message(self) -> str:
+        lines = [
+            f"{len(self.blocking)} unacknowledged lint error(s) in pending migrations: "
+            + "; ".join(
+                f"{rev} {Path(f.path).name}:{f.line} {f.rule}: {f.message}"
+                for rev, f in self.blocking
+            )
+        ]
+        if any(f.rule in CONTRACT_RULES for _, f in self.blocking):
+            lines.append(EXPAND_CONTRACT)
+        return " ".join(lines)
+
+
+def versions_folder(scripts: Path) -> Path:
+    found = default_paths(scripts)
+    return found[0] if found else scripts
+
+
+def lint_pending(scripts: Path, current: str | None, acknowledgements: list[Any]) -> GateResult:
+    """Lint what `alembic upgrade head` would apply; split findings into blocking and
+    acknowledged (each acknowledgement names a revision, a rule and a reason)."""
+    config = load_config(scripts)
+    config.start_after = current
+    config.include_downgrade = False
+    folder = versions_folder(scripts)
+    linter = Linter(config)
+    if current and current not in _revisions(folder, linter):
+        raise AbortedError(
+            f"the database is at revision {current}, which {folder} does not "
+            "have: is this the right version?"
+        )
+    result = linter.lint([folder])
+    rev_of = {m.path.resolve(): m.revision or "?" for m in result.migrations}
+    gate = GateResult(current, [m.revision or "?" for m in result.migrations])
+    acks = {(a.revision, a.rule): a.reason for a in acknowledgements}
+    for f in result.findings:
+        if f.severity != "error":
+            gate.warnings += 1
+            continue
+        rev = rev_of.get(Path(f.path).resolve(), "?")
+        reason = acks.get((rev, f.rule))
+        if reason:
+            gate.acknowledged.append({"revision": rev, "rule": f.rule, "reason": reason})
+        else:
+            gate.blocking.append((rev, f))
+    return gate
+
+
+def _revisions(folder: Path, linter: Linter) -> set[str]:
+    from deployer.lint.runner import collect, read
+
+    revs = set()
+    for f in collect([folder]):
+        mig, _ = read(f, linter.config)
+        if mig.revision:
+            revs.add(mig.revision)
+    return revs

@@ -1,0 +1,150 @@
+"""The migrate step of a release: lint gate, upgrade with timeouts, retry on lock timeout."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, Deploy, demo_playbook, write_playbook
+
+psycopg = pytest.importorskip("psycopg")
+pytestmark = pytest.mark.testbed
+
+PASSWORD = "hunter2-not-for-logs"
+DROP_STATUS = '''"""contract: drop accounts.status"""
+from alembic import op
+
+revision = "0017"
+down_revision = "0016"
+
+
+def upgrade() -> None:
+    op.drop_column("accounts", "status")
+
+
+def downgrade() -> None:
+    pass
+'''
+ADD_COLUMN = DROP_STATUS.replace(
+    'op.drop_column("accounts", "status")', 'op.add_column("accounts", sa.Column("x", sa.Text()))'
+).replace("from alembic import op", "import sqlalchemy as sa\nfrom alembic import op")
+
+
+@pytest.fixture
+def migrating(deploy: Deploy, pg_bed, tmp_path: Path) -> Deploy:
+    scripts = tmp_path / "migs"
+    shutil.copytree(ROOT / "migrations_safe", scripts, ignore=shutil.ignore_patterns("__pycache__"))
+    name = f"rel_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(
+        f"postgresql://postgres@127.0.0.1:{pg_bed.ports.pg}/postgres", autocommit=True
+    ) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    deploy.db = f"postgresql://postgres:{PASSWORD}@127.0.0.1:{pg_bed.ports.pg}/{name}"  # type: ignore[attr-defined]
+    deploy.scripts = scripts  # type: ignore[attr-defined]
+    _write(deploy, [])
+    return deploy
+
+
+def _write(deploy: Deploy, acknowledge: list[dict[str, str]], lock_timeout: str = "2s") -> None:
+    doc = demo_playbook(deploy.bed, deploy.root, deploy.path.parent / "journal")
+    doc["migrate"] = {
+        "scripts": str(deploy.scripts),  # type: ignore[attr-defined]
+        "command": f"{sys.executable} -m alembic -c {deploy.scripts}/alembic.ini",  # type: ignore[attr-defined]
+        "database_url": "${env:TEST_DATABASE_URL}",
+        "lock_timeout": lock_timeout,
+        "retries": 8,
+        "acknowledge": acknowledge,
+    }
+    write_playbook(deploy.path, doc)
+
+
+def _release(deploy: Deploy, version: str):  # type: ignore[no-untyped-def]
+    return deploy.run(
+        "-o",
+        "json",
+        "release",
+        "-p",
+        str(deploy.path),
+        "--version",
+        version,
+        env={"TEST_DATABASE_URL": deploy.db},
+    )  # type: ignore[attr-defined]
+
+
+def _revision(deploy: Deploy) -> str:
+    with psycopg.connect(deploy.db.replace(f":{PASSWORD}", "")) as conn:  # type: ignore[attr-defined]
+        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    return str(row[0])
+
+
+def test_release_lints_and_applies_pending_migrations(migrating: Deploy) -> None:
+    proc = _release(migrating, "v1")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    mig = doc["migrations"]
+    assert mig["from"] is None and mig["to"] == "0016"
+    assert mig["applied"] == [f"{i:04d}" for i in range(1, 17)]
+    assert mig["lint"]["errors"] == 0 and mig["attempts"] == 1
+    assert [s["name"] for s in doc["steps"]].index("migrate") < [
+        s["name"] for s in doc["steps"]
+    ].index("start")
+    again = json.loads(_release(migrating, "v2").stdout)
+    assert again["migrations"]["applied"] == [] and again["outcome"] == "succeeded"
+    journal = "".join(p.read_text() for p in (migrating.path.parent / "journal").iterdir())
+    for text in (proc.stdout, proc.stderr, journal):
+        assert PASSWORD not in text
+
+
+def test_unsafe_pending_migration_aborts_until_acknowledged(migrating: Deploy) -> None:
+    assert _release(migrating, "v1").returncode == 0
+    (migrating.scripts / "versions" / "0017_drop_status.py").write_text(DROP_STATUS)  # type: ignore[attr-defined]
+    proc = _release(migrating, "v2")
+    assert proc.returncode == 3, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert "0017 0017_drop_status.py:9 drop-column" in doc["message"]
+    assert "expand the schema" in doc["message"]
+    assert _revision(migrating) == "0016"
+    assert migrating.live()["version"] == "v1"
+    _write(
+        migrating,
+        [
+            {
+                "revision": "0017",
+                "rule": "drop-column",
+                "reason": "no running version reads accounts.status any more",
+            }
+        ],
+    )
+    ok = _release(migrating, "v3")
+    assert ok.returncode == 0, ok.stderr
+    mig = json.loads(ok.stdout)["migrations"]
+    assert mig["applied"] == ["0017"] and mig["lint"]["acknowledged"][0]["rule"] == "drop-column"
+    assert _revision(migrating) == "0017"
+
+
+def test_upgrade_is_retried_when_it_hits_lock_timeout(migrating: Deploy) -> None:
+    assert _release(migrating, "v1").returncode == 0
+    (migrating.scripts / "versions" / "0017_add_x.py").write_text(ADD_COLUMN)  # type: ignore[attr-defined]
+    _write(migrating, [], lock_timeout="300ms")
+    holding = threading.Event()
+
+    def hold_lock() -> None:
+        with psycopg.connect(migrating.db.replace(f":{PASSWORD}", "")) as conn:  # type: ignore[attr-defined]
+            conn.execute("LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE")
+            holding.set()
+            time.sleep(2.5)
+
+    t = threading.Thread(target=hold_lock, daemon=True)
+    t.start()
+    assert holding.wait(10)
+    proc = _release(migrating, "v2")
+    t.join(10)
+    assert proc.returncode == 0, proc.stderr
+    mig = json.loads(proc.stdout)["migrations"]
+    assert mig["applied"] == ["0017"] and mig["attempts"] >= 2
