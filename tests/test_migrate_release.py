@@ -133,18 +133,31 @@ def test_upgrade_is_retried_when_it_hits_lock_timeout(migrating: Deploy) -> None
     (migrating.scripts / "versions" / "0017_add_x.py").write_text(ADD_COLUMN)  # type: ignore[attr-defined]
     _write(migrating, [], lock_timeout="300ms")
     holding = threading.Event()
+    saw_waiter = threading.Event()
+    plain = migrating.db.replace(f":{PASSWORD}", "")  # type: ignore[attr-defined]
 
     def hold_lock() -> None:
-        with psycopg.connect(migrating.db.replace(f":{PASSWORD}", "")) as conn:  # type: ignore[attr-defined]
+        """Hold the lock until the migration waits for it, then past its lock_timeout."""
+        with psycopg.connect(plain) as conn, psycopg.connect(plain, autocommit=True) as watch:
             conn.execute("LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE")
             holding.set()
-            time.sleep(2.5)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                waiting = watch.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                ).fetchone()
+                if waiting and waiting[0]:
+                    saw_waiter.set()
+                    break
+                time.sleep(0.02)
+            time.sleep(1.0)  # > lock_timeout (300ms): that attempt fails
 
     t = threading.Thread(target=hold_lock, daemon=True)
     t.start()
     assert holding.wait(10)
     proc = _release(migrating, "v2")
     t.join(10)
+    assert saw_waiter.is_set(), "the migration never waited for the lock"
     assert proc.returncode == 0, proc.stderr
     mig = json.loads(proc.stdout)["migrations"]
     assert mig["applied"] == ["0017"] and mig["attempts"] >= 2
