@@ -356,3 +356,16 @@ def test_router_stays_up_when_nginx_rejects_the_switch(deploy: Deploy, tmp_path)
     proc = deploy.run("release", "-p", str(pb), "--version", "v2")
     assert proc.returncode in (3, 4), proc.stderr
     assert httpx.get(deploy.url + "/", trust_env=False).json()["version"] == "v1"
+
+
+def test_rollback_after_an_automatic_rollback_never_picks_the_failed_version(
+    deploy: Deploy,
+) -> None:
+    assert deploy.release("v1").returncode == 0
+    assert deploy.release("v2").returncode == 0
+    assert deploy.release("v3", "--var", "unhealthy_after=5").returncode == 4
+    status = json.loads(deploy.run("-o", "json", "status", "-p", str(deploy.path)).stdout)
+    assert status["idle_version"] == "v1"  # not the failed v3
+    proc = deploy.run("-o", "json", "rollback", "-p", str(deploy.path))
+    assert proc.returncode == 0, proc.stderr
+    assert _doc(proc)["version"] == "v1" and deploy.live()["version"] == "v1"

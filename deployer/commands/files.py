@@ -19,6 +19,13 @@ def write_state(state_dir: str, color: str, version: str) -> Shell:
     )
 
 
+def restore_state(state_dir: str, color: str, version: str | None) -> Shell:
+    """Put back the version a color had before (none: forget it)."""
+    if version:
+        return write_state(state_dir, color, version)
+    return join(["rm", "-f", "--", state_file(state_dir, color)])
+
+
 def read_states(state_dir: str) -> Shell:
     """Prints ``color version`` lines for the colors that have a recorded version."""
     d = join([state_dir.rstrip("/")]).text

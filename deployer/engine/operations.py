@@ -290,6 +290,7 @@ class Engine:
                     "from_version": observed.live_version,
                     "to_color": observed.idle_color,
                     "upstream_before": observed.upstream_text,
+                    "versions_before": {h: dict(v) for h, v in observed.versions.items()},
                 }
             )
             self.reporter.note(
@@ -394,6 +395,7 @@ class Engine:
                     pending.get("from_color"),
                     pending.get("from_version"),
                     pending.get("upstream_before", ""),
+                    pending.get("versions_before") or {},
                 )
                 version = str(pending.get("version"))
                 steps = release_plan(self.ctx, observed, version)

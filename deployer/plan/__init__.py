@@ -213,8 +213,11 @@ def _plain(value: Token) -> str:
     return value.value if isinstance(value, Secret) else value
 
 
-def prepare_steps(ctx: Context, color: str, version: str) -> list[Step]:
-    """Ship ``version`` to ``color`` on every host and start it (undo: stop it)."""
+def prepare_steps(
+    ctx: Context, color: str, version: str, observed: Observed | None = None
+) -> list[Step]:
+    """Ship ``version`` to ``color`` on every host and start it (undo: stop it and put back
+    the version the color had, so a later rollback never picks the failed one)."""
     pb = ctx.pb
     steps: list[Step] = []
     starts: list[Step] = []
@@ -233,7 +236,12 @@ def prepare_steps(ctx: Context, color: str, version: str) -> list[Step]:
             ctx.shell(pb.service.start, host, color, version),
             files.write_state(state_dir, color, version),
         )
-        starts.append(Step("start", host.name, Run(host.name, start), undo=ctx.stop(host, color)))
+        before = observed.versions.get(host.name, {}).get(color) if observed else None
+        stop = ctx.stop(host, color)
+        undo = StopColor(
+            host.name, color, stop.command.then(files.restore_state(state_dir, color, before))
+        )
+        starts.append(Step("start", host.name, Run(host.name, start), undo=undo))
     if pb.migrate is not None:
         steps.append(migrate_step(ctx, color, version))
     return steps + starts
@@ -299,7 +307,9 @@ def switch_steps(ctx: Context, observed: Observed, color: str, version: str) -> 
 
 def release_plan(ctx: Context, observed: Observed, version: str) -> list[Step]:
     color = observed.idle_color
-    return prepare_steps(ctx, color, version) + switch_steps(ctx, observed, color, version)
+    return prepare_steps(ctx, color, version, observed) + switch_steps(
+        ctx, observed, color, version
+    )
 
 
 def rollback_plan(ctx: Context, observed: Observed) -> tuple[str, list[Step]]:
