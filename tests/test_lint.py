@@ -321,3 +321,17 @@ def test_sql_ignore_applies_to_a_multi_line_statement(tmp_path: Path) -> None:
         """,
     )
     assert [(f.line, f.rule) for f in lint_paths([p]).findings] == [(5, "truncate")]
+
+
+def test_lint_with_a_playbook_records_a_lint_gate(tmp_path: Path) -> None:
+    pb = tmp_path / "p.yml"
+    pb.write_text(
+        (ROOT / "tests" / "test_playbook.py").read_text().split('GOOD = """\\\n')[1].split('"""')[0]
+        + "journal_dir: .ev\n"
+    )
+    proc = _cli("lint", "-p", str(pb), str(FIXTURES / "truncate" / "bad.sql"))
+    assert proc.returncode == 1
+    listed = json.loads(_cli("-o", "json", "evidence", "list", "-p", str(pb)).stdout)
+    assert [(r["kind"], r["outcome"], r["lint"]["errors"]) for r in listed] == [
+        ("lint", "failed", 1)
+    ]

@@ -265,7 +265,8 @@ def test_secret_values_never_reach_output_or_journal(deploy: Deploy, tmp_path) -
         "plan", "-p", str(pb), "--version", "v2", "--live", "blue", env={"APP_TOKEN": secret}
     )
     assert "printf %s *** >" in plan.stdout
-    journal = "".join(p.read_text() for p in (tmp_path / "journal").iterdir())
+    journal = "".join(p.read_text() for p in (tmp_path / "journal").glob("*.journal"))
+    assert secret.encode() not in (tmp_path / "journal" / "evidence.db").read_bytes()
     for text in (proc.stdout, proc.stderr, plan.stdout, plan.stderr, journal):
         assert secret not in text
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from typing import Any, NoReturn
 
 import click
@@ -51,15 +52,23 @@ ACCEPT = click.option(
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @OUTPUT
+@click.option(
+    "--evidence-url",
+    envvar="DEPLOYER_EVIDENCE_URL",
+    show_envvar=True,
+    default=None,
+    help="Evidence store: sqlite:///PATH or postgresql://... "
+    "(default: .deployer/evidence.db next to the playbook).",
+)
 @click.version_option(package_name="deployer")
 @click.pass_context
-def cli(ctx: click.Context, output: str) -> None:
+def cli(ctx: click.Context, output: str, evidence_url: str | None) -> None:
     """Zero-downtime blue-green releases: health-gated, rolled back by themselves.
 
     Exit codes: 0 ok, 1 unexpected, 2 bad input, 3 aborted before the switch, 4 rolled back
     after the switch, 5 locked, 6 needs recovery, 7 host unreachable or untrusted.
     """
-    ctx.obj = Application(output)
+    ctx.obj = Application(output, evidence_url)
 
 
 def _context(playbook: str, vars_: tuple[str, ...], *, need_env: bool = True) -> Any:
@@ -95,8 +104,25 @@ def _engine(app: Application, playbook: str, vars_: tuple[str, ...], accept: boo
     return Engine(_context(playbook, vars_), reporter=app.reporter(), accept_new_host_key=accept)
 
 
-def _finish(app: Application, result: Any) -> None:
+def _finish(app: Application, engine: Any, result: Any, commit: str | None = None) -> None:
+    """Record the evidence, print the result, exit with its code."""
+    from deployer.engine.evidence import record_operation
+
     doc = result.to_dict()
+    ctx = engine.ctx
+    if doc["kind"] == "recover" and doc["id"] == "-":  # nothing was recovered: no evidence
+        render_result(app, doc)
+        sys.exit(int(doc["exit_code"]))
+    doc["evidence"] = record_operation(
+        doc,
+        playbook=ctx.loaded.path,
+        journal_dir=ctx.loaded.local_path(ctx.pb.journal_dir),
+        evidence_url=app.evidence_url,
+        secrets=[s.value for s in ctx.secrets()],
+        commit_sha=commit,
+    )
+    if not doc["evidence"]["recorded"]:
+        doc["warnings"].append(f"evidence not stored: {doc['evidence']['error']}")
     render_result(app, doc)
     sys.exit(int(doc["exit_code"]))
 
@@ -107,6 +133,12 @@ def _finish(app: Application, result: Any) -> None:
 @VARS
 @ACCEPT
 @click.option("--dry-run", is_flag=True, help="Print the plan (like `deployer plan`), run nothing.")
+@click.option(
+    "--commit",
+    default=None,
+    help="The git commit released (default: the playbook "
+    "repository's HEAD), for evidence and lead time.",
+)
 @click.pass_obj
 def release(
     app: Application,
@@ -115,6 +147,7 @@ def release(
     vars_: tuple[str, ...],
     accept_new_host_key: bool,
     dry_run: bool,
+    commit: str | None,
 ) -> None:
     """Release VERSION: ship to the idle color, gate, switch, gate, finish (or roll back).
 
@@ -126,7 +159,8 @@ def release(
     if dry_run:
         _print_plan(app, playbook, version, vars_, None)
         return
-    _finish(app, _engine(app, playbook, vars_, accept_new_host_key).release(version))
+    engine = _engine(app, playbook, vars_, accept_new_host_key)
+    _finish(app, engine, engine.release(version), commit)
 
 
 @cli.command()
@@ -141,7 +175,8 @@ def rollback(
 
     Example: deployer rollback -p playbooks/demo.yml
     """
-    _finish(app, _engine(app, playbook, vars_, accept_new_host_key).rollback())
+    engine = _engine(app, playbook, vars_, accept_new_host_key)
+    _finish(app, engine, engine.rollback())
 
 
 @cli.command()
@@ -156,7 +191,8 @@ def recover(
 
     Example: deployer recover -p playbooks/demo.yml
     """
-    _finish(app, _engine(app, playbook, vars_, accept_new_host_key).recover())
+    engine = _engine(app, playbook, vars_, accept_new_host_key)
+    _finish(app, engine, engine.recover())
 
 
 @cli.command()
@@ -349,6 +385,14 @@ def docs(app: Application, section: str | None) -> None:
     default=None,
     help="A deployer.toml or pyproject.toml to read settings from.",
 )
+@click.option(
+    "--playbook",
+    "-p",
+    "playbook",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Record this run as a lint-gate evidence record for the playbook's app.",
+)
 @click.pass_obj
 def lint(
     app: Application,
@@ -360,6 +404,7 @@ def lint(
     postgres_version: int | None,
     start_after: str | None,
     config_path: str | None,
+    playbook: str | None,
 ) -> None:
     """Lint Alembic version scripts and .sql files for locks and old-color breakage.
 
@@ -408,10 +453,52 @@ def lint(
             "nothing to lint: give paths, set [tool.deployer.lint] paths, or run "
             "where alembic.ini is"
         )
+    started = time.time()
     result = Linter(config).lint(targets)
     fmt = fmt or ("json" if app.json else "text")
     _print_lint(app, fmt, result, rules)
+    if playbook is not None:
+        _record_lint(app, playbook, result, started)
     sys.exit(1 if result.errors else 0)
+
+
+def _record_lint(app: Application, playbook: str, result: Any, started: float) -> None:
+    """A lint gate run (in CI, say) as evidence for the playbook's app."""
+    import uuid
+
+    from deployer.engine.evidence import record_operation
+    from deployer.playbook import load_playbook
+
+    loaded = load_playbook(playbook)
+    warnings = len(result.findings) - result.errors
+    op = {
+        "kind": "lint",
+        "id": uuid.uuid4().hex,
+        "app": loaded.model.app,
+        "environment": loaded.model.environment,
+        "started_at": started,
+        "ended_at": time.time(),
+        "outcome": "failed" if result.errors else "succeeded",
+        "exit_code": 1 if result.errors else 0,
+        "message": f"{result.errors} error(s), {warnings} warning(s)",
+        "migrations": {
+            "lint": {
+                "errors": result.errors,
+                "warnings": warnings,
+                "files": result.files,
+                "findings": [f.to_dict() for f in result.findings[:100]],
+            }
+        },
+    }
+    status = record_operation(
+        op,
+        playbook=loaded.path,
+        journal_dir=loaded.local_path(loaded.model.journal_dir),
+        evidence_url=app.evidence_url,
+        secrets=[],
+    )
+    if not status["recorded"]:
+        app.err.print(f"warning: evidence not stored: {status['error']}", markup=False)
 
 
 def _print_lint(app: Application, fmt: str, result: Any, rules: Any) -> None:
@@ -442,6 +529,11 @@ def _print_lint(app: Application, fmt: str, result: Any, rules: Any) -> None:
             f"{len(result.migrations)} migration(s) in {result.files} file(s): "
             f"{result.errors} error(s), {warnings} warning(s)"
         )
+
+
+from deployer.cli import evidence as _evidence_commands  # noqa: E402
+
+_evidence_commands.register(cli)
 
 
 def _interrupt(signum: int, frame: Any) -> NoReturn:

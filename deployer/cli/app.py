@@ -13,8 +13,9 @@ from rich.table import Table
 
 
 class Application:
-    def __init__(self, output: str):
+    def __init__(self, output: str, evidence_url: str | None = None):
         self.output = output
+        self.evidence_url = evidence_url
         no_color = bool(os.environ.get("NO_COLOR"))
         self.out = Console(highlight=False, no_color=no_color, soft_wrap=True)
         self.err = Console(stderr=True, highlight=False, no_color=no_color, soft_wrap=True)

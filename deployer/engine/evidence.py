@@ -1,0 +1,101 @@
+"""Write an operation's evidence: who, which commit, which CI run, the playbook's digest."""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import os
+import socket
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from deployer.adapters.evidence import Spool, Store, append_or_spool, open_store
+from deployer.evidence.record import build, iso
+
+CI_VARS = (  # provider, run id variable, url builder
+    (
+        "github",
+        "GITHUB_RUN_ID",
+        lambda e: (
+            f"{e.get('GITHUB_SERVER_URL', '')}/"
+            f"{e.get('GITHUB_REPOSITORY', '')}/actions/runs/{e.get('GITHUB_RUN_ID', '')}"
+        ),
+    ),
+    ("gitlab", "CI_PIPELINE_ID", lambda e: e.get("CI_PIPELINE_URL", "")),
+    ("circleci", "CIRCLE_BUILD_NUM", lambda e: e.get("CIRCLE_BUILD_URL", "")),
+    ("buildkite", "BUILDKITE_BUILD_ID", lambda e: e.get("BUILDKITE_BUILD_URL", "")),
+    ("jenkins", "BUILD_ID", lambda e: e.get("BUILD_URL", "")),
+)
+
+
+def ci_run(env: Mapping[str, str]) -> dict[str, str] | None:
+    for provider, var, url in CI_VARS:
+        if env.get(var) and (provider != "jenkins" or env.get("JENKINS_URL")):
+            return {"provider": provider, "run_id": env[var], "url": url(env)}
+    if env.get("CI"):
+        return {"provider": "unknown", "run_id": "", "url": ""}
+    return None
+
+
+def git_commit(folder: Path, sha: str | None = None) -> dict[str, Any] | None:
+    """The commit (``sha`` or HEAD) of the playbook's repository and its commit time."""
+    args = ["git", "-C", str(folder), "log", "-1", "--format=%H %ct", sha or "HEAD", "--"]
+    try:
+        out = subprocess.run(args, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        out = None
+    if out is not None and out.returncode == 0 and out.stdout.strip():
+        full, ts = out.stdout.split()
+        return {"sha": full, "time": iso(float(ts))}
+    return {"sha": sha, "time": None} if sha else None
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def store_paths(base: Path) -> tuple[Path, Spool]:
+    return base / "evidence.db", Spool(base / "evidence-spool.jsonl")
+
+
+def opener(url: str | None, base: Path) -> tuple[Any, Spool]:
+    db, spool = store_paths(base)
+    return (lambda: open_store(url, db)), spool
+
+
+def open_flushed(url: str | None, base: Path) -> Store:
+    """The store, with anything spooled by an earlier command written first."""
+    open_, spool = opener(url, base)
+    store: Store = open_()
+    spool.flush(store)
+    return store
+
+
+def record_operation(
+    op: dict[str, Any],
+    *,
+    playbook: Path,
+    journal_dir: Path,
+    evidence_url: str | None,
+    secrets: Sequence[str],
+    commit_sha: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Append the record; returns what the result should say about it."""
+    env = os.environ if env is None else env
+    record = build(
+        op,
+        playbook_digest=digest(playbook),
+        commit=git_commit(playbook.parent, commit_sha),
+        actor={"user": getpass.getuser(), "host": socket.gethostname()},
+        ci=ci_run(env),
+        secrets=secrets,
+        playbook=str(playbook),
+    )
+    open_, spool = opener(evidence_url, journal_dir)
+    sealed, problem = append_or_spool(open_, record, spool)
+    if sealed is None:
+        return {"recorded": False, "id": record["id"], "error": problem}
+    return {"recorded": True, "id": sealed["id"], "seq": sealed["seq"], "hash": sealed["hash"]}

@@ -1,0 +1,143 @@
+"""Records as CDEvents 0.5.1 wrapped in CloudEvents 1.0 (structured JSON). Pure.
+
+A release is ``service.deployed`` (the app's first in that environment) or
+``service.upgraded``, a rollback ``service.rolledback``, each gate a
+``testsuiterun.finished``, all sharing the record's id as ``chainId``. CDEvents' service
+events cannot say a release failed, so deployer's own fields, the outcome first, go in
+``customData`` (the schemas refuse extra fields in ``subject.content``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+SPECVERSION = "0.5.1"
+CONTENT_TYPE = "application/cdevents+json"
+SOURCE = "/deployer"
+
+
+def _envelope(event: dict[str, Any]) -> dict[str, Any]:
+    ctx = event["context"]
+    return {
+        "specversion": "1.0",
+        "id": ctx["id"],
+        "source": ctx["source"],
+        "type": ctx["type"],
+        "time": ctx["timestamp"],
+        "datacontenttype": CONTENT_TYPE,
+        "data": event,
+    }
+
+
+def _context(kind: str, event_id: str, rec: dict[str, Any], ts: str) -> dict[str, Any]:
+    return {
+        "specversion": SPECVERSION,
+        "id": event_id,
+        "source": f"{SOURCE}/{rec.get('app')}/{rec.get('environment')}",
+        "type": f"dev.cdevents.{kind}.0.3.0",
+        "timestamp": ts,
+        "chainId": rec["id"],
+    }
+
+
+def _custom(rec: dict[str, Any]) -> dict[str, Any]:
+    keep = (
+        "outcome",
+        "kind",
+        "operation_id",
+        "version_from",
+        "version_to",
+        "color_from",
+        "color_to",
+        "commit",
+        "actor",
+        "ci",
+        "started_at",
+        "ended_at",
+        "duration_s",
+        "traffic",
+        "migrations",
+        "time_to_restore_s",
+        "playbook_digest",
+        "message",
+        "seq",
+        "hash",
+    )
+    return {"deployer": {k: rec.get(k) for k in keep}}
+
+
+def to_cdevents(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    seen: set[tuple[Any, Any]] = set()
+    for rec in sorted(records, key=lambda r: r.get("seq") or 0):
+        ts = rec.get("ended_at") or rec.get("started_at")
+        app_env = (rec.get("app"), rec.get("environment"))
+        env = {
+            "id": str(rec.get("environment") or "default"),
+            "source": f"{SOURCE}/{rec.get('app')}",
+        }
+        artifact = f"pkg:generic/{rec.get('app')}@{rec.get('version_to') or 'unknown'}"
+        kind = None
+        if rec["kind"] == "release":
+            kind = "service.upgraded" if app_env in seen else "service.deployed"
+            if rec.get("outcome") in ("succeeded", "rolled_back", "failed"):
+                seen.add(app_env)
+        elif rec["kind"] in ("rollback", "recover", "drill"):
+            kind = "service.rolledback"
+        if kind is not None and ts:
+            out.append(
+                _envelope(
+                    {
+                        "context": _context(kind, f"{rec['id']}-service", rec, ts),
+                        "subject": {
+                            "id": f"{rec.get('app')}",
+                            "source": env["source"],
+                            "content": {"environment": env, "artifactId": artifact},
+                        },
+                        "customDataContentType": "application/json",
+                        "customData": _custom(rec),
+                    }
+                )
+            )
+        for i, gate in enumerate(rec.get("gates") or []):
+            if not ts:
+                break
+            out.append(
+                _envelope(
+                    {
+                        "context": _context(
+                            "testsuiterun.finished", f"{rec['id']}-gate-{i}", rec, ts
+                        ),
+                        "subject": {
+                            "id": f"{rec['id']}-{gate.get('name')}",
+                            "content": {
+                                "environment": env,
+                                "outcome": "success" if gate.get("passed") else "failure",
+                                "testSuite": {
+                                    "id": f"deployer-{gate.get('name')}",
+                                    "name": f"{gate.get('name')} health gate",
+                                },
+                            },
+                        },
+                        "customDataContentType": "application/json",
+                        "customData": {
+                            "deployer": {
+                                k: gate.get(k)
+                                for k in (
+                                    "target",
+                                    "probes",
+                                    "errors",
+                                    "error_rate",
+                                    "p50_ms",
+                                    "p95_ms",
+                                    "p99_ms",
+                                    "window_s",
+                                    "reason",
+                                )
+                            }
+                        },
+                    }
+                )
+            )
+    return out

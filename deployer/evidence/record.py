@@ -1,0 +1,227 @@
+"""Evidence records: what happened, sealed into a hash chain. Pure: no I/O.
+
+Each record holds ``seq``, ``prev_hash`` and ``hash`` = SHA-256 of the canonical JSON (sorted
+keys, no spaces, UTF-8) of everything else in it; the first ``prev_hash`` is 64 zeros. Any
+edit, deletion, insertion or reordering breaks the chain at a nameable record, and a
+checkpoint (``seq:hash`` kept elsewhere) exposes a truncated or rewritten tail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+GENESIS = "0" * 64
+CHAIN_KEYS = ("seq", "prev_hash", "hash")
+KINDS = ("release", "rollback", "drill", "recover", "lint")
+OUTCOMES = ("succeeded", "aborted", "rolled_back", "failed", "interrupted")
+REDACTED = "***"
+
+
+def canonical(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def record_hash(record: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical({k: v for k, v in record.items() if k != "hash"})).hexdigest()
+
+
+def seal(record: dict[str, Any], seq: int, prev_hash: str) -> dict[str, Any]:
+    """The record with its place in the chain."""
+    body = {k: v for k, v in record.items() if k not in CHAIN_KEYS}
+    body["seq"], body["prev_hash"] = seq, prev_hash
+    body["hash"] = record_hash(body)
+    return body
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_iso(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def scrub(obj: Any, secrets: Iterable[str]) -> Any:
+    """Replace every secret value inside any string of ``obj`` by ``***``."""
+    values = [s for s in secrets if s]
+    if not values:
+        return obj
+    if isinstance(obj, str):
+        for s in values:
+            obj = obj.replace(s, REDACTED)
+        return obj
+    if isinstance(obj, dict):
+        return {k: scrub(v, values) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [scrub(v, values) for v in obj]
+    return obj
+
+
+def time_to_restore(op: dict[str, Any]) -> float | None:
+    """Seconds from the failing verdict to traffic on the old color (automatic rollback), or
+    from the start of a rollback to its switch (a rollback or drill)."""
+    if op.get("restore_seconds") is not None:
+        return float(op["restore_seconds"])
+    if op.get("kind") in ("rollback", "drill") and op.get("outcome") == "succeeded":
+        elapsed = 0.0
+        for step in op.get("steps", []):
+            elapsed += float(step.get("seconds", 0))
+            if step.get("name") == "switch" and step.get("status") == "ok":
+                return round(elapsed, 3)
+    return None
+
+
+def build(
+    op: dict[str, Any],
+    *,
+    playbook_digest: str | None,
+    commit: dict[str, Any] | None,
+    actor: dict[str, str],
+    ci: dict[str, str] | None,
+    secrets: Sequence[str] = (),
+    playbook: str | None = None,
+) -> dict[str, Any]:
+    """An unsealed record from an operation's result (``OperationResult.to_dict()``)."""
+    gates = op.get("gates") or []
+    post = next((g for g in gates if g.get("name") == "post_switch"), None)
+    traffic = None
+    if post is not None:
+        traffic = {
+            k: post.get(k)
+            for k in (
+                "probes",
+                "errors",
+                "error_rate",
+                "p50_ms",
+                "p95_ms",
+                "p99_ms",
+                "window_s",
+                "target",
+            )
+        }
+    migrations = op.get("migrations")
+    record = {
+        "id": uuid.uuid4().hex,
+        "operation_id": op.get("id"),
+        "kind": op["kind"],
+        "app": op.get("app"),
+        "environment": op.get("environment"),
+        "version_from": op.get("from_version"),
+        "version_to": op.get("version"),
+        "color_from": op.get("from_color"),
+        "color_to": op.get("to_color"),
+        "commit": commit,
+        "actor": actor,
+        "ci": ci,
+        "started_at": iso(op.get("started_at")),
+        "ended_at": iso(op.get("ended_at")),
+        "duration_s": op.get("duration_s"),
+        "steps": op.get("steps") or [],
+        "gates": gates,
+        "traffic": traffic,
+        "migrations": migrations,
+        "lint": (migrations or {}).get("lint"),
+        "outcome": op.get("outcome"),
+        "exit_code": op.get("exit_code"),
+        "message": op.get("message", ""),
+        "warnings": op.get("warnings") or [],
+        "time_to_restore_s": time_to_restore(op),
+        "playbook": playbook,
+        "playbook_digest": playbook_digest,
+    }
+    scrubbed: dict[str, Any] = scrub(record, secrets)
+    return scrubbed
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    count: int
+    head_seq: int
+    head_hash: str
+    problem: str = ""
+    bad_seq: int | None = None
+
+
+def verify(records: Sequence[dict[str, Any]], checkpoint: tuple[int, str] | None = None) -> Verdict:
+    """Check the chain in storage order; name the first record that breaks it."""
+    prev_hash, expected_seq = GENESIS, 1
+    for rec in records:
+        seq = rec.get("seq")
+        rid = rec.get("id", "?")
+        if seq != expected_seq:
+            what = (
+                "missing (deleted?)"
+                if isinstance(seq, int) and seq > expected_seq
+                else "out of place (inserted or reordered?)"
+            )
+            return Verdict(
+                False,
+                len(records),
+                expected_seq - 1,
+                prev_hash,
+                f"record {expected_seq} is {what}: found seq {seq} (id {rid})",
+                seq,
+            )
+        if rec.get("prev_hash") != prev_hash:
+            return Verdict(
+                False,
+                len(records),
+                seq - 1,
+                prev_hash,
+                f"record {seq} (id {rid}) does not follow record {seq - 1}: "
+                "prev_hash differs (inserted, reordered or rewritten)",
+                seq,
+            )
+        if record_hash(rec) != rec.get("hash"):
+            return Verdict(
+                False,
+                len(records),
+                seq - 1,
+                prev_hash,
+                f"record {seq} (id {rid}) was edited: its hash does not match its content",
+                seq,
+            )
+        prev_hash, expected_seq = rec["hash"], seq + 1
+    head = expected_seq - 1
+    if checkpoint is not None:
+        cp_seq, cp_hash = checkpoint
+        if head < cp_seq:
+            return Verdict(
+                False,
+                len(records),
+                head,
+                prev_hash,
+                f"truncated: the checkpoint is at record {cp_seq}, the chain ends at {head}",
+                head + 1,
+            )
+        at = records[cp_seq - 1] if cp_seq >= 1 else None
+        if at is None or at.get("hash") != cp_hash:
+            return Verdict(
+                False,
+                len(records),
+                head,
+                prev_hash,
+                f"rewritten: record {cp_seq} no longer has the checkpoint's hash",
+                cp_seq,
+            )
+    return Verdict(True, len(records), head, prev_hash)
+
+
+def parse_checkpoint(text: str) -> tuple[int, str]:
+    seq, sep, digest = text.strip().partition(":")
+    if not sep or not seq.isdigit() or len(digest) != 64:
+        from deployer.errors import InputError
+
+        raise InputError(
+            f"checkpoint {text!r}: expected SEQ:SHA256 (from `deployer evidence checkpoint`)"
+        )
+    return int(seq), digest

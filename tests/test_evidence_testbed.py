@@ -1,0 +1,112 @@
+"""Evidence written by real releases on the test bed, read back through the CLI."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+from conftest import Deploy, demo_playbook, write_playbook
+
+pytestmark = pytest.mark.testbed
+
+
+def _json(proc) -> object:  # type: ignore[no-untyped-def]
+    return json.loads(proc.stdout)
+
+
+def test_each_release_outcome_is_recorded_and_the_chain_verifies(deploy: Deploy) -> None:
+    assert deploy.release("v1").returncode == 0
+    assert deploy.release("v2").returncode == 0
+    assert deploy.release("v3", "--var", "unhealthy_after=0").returncode == 3
+    assert deploy.release("v4", "--var", "unhealthy_after=5").returncode == 4
+    assert deploy.run("rollback", "-p", str(deploy.path)).returncode == 0
+    listed = _json(deploy.run("-o", "json", "evidence", "list", "-p", str(deploy.path)))
+    assert isinstance(listed, list)
+    assert [(r["kind"], r["outcome"], r["version_from"], r["version_to"]) for r in listed] == [
+        ("release", "succeeded", None, "v1"),
+        ("release", "succeeded", "v1", "v2"),
+        ("release", "aborted", "v2", "v3"),
+        ("release", "rolled_back", "v2", "v4"),
+        ("rollback", "succeeded", "v2", "v1"),
+    ]
+    _, ok, aborted, rolled, rollback = listed
+    assert ok["traffic"]["probes"] == 40 and ok["playbook_digest"]
+    assert {g["name"] for g in ok["gates"]} == {"pre_switch", "post_switch"}
+    assert ok["actor"]["user"] and ok["started_at"].endswith("Z")
+    assert aborted["gates"][0]["passed"] is False and aborted["traffic"] is None
+    assert rolled["time_to_restore_s"] is not None and rolled["time_to_restore_s"] < 5
+    assert rollback["time_to_restore_s"] is not None
+    verified = deploy.run("-o", "json", "evidence", "verify", "-p", str(deploy.path))
+    assert verified.returncode == 0 and _json(verified)["records"] == 5  # type: ignore[index]
+    head = deploy.run("evidence", "checkpoint", "-p", str(deploy.path)).stdout.strip()
+    assert head.startswith("5:")
+
+    db = deploy.path.parent / "journal" / "evidence.db"
+    with sqlite3.connect(db) as conn:
+        body = json.loads(conn.execute("SELECT body FROM evidence WHERE seq = 3").fetchone()[0])
+        body["outcome"] = "succeeded"  # make the aborted release look fine
+        conn.execute("UPDATE evidence SET body = ? WHERE seq = 3", (json.dumps(body),))
+    bad = deploy.run("evidence", "verify", "-p", str(deploy.path))
+    assert bad.returncode == 1
+    assert "record 3" in bad.stderr and "edited" in bad.stderr
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM evidence WHERE seq >= 3")
+    cut = deploy.run("evidence", "verify", "-p", str(deploy.path), "--checkpoint", head)
+    assert cut.returncode == 1 and "truncated" in cut.stderr
+
+
+def test_secret_values_never_enter_a_record(deploy: Deploy, tmp_path) -> None:
+    secret = "tok-3vidence-s3cret-77"
+    doc = demo_playbook(deploy.bed, deploy.root, tmp_path / "journal")
+    doc["ship"].append(
+        {"name": "fail with the token", "run": "echo token ${env:APP_TOKEN} rejected >&2; exit 9"}
+    )
+    pb = write_playbook(tmp_path / "secret.yml", doc)
+    proc = deploy.run(
+        "-o", "json", "release", "-p", str(pb), "--version", "v1", env={"APP_TOKEN": secret}
+    )
+    assert proc.returncode == 3  # the failing step aborts the release
+    assert "token *** rejected" in proc.stdout
+    raw = (tmp_path / "journal" / "evidence.db").read_bytes()
+    exported = deploy.run("evidence", "export", "-p", str(pb)).stdout
+    assert secret.encode() not in raw and secret not in exported and secret not in proc.stdout
+    assert "***" in exported
+
+
+def test_unreachable_store_spools_and_the_next_command_flushes(deploy: Deploy) -> None:
+    url = "postgresql://postgres@127.0.0.1:1/nowhere"
+    proc = deploy.run(
+        "-o", "json", "--evidence-url", url, "release", "-p", str(deploy.path), "--version", "v1"
+    )
+    assert proc.returncode == 0, proc.stderr  # the release itself succeeded
+    doc = _json(proc)
+    assert doc["evidence"]["recorded"] is False  # type: ignore[index]
+    assert any("evidence not stored" in w for w in doc["warnings"])  # type: ignore[index]
+    spool = deploy.path.parent / "journal" / "evidence-spool.jsonl"
+    assert spool.exists()
+    listed = _json(deploy.run("-o", "json", "evidence", "list", "-p", str(deploy.path)))
+    assert [r["id"] for r in listed] == [doc["evidence"]["id"]]  # type: ignore[index]
+    assert not spool.exists()
+
+
+def test_score_and_cdevents_from_real_records(deploy: Deploy) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    assert deploy.release("v1").returncode == 0
+    assert deploy.release("v2").returncode == 0
+    assert deploy.run("rollback", "-p", str(deploy.path)).returncode == 0
+    proc = deploy.run("-o", "json", "score", "-p", str(deploy.path))
+    assert proc.returncode == 0, proc.stderr
+    doc = _json(proc)
+    schema = json.loads(deploy.run("score", "--schema").stdout)
+    jsonschema.validate(doc, schema)
+    earned = {i["id"] for i in doc["items"] if i["earned"]}  # type: ignore[index]
+    assert earned == {"health_gated", "codified", "blue_green", "rollback_tested"}
+    text = deploy.run("score", "-p", str(deploy.path)).stdout
+    assert "4/5" in text and "migration safety checked" in text
+    lines = deploy.run(
+        "evidence", "export", "--format", "cdevents", "-p", str(deploy.path)
+    ).stdout.splitlines()
+    types = [json.loads(line)["type"] for line in lines]
+    assert types[0] == "dev.cdevents.service.deployed.0.3.0"
+    assert "dev.cdevents.service.rolledback.0.3.0" in types
