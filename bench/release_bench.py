@@ -226,13 +226,7 @@ def main() -> int:
             rows.append(Row("naive switch", load.result, wall, outcome="switched"))
             live = "green" if live == "blue" else "blue"
     finally:
-        for color in ("blue", "green"):
-            timer = root / "state" / f"{color}.stop-timer"
-            if timer.exists():
-                subprocess.run(["sh", "-c", f"kill -- -$(cat {timer}) 2>/dev/null"], check=False)
-            ctl = root / color / "appctl.sh"
-            if ctl.exists():
-                subprocess.run([str(ctl), "stop", str(root), color], check=False)
+        bed.stop_app(root)
         bed.down()
         shutil.rmtree(work, ignore_errors=True)
     print_table(rows, args)

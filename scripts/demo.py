@@ -38,10 +38,7 @@ def deployer(*args: str) -> int:
 
 
 def stop_apps() -> None:
-    for color in ("blue", "green"):
-        ctl = APP_ROOT / color / "appctl.sh"
-        if ctl.exists():
-            subprocess.run([str(ctl), "stop", str(APP_ROOT), color], check=False)
+    Testbed.stop_app(APP_ROOT)
 
 
 def reset(bed: Testbed) -> None:

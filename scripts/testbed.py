@@ -322,9 +322,21 @@ http {{
             "rollback": {"keep_warm": "500ms"},
             "state_dir": "${root}/state",
             "journal_dir": str(journal),
+            "lock": {"path": str(journal.parent / "deploy.lock")},  # one per test: no leaks
         }
         doc.update(overrides)
         return doc
+
+    @staticmethod
+    def stop_app(root: Path) -> None:
+        """Stop both colors of the example app under ``root`` and call off their stop timers."""
+        for color in ("blue", "green"):
+            timer = root / "state" / f"{color}.stop-timer"
+            if timer.exists():
+                subprocess.run(["sh", "-c", f"kill -- -$(cat {timer}) 2>/dev/null"], check=False)
+            ctl = root / color / "appctl.sh"
+            if ctl.exists():
+                subprocess.run([str(ctl), "stop", str(root), color], check=False)
 
     def reset_router(self) -> None:
         """Point the router at nothing (a placeholder upstream), as on a new machine."""

@@ -103,10 +103,4 @@ def deploy(bed: Testbed, tmp_path: Path) -> Iterator[Deploy]:
     try:
         yield d
     finally:
-        for color in ("blue", "green"):
-            timer = root / "state" / f"{color}.stop-timer"
-            if timer.exists():
-                subprocess.run(["sh", "-c", f"kill -- -$(cat {timer}) 2>/dev/null"], check=False)
-            ctl = root / color / "appctl.sh"
-            if ctl.exists():
-                subprocess.run([str(ctl), "stop", str(root), color], check=False)
+        bed.stop_app(root)

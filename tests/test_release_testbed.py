@@ -152,7 +152,7 @@ def test_status_shows_live_and_idle_colors(deploy: Deploy) -> None:
 
 
 def test_second_release_is_refused_with_holder_while_lock_is_held(deploy: Deploy) -> None:
-    lock_dir = "/tmp/deployer-demo-test.lock"
+    lock_dir = str(deploy.path.parent / "deploy.lock")
     info = {
         "release_id": "r-other",
         "owner": "alice",
@@ -177,7 +177,7 @@ def test_second_release_is_refused_with_holder_while_lock_is_held(deploy: Deploy
 
 
 def test_stale_lock_is_taken_over(deploy: Deploy) -> None:
-    lock_dir = "/tmp/deployer-demo-test.lock"
+    lock_dir = str(deploy.path.parent / "deploy.lock")
     os.makedirs(lock_dir, exist_ok=False)
     with open(f"{lock_dir}/info", "w") as fh:
         json.dump(
@@ -276,17 +276,28 @@ def test_killed_release_needs_recovery_then_recover_restores_old_color(deploy: D
     doc = demo_playbook(deploy.bed, deploy.root, deploy.path.parent / "journal")
     doc["gates"]["post_switch"]["window"] = "30s"
     write_playbook(deploy.path, doc)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "deployer", "release", "-p", str(deploy.path), "--version", "v2"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    log = deploy.path.parent / "killed-release.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "deployer",
+                "release",
+                "-p",
+                str(deploy.path),
+                "--version",
+                "v2",
+            ],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and deploy.live()["version"] != "v2":
             time.sleep(0.1)
-        assert deploy.live()["version"] == "v2"
+        assert deploy.live()["version"] == "v2", log.read_text()
     finally:
         proc.send_signal(signal.SIGKILL)  # a crash: no cleanup at all
         proc.wait(timeout=10)

@@ -21,6 +21,9 @@ from deployer.errors import CommandFailed, HostError, HostKeyError
 from deployer.playbook.models import Host
 from deployer.ports import CommandResult, Runner
 
+#: a command given no timeout of its own gets this one: nothing waits forever on a host
+DEFAULT_TIMEOUT = 120.0
+
 
 class _StrictPolicy:
     """paramiko's missing-host-key hook: refuse, or (opt-in) accept and save a new key."""
@@ -113,6 +116,7 @@ class SshRunner:
         self, command: Shell, *, check: bool = True, timeout: float | None = None
     ) -> CommandResult:
         conn = self._connect()
+        timeout = DEFAULT_TIMEOUT if timeout is None else timeout
         from invoke.exceptions import CommandTimedOut
 
         try:
@@ -136,6 +140,7 @@ class SshRunner:
     def put_bytes(self, data: bytes, remote_path: str) -> None:
         conn = self._connect()
         try:
+            conn.sftp().get_channel().settimeout(DEFAULT_TIMEOUT)
             conn.put(io.BytesIO(data), remote=remote_path)
         except (OSError, EOFError) as exc:
             raise HostError(f"{self.label}: upload to {remote_path} failed: {exc}") from exc
@@ -156,6 +161,7 @@ class LocalRunner:
     def run(
         self, command: Shell, *, check: bool = True, timeout: float | None = None
     ) -> CommandResult:
+        timeout = DEFAULT_TIMEOUT if timeout is None else timeout
         try:
             proc = subprocess.run(
                 ["bash", "-c", command.text],

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from deployer.evidence.record import GATE_STATS
+
 SPECVERSION = "0.5.1"
 CONTENT_TYPE = "application/cdevents+json"
 SOURCE = "/deployer"
@@ -122,20 +124,7 @@ def to_cdevents(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                         },
                         "customDataContentType": "application/json",
                         "customData": {
-                            "deployer": {
-                                k: gate.get(k)
-                                for k in (
-                                    "target",
-                                    "probes",
-                                    "errors",
-                                    "error_rate",
-                                    "p50_ms",
-                                    "p95_ms",
-                                    "p99_ms",
-                                    "window_s",
-                                    "reason",
-                                )
-                            }
+                            "deployer": {k: gate.get(k) for k in (*GATE_STATS, "reason")}
                         },
                     }
                 )

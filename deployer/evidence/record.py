@@ -21,6 +21,7 @@ CHAIN_KEYS = ("seq", "prev_hash", "hash")
 KINDS = ("release", "rollback", "drill", "recover", "lint")
 OUTCOMES = ("succeeded", "aborted", "rolled_back", "failed", "interrupted")
 REDACTED = "***"
+GATE_STATS = ("target", "probes", "errors", "error_rate", "p50_ms", "p95_ms", "p99_ms", "window_s")
 
 
 def canonical(obj: Any) -> bytes:
@@ -94,19 +95,7 @@ def build(
     post = next((g for g in gates if g.get("name") == "post_switch"), None)
     traffic = None
     if post is not None:
-        traffic = {
-            k: post.get(k)
-            for k in (
-                "probes",
-                "errors",
-                "error_rate",
-                "p50_ms",
-                "p95_ms",
-                "p99_ms",
-                "window_s",
-                "target",
-            )
-        }
+        traffic = {k: post.get(k) for k in GATE_STATS}
     migrations = op.get("migrations")
     record = {
         "id": uuid.uuid4().hex,
