@@ -3,7 +3,8 @@
 
 1. release v1, then v2 under a steady load through nginx (zero errors expected);
 2. release a broken v3: it passes the pre-switch gate, fails the post-switch gate, and
-   deployer switches back to v2 by itself.
+   deployer switches back to v2 by itself;
+3. show the evidence those releases recorded (verified hash chain, score, DORA).
 Everything it started is stopped at the end (KEEP=1 leaves the bed and the app running).
 """
 
@@ -87,6 +88,11 @@ def main() -> int:
 
         say("status")
         deployer("status", "-p", str(PLAYBOOK))
+
+        say("the evidence these releases left: a hash chain, a score, DORA figures")
+        deployer("evidence", "list", "-p", str(PLAYBOOK))
+        deployer("evidence", "verify", "-p", str(PLAYBOOK))
+        deployer("score", "-p", str(PLAYBOOK))
         time.sleep(0.2)
         expected = [0, 0, 4]
         ok = codes == expected
