@@ -1,0 +1,192 @@
+"""`deployer lint`: migration safety for Alembic scripts and SQL files."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import click
+
+from deployer.cli.app import Application
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(lint)
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "sarif", "github"]),
+    default=None,
+    help="Output format (default: text, or json with -o json).",
+)
+@click.option("--explain", metavar="RULE", help="Print what a rule catches and the safe way.")
+@click.option("--list", "list_rules", is_flag=True, help="List every rule.")
+@click.option(
+    "--include-downgrade",
+    is_flag=True,
+    default=None,
+    help="Lint downgrade() too (off by default: drops there are normal).",
+)
+@click.option("--postgres-version", type=int, default=None, help="Target PostgreSQL major.")
+@click.option(
+    "--start-after",
+    metavar="REVISION",
+    default=None,
+    help="Skip this revision and everything before it.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="A deployer.toml or pyproject.toml to read settings from.",
+)
+@click.option(
+    "--playbook",
+    "-p",
+    "playbook",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Record this run as a lint-gate evidence record for the playbook's app.",
+)
+@click.pass_obj
+def lint(
+    app: Application,
+    paths: tuple[str, ...],
+    fmt: str | None,
+    explain: str | None,
+    list_rules: bool,
+    include_downgrade: bool | None,
+    postgres_version: int | None,
+    start_after: str | None,
+    config_path: str | None,
+    playbook: str | None,
+) -> None:
+    """Lint Alembic version scripts and .sql files for locks and old-color breakage.
+
+    PATHS are files or folders (default: `paths` from config, or the versions folder of
+    ./alembic.ini). Exit 0: no error-level finding; 1: error-level findings; 2: usage error.
+    Example: deployer lint migrations/versions --format sarif > lint.sarif
+    """
+    from pathlib import Path
+
+    from deployer.errors import InputError
+    from deployer.lint.config import load_config
+    from deployer.lint.rules import load_rules
+    from deployer.lint.runner import META, Linter, default_paths
+
+    rules = load_rules()
+    if explain:
+        if explain in rules:
+            r = rules[explain]
+            app.out.print(f"[bold]{r.id}[/] ({r.severity})\n", markup=True)
+            app.out.print(r.doc, markup=False, highlight=False)
+        elif explain in META:
+            app.out.print(f"{explain} ({META[explain][0]})\n\n{META[explain][1]}", markup=False)
+        else:
+            raise InputError(f"no lint rule {explain!r} (see deployer lint --list)")
+        return
+    if list_rules:
+        for r in sorted(rules.values(), key=lambda r: r.id):
+            app.out.print(f"{r.id:38} {r.severity:8} {r.summary}", markup=False)
+        return
+    start = Path(paths[0]) if paths else Path.cwd()
+    config = load_config(start, Path(config_path) if config_path else None)
+    if include_downgrade is not None:
+        config.include_downgrade = include_downgrade
+    if postgres_version is not None:
+        config.postgres_version = postgres_version
+    if start_after is not None:
+        config.start_after = start_after
+    targets = [Path(p) for p in paths]
+    if not targets and config.paths:
+        base = config.source.parent if config.source else Path.cwd()
+        targets = [base / p for p in config.paths]
+    if not targets:
+        targets = default_paths(Path.cwd())
+    if not targets:
+        raise InputError(
+            "nothing to lint: give paths, set [tool.deployer.lint] paths, or run "
+            "where alembic.ini is"
+        )
+    started = time.time()
+    result = Linter(config).lint(targets)
+    fmt = fmt or ("json" if app.json else "text")
+    _print_lint(app, fmt, result, rules)
+    if playbook is not None:
+        _record_lint(app, playbook, result, started)
+    sys.exit(1 if result.errors else 0)
+
+
+def _record_lint(app: Application, playbook: str, result: Any, started: float) -> None:
+    """A lint gate run (in CI, say) as evidence for the playbook's app."""
+    import uuid
+
+    from deployer.engine.evidence import record_operation
+    from deployer.playbook import load_playbook
+
+    loaded = load_playbook(playbook)
+    warnings = len(result.findings) - result.errors
+    op = {
+        "kind": "lint",
+        "id": uuid.uuid4().hex,
+        "app": loaded.model.app,
+        "environment": loaded.model.environment,
+        "started_at": started,
+        "ended_at": time.time(),
+        "outcome": "failed" if result.errors else "succeeded",
+        "exit_code": 1 if result.errors else 0,
+        "message": f"{result.errors} error(s), {warnings} warning(s)",
+        "migrations": {
+            "lint": {
+                "errors": result.errors,
+                "warnings": warnings,
+                "files": result.files,
+                "findings": [f.to_dict() for f in result.findings[:100]],
+            }
+        },
+    }
+    status = record_operation(
+        op,
+        playbook=loaded.path,
+        journal_dir=loaded.local_path(loaded.model.journal_dir),
+        evidence_url=app.evidence_url,
+        secrets=[],
+    )
+    if not status["recorded"]:
+        app.err.print(f"warning: evidence not stored: {status['error']}", markup=False)
+
+
+def _print_lint(app: Application, fmt: str, result: Any, rules: Any) -> None:
+    from deployer import __version__
+    from deployer.lint import report
+
+    if fmt == "json":
+        sys.stdout.write(report.to_json(result.findings) + "\n")
+    elif fmt == "sarif":
+        sys.stdout.write(report.to_sarif(result.findings, rules, __version__) + "\n")
+    elif fmt == "github":
+        if result.findings:
+            sys.stdout.write(report.to_github(result.findings) + "\n")
+    else:
+        from rich.markup import escape
+
+        for f in result.findings:
+            color = "red" if f.severity == "error" else "yellow"
+            app.out.print(
+                f"[bold]{escape(f.path)}:{f.line}:{f.column}[/] [{color}]{f.rule}[/] "
+                f"{escape(f.message)}",
+                markup=True,
+                highlight=False,
+            )
+            app.out.print(f"    fix: {f.hint}", style="dim", markup=False)
+        warnings = len(result.findings) - result.errors
+        app.out.print(
+            f"{len(result.migrations)} migration(s) in {result.files} file(s): "
+            f"{result.errors} error(s), {warnings} warning(s)"
+        )
