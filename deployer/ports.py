@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 from deployer.commands.shell import Shell
@@ -63,4 +62,4 @@ class NullReporter:
         pass
 
 
-__all__ = ["CommandResult", "Journal", "NullReporter", "Path", "Reporter", "Runner"]
+__all__ = ["CommandResult", "Journal", "NullReporter", "Reporter", "Runner"]

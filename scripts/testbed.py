@@ -433,8 +433,8 @@ def main() -> int:
         print(f"testbed up in {time.monotonic() - started:.1f}s at {bed.root}", file=sys.stderr)
     elif args.action == "down":
         bed.down()
-    for k, v in bed.env().items():
-        if args.action == "env":
+    if args.action == "env":
+        for k, v in bed.env().items():
             print(f"{k}={v}")
     return 0
 

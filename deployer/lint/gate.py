@@ -62,13 +62,12 @@ def lint_pending(scripts: Path, current: str | None, acknowledgements: list[Any]
     config.start_after = current
     config.include_downgrade = False
     folder = versions_folder(scripts)
-    linter = Linter(config)
-    if current and current not in _revisions(folder, linter):
+    result = Linter(config).lint([folder])
+    if current and current not in result.revisions:
         raise AbortedError(
             f"the database is at revision {current}, which {folder} does not "
             "have: is this the right version?"
         )
-    result = linter.lint([folder])
     rev_of = {m.path.resolve(): m.revision or "?" for m in result.migrations}
     gate = GateResult(current, [m.revision or "?" for m in result.migrations])
     acks = {(a.revision, a.rule): a.reason for a in acknowledgements}
@@ -83,14 +82,3 @@ def lint_pending(scripts: Path, current: str | None, acknowledgements: list[Any]
         else:
             gate.blocking.append((rev, f))
     return gate
-
-
-def _revisions(folder: Path, linter: Linter) -> set[str]:
-    from deployer.lint.runner import collect, read
-
-    revs = set()
-    for f in collect([folder]):
-        mig, _ = read(f, linter.config)
-        if mig.revision:
-            revs.add(mig.revision)
-    return revs

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import configparser
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,7 @@ class LintResult:
     findings: list[Finding]
     files: int
     migrations: list[Migration]
+    revisions: set[str] = field(default_factory=set)  # every revision read, skipped or not
 
     @property
     def errors(self) -> int:
@@ -200,7 +201,8 @@ class Linter:
                 findings += self._lint_one(mig, sources[mig.path], set(validated), env_lt)
                 self._learn(mig, checks, validated)
         findings.sort(key=lambda f: (f.path, f.line, f.column, f.rule))
-        return LintResult(findings, len(files), linted)
+        revisions = {m.revision for _, m, _ in read_files if m.revision}
+        return LintResult(findings, len(files), linted, revisions)
 
     @staticmethod
     def _learn(
