@@ -17,7 +17,26 @@ boundary, most specific first, with ``raise ... from exc``; the CLI maps ``exit_
 
 from __future__ import annotations
 
+import unicodedata
 from enum import IntEnum
+
+#: categories shown escaped: controls, format characters (bidi overrides), line separators
+_HIDDEN = {"Cc", "Cf", "Zl", "Zp"}
+
+
+def printable(value: object, limit: int = 80) -> str:
+    """A user or host value as it may appear in a message: control characters and line
+    separators escaped (a newline in a value can never forge a second error line), and cut
+    to ``limit`` characters."""
+    out = []
+    for ch in str(value):
+        if unicodedata.category(ch) in _HIDDEN:
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    text = "".join(out)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class ExitCode(IntEnum):
@@ -33,6 +52,8 @@ class ExitCode(IntEnum):
 
 class DeployerError(Exception):
     exit_code: ExitCode = ExitCode.UNEXPECTED
+    #: set when the error proves the step changed nothing (the saga then skips its undo)
+    not_applied: bool = False
 
 
 class InputError(DeployerError):
@@ -43,6 +64,7 @@ class PlaybookError(InputError):
     """A playbook problem located in its file: ``file:line: key.path: message``."""
 
     def __init__(self, message: str, *, path: str = "", line: int | None = None, key: str = ""):
+        path, key = printable(path, 200), printable(key, 120)
         self.path, self.line, self.key, self.reason = path, line, key, message
         where = path
         if line is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 
@@ -18,9 +19,12 @@ def test_join_quotes_each_token_once() -> None:
     assert join(["ls", "plain"]).text == "ls plain"
 
 
-def test_secret_runs_but_shows_redacted() -> None:
-    cmd = join(["curl", "-H", Secret("Bearer abc", "TOKEN")])
-    assert cmd.text == "curl -H 'Bearer abc'"
+def test_secret_runs_but_shows_redacted_and_stays_off_the_command_line() -> None:
+    secret = Secret("Bearer abc", "TOKEN")
+    cmd = join(["curl", "-H", secret])
+    assert cmd.text == f'curl -H "${{{secret.variable}}}"'
+    assert "abc" not in cmd.text  # the value travels in env, not in the command text
+    assert cmd.env == ((secret.variable, "Bearer abc"),)
     assert cmd.shown == "curl -H ***"
     assert "abc" not in str(cmd) and "abc" not in repr(Secret("abc"))
 
@@ -29,8 +33,36 @@ def test_render_quotes_values_and_redacts_env() -> None:
     shell = render(
         "deploy ${version} --token ${env:TOKEN} $${literal}", {"version": "v1 2"}, {"TOKEN": "t0p"}
     )
-    assert shell.text == "deploy 'v1 2' --token t0p ${literal}"
+    var = Secret("t0p").variable
+    assert shell.text == f"deploy 'v1 2' --token \"${{{var}}}\" ${{literal}}"
     assert shell.shown == "deploy 'v1 2' --token *** ${literal}"
+    assert dict(shell.env) == {var: "t0p"}
+
+
+def test_secret_reaches_the_command_through_stdin_script(tmp_path) -> None:
+    from deployer.commands.shell import stdin_script
+
+    value = 'it\'s a "quoted" $secret\nwith a newline'
+    shell = render("printf %s ${env:T} > ${out}", {"out": str(tmp_path / "o")}, {"T": value})
+    script = stdin_script(shell)
+    proc = subprocess.run(["bash", "-s"], input=script, text=True, check=False)
+    assert proc.returncode == 0
+    assert (tmp_path / "o").read_text() == value
+    assert value not in shell.text
+
+
+def test_redaction_covers_quoted_and_escaped_forms() -> None:
+    from deployer.redaction import Redactor
+
+    value = 'Can4ry\'s "tok" $x'
+    r = Redactor([value])
+    q = subprocess.run(
+        ["bash", "-c", 'printf %q "$V"'], env={"V": value}, capture_output=True, text=True
+    ).stdout
+    import json
+
+    for form in (value, shlex.quote(value), json.dumps(value)[1:-1], q):
+        assert r.text(f"before {form} after") == "before *** after", form
 
 
 @given(st.text(min_size=1, max_size=40))
@@ -79,8 +111,8 @@ def test_switch_script_tests_before_reload_and_restores_on_failure() -> None:
         < text.index("nginx -t")
         < text.index("nginx -s reload")
     )
-    assert "mv -f /etc/u.deployer-prev /etc/u; fi; exit 97" in text
-    assert "exit 98" in text
+    assert "trap 'rc=$?; if [ $rc -ne 0 ]; then restore; fi' EXIT" in text
+    assert "exit 97" in text and "exit 98" in text and "exit 99" in text
 
 
 def test_switch_script_really_restores_previous_file_when_test_fails(tmp_path) -> None:
@@ -94,6 +126,31 @@ def test_switch_script_really_restores_previous_file_when_test_fails(tmp_path) -
     assert res.returncode == nginx.TEST_FAILED and path.read_text() == "old"
 
 
+def test_switch_script_restores_previous_file_when_nginx_is_down(tmp_path) -> None:
+    path, staged = tmp_path / "u.conf", tmp_path / "u.conf.new"
+    path.write_text("old")
+    staged.write_text("new")
+    (tmp_path / "pid").write_text("999999999\n")  # no such process
+    cmd = nginx.switch(
+        str(staged), str(path), Shell.raw("true"), Shell.raw("true"), str(tmp_path / "pid")
+    )
+    res = subprocess.run(["bash", "-c", cmd.text], capture_output=True, check=False)
+    assert res.returncode == nginx.NOT_RUNNING and path.read_text() == "old"
+
+
+def test_switch_script_restores_previous_file_when_reload_fails(tmp_path) -> None:
+    path, staged = tmp_path / "u.conf", tmp_path / "u.conf.new"
+    path.write_text("old")
+    staged.write_text("new")
+    (tmp_path / "pid").write_text(f"{os.getpid()}\n")  # a live "master"
+    cmd = nginx.switch(
+        str(staged), str(path), Shell.raw("true"), Shell.raw("false"), str(tmp_path / "pid")
+    )
+    res = subprocess.run(["bash", "-c", cmd.text], capture_output=True, check=False)
+    assert res.returncode == nginx.RELOAD_FAILED and path.read_text() == "old"
+    assert not (tmp_path / "u.conf.deployer-prev").exists()
+
+
 def test_workers_alive_lists_only_integers() -> None:
     assert nginx.workers_alive([12, 34]).text == (
         "for p in 12 34; do kill -0 $p 2>/dev/null && echo $p; done; true"
@@ -104,7 +161,7 @@ def test_workers_alive_lists_only_integers() -> None:
 def test_lock_acquire_is_an_atomic_mkdir_with_holder_info() -> None:
     info = lock.LockInfo("r1", "alice", "ci", 7, 100.0, 60.0)
     text = lock.acquire("/tmp/app.lock", info).text
-    assert "mkdir -- /tmp/app.lock" in text
+    assert "mkdir -m 0700 -- /tmp/app.lock" in text
     assert "> /tmp/app.lock/info" in text
     assert lock.LockInfo.from_json(info.to_json()) == info
     assert info.expired(161.0) and not info.expired(159.0)
@@ -125,7 +182,7 @@ def test_lock_commands_really_exclude_a_second_holder(tmp_path) -> None:
     )
     subprocess.run([*sh, lock.release(path, "rb").text], check=True)  # not b's: stays
     held = subprocess.run([*sh, lock.read(path).text], capture_output=True, text=True, check=True)
-    assert lock.LockInfo.from_json(held.stdout) == a
+    assert lock.LockState.parse(held.stdout).info == a
     subprocess.run([*sh, lock.release(path, "ra").text], check=True)
     assert not (tmp_path / "x.lock").exists()
 

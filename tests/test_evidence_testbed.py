@@ -74,8 +74,12 @@ def test_secret_values_never_enter_a_record(deploy: Deploy, tmp_path) -> None:
     assert "***" in exported
 
 
-def test_unreachable_store_spools_and_the_next_command_flushes(deploy: Deploy) -> None:
-    url = "postgresql://postgres@127.0.0.1:1/nowhere"
+def test_unreachable_store_spools_and_only_its_own_store_takes_the_record(
+    deploy: Deploy,
+) -> None:
+    blocker = deploy.path.parent / "blocker"
+    blocker.write_text("a file where the store's directory should be")
+    url = f"sqlite:///{blocker}/evidence.db"
     proc = deploy.run(
         "-o", "json", "--evidence-url", url, "release", "-p", str(deploy.path), "--version", "v1"
     )
@@ -83,11 +87,22 @@ def test_unreachable_store_spools_and_the_next_command_flushes(deploy: Deploy) -
     doc = _json(proc)
     assert doc["evidence"]["recorded"] is False  # type: ignore[index]
     assert any("evidence not stored" in w for w in doc["warnings"])  # type: ignore[index]
-    spool = deploy.path.parent / "journal" / "evidence-spool.jsonl"
-    assert spool.exists()
+    spools = list((deploy.path.parent / "journal").glob("evidence-spool-*.jsonl"))
+    assert len(spools) == 1
+    # reading the local store neither shows nor swallows a record meant for another store
     listed = _json(deploy.run("-o", "json", "evidence", "list", "-p", str(deploy.path)))
-    assert [r["id"] for r in listed] == [doc["evidence"]["id"]]  # type: ignore[index]
-    assert not spool.exists()
+    assert listed == []
+    assert spools[0].exists()
+    blocker.unlink()
+    blocker.mkdir()
+    again = deploy.run(
+        "-o", "json", "--evidence-url", url, "release", "-p", str(deploy.path), "--version", "v2"
+    )
+    assert again.returncode == 0, again.stderr
+    listed = _json(deploy.run("-o", "json", "--evidence-url", url, "evidence", "list"))
+    ids = [r["id"] for r in listed]  # type: ignore[index]
+    assert ids[0] == doc["evidence"]["id"] and len(ids) == 2  # type: ignore[index]
+    assert not spools[0].exists()
 
 
 def test_score_and_cdevents_from_real_records(deploy: Deploy) -> None:

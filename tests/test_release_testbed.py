@@ -193,7 +193,7 @@ def test_stale_lock_is_taken_over(deploy: Deploy) -> None:
         )
     proc = deploy.release("v1")
     assert proc.returncode == 0, proc.stderr
-    assert "taking over stale lock of bob@h" in proc.stderr
+    assert "taking over the lock of bob@h" in proc.stderr
     assert not os.path.exists(lock_dir)
 
 

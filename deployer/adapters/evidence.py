@@ -43,6 +43,8 @@ class SqliteStore:
         self.url = f"sqlite:///{path}"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            # created 0600 like the journal (SQLite gives its -wal/-shm files the same mode)
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
             self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA busy_timeout=30000")
@@ -61,7 +63,7 @@ class SqliteStore:
                 row = self.db.execute(
                     "SELECT seq, body FROM evidence ORDER BY seq DESC LIMIT 1"
                 ).fetchone()
-                seq, prev = (row[0] + 1, json.loads(row[1])["hash"]) if row else (1, GENESIS)
+                seq, prev = (row[0] + 1, _head_hash(row[1])) if row else (1, GENESIS)
                 sealed = seal(record, seq, prev)
                 self.db.execute(
                     "INSERT INTO evidence (seq, id, kind, app, environment, started_at, body) "
@@ -89,7 +91,7 @@ class SqliteStore:
             rows = self.db.execute("SELECT body FROM evidence ORDER BY seq").fetchall()
         except sqlite3.Error as exc:
             raise EvidenceError(f"evidence store {self.path}: {exc}") from exc
-        return [json.loads(r[0]) for r in rows]
+        return [_parse_row(r[0]) for r in rows]
 
     def close(self) -> None:
         self.db.close()
@@ -168,7 +170,7 @@ class PostgresStore:
 
         def write(conn: Any) -> dict[str, Any]:
             row = conn.execute(select(t.c.seq, t.c.body).order_by(t.c.seq.desc()).limit(1)).first()
-            seq, prev = (row[0] + 1, json.loads(row[1])["hash"]) if row else (1, GENESIS)
+            seq, prev = (row[0] + 1, _head_hash(row[1])) if row else (1, GENESIS)
             sealed = seal(record, seq, prev)
             conn.execute(
                 t.insert().values(
@@ -191,10 +193,34 @@ class PostgresStore:
 
         t = self.table
         rows = self._run(lambda conn: conn.execute(select(t.c.body).order_by(t.c.seq)).all())
-        return [json.loads(r[0]) for r in rows]
+        return [_parse_row(r[0]) for r in rows]
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _head_hash(body: Any) -> str:
+    """The hash of the chain's last row; a damaged row stops appends (verify names it)."""
+    try:
+        value = json.loads(body)["hash"]
+    except (ValueError, TypeError, KeyError) as exc:
+        raise EvidenceError(
+            "the last evidence record is damaged; `deployer evidence verify` names it"
+        ) from exc
+    if not isinstance(value, str):
+        raise EvidenceError("the last evidence record has no hash")
+    return value
+
+
+def _parse_row(body: Any) -> dict[str, Any]:
+    """A stored record; a damaged one comes back as a stub that verification rejects."""
+    try:
+        rec = json.loads(body)
+    except (ValueError, TypeError):
+        rec = None
+    if not isinstance(rec, dict):
+        return {"id": "?", "kind": "?", "damaged": True, "seq": None}
+    return rec
 
 
 def open_store(url: str | None, default_path: Path) -> Store:
@@ -214,6 +240,11 @@ class Spool:
 
     def __init__(self, path: Path):
         self.path = path
+        self.warnings: list[str] = []
+
+    @property
+    def quarantine(self) -> Path:
+        return self.path.with_name(self.path.name + ".quarantine")
 
     def put(self, record: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -225,9 +256,49 @@ class Spool:
             os.close(fd)
 
     def pending(self) -> list[dict[str, Any]]:
-        if not self.path.exists():
+        """Spooled records in order; a line that is not a record (a torn write) is moved to
+        the quarantine file beside the spool, with a warning, and never blocks the rest."""
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
             return []
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        good: list[dict[str, Any]] = []
+        bad: list[bytes] = []
+        for line in raw.split(b"\n"):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError):
+                rec = None
+            if isinstance(rec, dict) and isinstance(rec.get("id"), str) and rec.get("kind"):
+                good.append(rec)
+            else:
+                bad.append(line)
+        if bad:
+            fd = os.open(self.quarantine, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, b"".join(b + b"\n" for b in bad))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self._rewrite(good)
+            self.warnings.append(
+                f"{len(bad)} unreadable line(s) of {self.path} moved to {self.quarantine}"
+            )
+        return good
+
+    def _rewrite(self, records: list[dict[str, Any]]) -> None:
+        if not records:
+            self.path.unlink(missing_ok=True)
+            return
+        tmp = self.path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(b"".join(canonical(r) + b"\n" for r in records))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
 
     def flush(self, store: Store) -> int:
         """Append every spooled record to ``store`` in order; keep what was not written."""
@@ -238,13 +309,8 @@ class Spool:
                 store.append(rec)
                 done += 1
         finally:
-            rest = pending[done:]
-            if rest:
-                tmp = self.path.with_suffix(".tmp")
-                tmp.write_bytes(b"".join(canonical(r) + b"\n" for r in rest))
-                os.replace(tmp, self.path)
-            elif self.path.exists():
-                self.path.unlink()
+            if done:
+                self._rewrite(pending[done:])
         return done
 
 
@@ -266,7 +332,7 @@ def append_or_spool(
                     return store.append(record), None
                 finally:
                     store.close()
-    except (EvidenceError, InputError, OSError) as exc:
+    except Exception as exc:  # any store failure: the record waits in the spool
         last = exc
     spool.put(record)
-    return None, f"{last}; kept in {spool.path}, the next command flushes it"
+    return None, f"{last}; kept in {spool.path}, the next release flushes it"

@@ -8,15 +8,15 @@ is refused unless ``accept_new_host_key`` was given, and a changed key is always
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import tarfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from deployer.commands import files
-from deployer.commands.shell import Secret, Shell, redact
+from deployer.commands.shell import Secret, Shell, join, redact, stdin_script
 from deployer.errors import CommandFailed, HostError, HostKeyError
 from deployer.playbook.models import Host
 from deployer.ports import CommandResult, Runner
@@ -119,10 +119,12 @@ class SshRunner:
         timeout = DEFAULT_TIMEOUT if timeout is None else timeout
         from invoke.exceptions import CommandTimedOut
 
+        stdin: io.StringIO | bool = False
+        text = command.text
+        if command.env:  # secrets go through stdin, never the remote command line
+            text, stdin = "exec bash -s", io.StringIO(stdin_script(command))
         try:
-            res = conn.run(
-                command.text, hide=True, warn=True, in_stream=False, timeout=timeout, pty=False
-            )
+            res = conn.run(text, hide=True, warn=True, in_stream=stdin, timeout=timeout, pty=False)
         except CommandTimedOut as exc:
             raise CommandFailed(
                 self.name, command.shown, 124, f"timed out after {timeout}s"
@@ -170,6 +172,7 @@ class LocalRunner:
                 timeout=timeout,
                 stdin=subprocess.DEVNULL,
                 check=False,
+                env={**os.environ, **dict(command.env)} if command.env else None,
             )
         except subprocess.TimeoutExpired as exc:
             raise CommandFailed(
@@ -212,9 +215,21 @@ def archive(local: Path) -> bytes:
 
 
 def upload(runner: Runner, local: Path, dest: str) -> None:
-    """Copy a local file or directory into ``dest`` on the host."""
+    """Copy a local file or directory into ``dest`` on the host.
+
+    The archive is staged in a fresh private directory (``mktemp -d``: a random name, mode
+    0700, owned by the SSH user), never under a name another local user could guess and
+    create first in a world-writable directory.
+    """
     if not local.exists():
         raise HostError(f"{runner.name}: upload source {local} does not exist")
-    staged = f"/tmp/deployer-upload-{int(time.time() * 1000)}.tar.gz"
-    runner.put_bytes(archive(local), staged)
-    runner.run(files.extract_archive(staged, dest))
+    data = archive(local)
+    staging = runner.run(files.make_staging_dir()).stdout.strip()
+    if not staging.startswith("/") or "\n" in staging:
+        raise HostError(f"{runner.name}: mktemp -d printed {staging[:80]!r}, not a directory")
+    try:
+        runner.put_bytes(data, f"{staging}/upload.tar.gz")
+    except BaseException:
+        runner.run(join(["rm", "-rf", "--", staging]), check=False)
+        raise
+    runner.run(files.extract_archive(f"{staging}/upload.tar.gz", dest, cleanup=staging))

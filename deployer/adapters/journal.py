@@ -1,4 +1,12 @@
-"""The write-ahead journal: append-only JSON lines, fsynced after each record."""
+"""The write-ahead journal: append-only JSON lines, fsynced after each record.
+
+Reading never trusts the file: a line that is not JSON, not an object, not UTF-8 or lacks
+the fields of its event is skipped and named as ``journal:LINE`` in :attr:`problems`. An
+append after a torn last line starts on a new line, so the new record is never glued to
+the fragment. An operation is unfinished while any of its records exist without an ``end``;
+each step's ``start`` record repeats what recovery needs (``op``), so a damaged ``begin``
+does not hide an operation that changed something.
+"""
 
 from __future__ import annotations
 
@@ -7,38 +15,102 @@ import os
 from pathlib import Path
 from typing import Any
 
+from deployer.errors import DeployerError
+
+EVENTS = {
+    "begin": ("id", "kind"),
+    "step": ("id", "step", "phase"),
+    "end": ("id",),
+    "unlock": ("id", "reason"),
+}
+
+
+class JournalError(DeployerError):
+    pass
+
 
 class FileJournal:
     def __init__(self, path: Path):
         self.path = path
+        self.problems: list[str] = []
 
     def append(self, record: dict[str, Any]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        line = json.dumps(record, sort_keys=True, default=str) + "\n"
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        line = json.dumps(record, sort_keys=True, default=str).encode() + b"\n"
         try:
-            os.write(fd, line.encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                size = os.fstat(fd).st_size
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    line = b"\n" + line  # a torn last line: start afresh
+                written = os.write(fd, line)
+                if written != len(line):
+                    raise OSError(f"short write ({written} of {len(line)} bytes)")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise JournalError(f"cannot write journal {self.path}: {exc.strerror or exc}") from exc
 
     def records(self) -> list[dict[str, Any]]:
-        if not self.path.exists():
+        self.problems = []
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
             return []
+        except OSError as exc:
+            raise JournalError(f"cannot read journal {self.path}: {exc.strerror or exc}") from exc
         out = []
-        for raw in self.path.read_text(encoding="utf-8").splitlines():
+        for number, line in enumerate(raw.split(b"\n"), 1):
+            if not line.strip():
+                continue
+            why = None
             try:
-                out.append(json.loads(raw))
+                rec = json.loads(line.decode("utf-8"))
+            except UnicodeDecodeError:
+                why = "not UTF-8"
             except ValueError:
-                continue  # a torn last line after a crash
+                why = "not JSON (a torn write?)"
+            else:
+                why = _invalid(rec)
+            if why:
+                self.problems.append(f"{self.path}:{number}: skipped: {why}")
+                continue
+            out.append(rec)
         return out
 
     def unfinished(self) -> dict[str, Any] | None:
-        """The ``begin`` record of the last operation if it never wrote ``end``."""
-        begin: dict[str, Any] | None = None
+        """The last operation with no ``end``: its ``begin`` record, or one rebuilt from its
+        steps (``damaged`` set) when the begin record is unreadable."""
+        open_ops: dict[str, dict[str, Any]] = {}
         for rec in self.records():
-            if rec.get("event") == "begin":
-                begin = rec
-            elif rec.get("event") == "end" and begin and rec.get("id") == begin.get("id"):
-                begin = None
-        return begin
+            op_id = rec["id"]
+            event = rec["event"]
+            if event == "begin":
+                open_ops[op_id] = rec
+            elif event == "step" and op_id not in open_ops:
+                rebuilt = dict(rec.get("op") or {})
+                rebuilt.update({"id": op_id, "event": "begin", "damaged": True})
+                open_ops[op_id] = rebuilt
+            elif event == "end":
+                open_ops.pop(op_id, None)
+        if not open_ops:
+            return None
+        return list(open_ops.values())[-1]
+
+    def steps(self, op_id: str) -> list[dict[str, Any]]:
+        return [r for r in self.records() if r["id"] == op_id and r["event"] == "step"]
+
+
+def _invalid(rec: Any) -> str | None:
+    if not isinstance(rec, dict):
+        return f"a JSON {type(rec).__name__}, not a record"
+    event = rec.get("event")
+    if event not in EVENTS:
+        return f"unknown event {str(event)[:40]!r}"
+    for key in EVENTS[str(event)]:
+        if not isinstance(rec.get(key), str) or not rec.get(key):
+            return f"{event} record without {key!r}"
+    if "op" in rec and not isinstance(rec["op"], dict):
+        return "'op' is not an object"
+    return None

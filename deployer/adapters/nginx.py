@@ -36,17 +36,32 @@ class NginxAdapter:
         self.runner.put_bytes(conf.encode(), staged)
         cmd = nginx.switch(staged, self.upstream_file, self.test, self.reload, self.pid_file)
         res = self.runner.run(cmd, check=False, timeout=30)
-        if res.exit_status == nginx.TEST_FAILED:
-            raise CommandFailed(
+        if res.exit_status in (nginx.TEST_FAILED, nginx.NOT_RUNNING):
+            what = (
+                "nginx rejected the new upstream"
+                if res.exit_status == nginx.TEST_FAILED
+                else "nginx is not running"
+            )
+            err = CommandFailed(
                 self.runner.name,
                 self.test.shown,
                 res.exit_status,
-                f"nginx rejected the new upstream (restored): {res.stderr}",
+                f"{what} (previous upstream restored, nothing reloaded): {res.stderr}",
             )
+            err.not_applied = True
+            raise err
         if res.exit_status == nginx.NO_NEW_WORKERS:
-            raise DeployerError(f"{self.runner.name}: nginx started no new workers within 10s")
+            raise DeployerError(
+                f"{self.runner.name}: nginx started no new workers within 10s "
+                "(previous upstream file restored)"
+            )
         if not res.ok:
-            raise CommandFailed(self.runner.name, self.reload.shown, res.exit_status, res.stderr)
+            raise CommandFailed(
+                self.runner.name,
+                self.reload.shown,
+                res.exit_status,
+                f"reload failed (previous upstream file restored): {res.stderr}",
+            )
         old = res.stdout.partition("old:")[2].split()
         self.draining |= {int(p) for p in old if p.isdigit()}
         return time.monotonic() - started

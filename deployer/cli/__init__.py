@@ -5,15 +5,17 @@ Heavy imports (fabric, httpx, the engine) happen inside commands so `deployer --
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
 from typing import Any, NoReturn
 
 import click
+from rich.markup import escape
 
 from deployer.cli.app import Application, render_result
-from deployer.errors import DeployerError, ExitCode
+from deployer.errors import DeployerError, ExitCode, printable
 
 OUTPUT = click.option(
     "--output",
@@ -85,7 +87,17 @@ def _context(playbook: str, vars_: tuple[str, ...], *, need_env: bool = True) ->
             f"--var {unknown[0]}: no such var in the playbook "
             f"(vars: {', '.join(sorted(loaded.model.vars)) or 'none'})"
         )
+    defaults = loaded.model.vars
+    for name, value in overrides.items():
+        if value == "" and defaults.get(name) != "":
+            raise InputError(
+                f"--var {name}: an empty value is refused unless the var's default is empty "
+                f"(its default is {printable(defaults.get(name))!r})"
+            )
     ctx = Context(loaded, dict(os.environ), overrides)
+    from deployer import redaction
+
+    redaction.register(s.value for s in ctx.secrets())
     missing = ctx.missing_env()
     if missing and need_env:
         raise InputError(
@@ -103,8 +115,17 @@ def _engine(app: Application, playbook: str, vars_: tuple[str, ...], accept: boo
     return Engine(_context(playbook, vars_), reporter=app.reporter(), accept_new_host_key=accept)
 
 
-def _finish(app: Application, engine: Any, result: Any, commit: str | None = None) -> None:
-    """Record the evidence, print the result, exit with its code."""
+def _operate(app: Application, engine: Any, operation: Any, commit: str | None = None) -> NoReturn:
+    """Run the operation, record its evidence, print its result, exit with its code, with
+    SIGTERM/SIGINT deferred throughout: a signal after the switch must never turn a
+    result into "interrupted" with exit 1 while users got the new version."""
+    with engine.guard:
+        _finish(app, engine, operation(), commit)
+
+
+def _finish(app: Application, engine: Any, result: Any, commit: str | None = None) -> NoReturn:
+    """Record the evidence, print the result, exit with its code. Evidence never changes
+    the result: a store or spool failure is a warning on a result that stands."""
     from deployer.engine.evidence import record_operation
 
     doc = result.to_dict()
@@ -112,16 +133,20 @@ def _finish(app: Application, engine: Any, result: Any, commit: str | None = Non
     if doc["kind"] == "recover" and doc["id"] == "-":  # nothing was recovered: no evidence
         render_result(app, doc)
         sys.exit(int(doc["exit_code"]))
-    doc["evidence"] = record_operation(
-        doc,
-        playbook=ctx.loaded.path,
-        journal_dir=ctx.loaded.local_path(ctx.pb.journal_dir),
-        evidence_url=app.evidence_url,
-        secrets=[s.value for s in ctx.secrets()],
-        commit_sha=commit,
-    )
+    try:
+        doc["evidence"] = record_operation(
+            doc,
+            playbook=ctx.loaded.path,
+            journal_dir=ctx.loaded.local_path(ctx.pb.journal_dir),
+            evidence_url=app.evidence_url,
+            secrets=[s.value for s in ctx.secrets()],
+            commit_sha=commit,
+        )
+    except Exception as exc:  # the release's result stands whatever the store does
+        doc["evidence"] = {"recorded": False, "error": f"{type(exc).__name__}: {exc}"}
     if not doc["evidence"]["recorded"]:
         doc["warnings"].append(f"evidence not stored: {doc['evidence']['error']}")
+    doc["warnings"] += doc["evidence"].pop("warnings", [])
     render_result(app, doc)
     sys.exit(int(doc["exit_code"]))
 
@@ -159,7 +184,7 @@ def release(
         _print_plan(app, playbook, version, vars_, None)
         return
     engine = _engine(app, playbook, vars_, accept_new_host_key)
-    _finish(app, engine, engine.release(version), commit)
+    _operate(app, engine, lambda: engine.release(version), commit)
 
 
 @cli.command()
@@ -175,7 +200,7 @@ def rollback(
     Example: deployer rollback -p playbooks/demo.yml
     """
     engine = _engine(app, playbook, vars_, accept_new_host_key)
-    _finish(app, engine, engine.rollback())
+    _operate(app, engine, engine.rollback)
 
 
 @cli.command()
@@ -191,7 +216,24 @@ def recover(
     Example: deployer recover -p playbooks/demo.yml
     """
     engine = _engine(app, playbook, vars_, accept_new_host_key)
-    _finish(app, engine, engine.recover())
+    _operate(app, engine, engine.recover)
+
+
+@cli.command()
+@PLAYBOOK
+@click.option("--reason", required=True, help="Why the lock may be broken (recorded).")
+@ACCEPT
+@click.pass_obj
+def unlock(app: Application, playbook: str, reason: str, accept_new_host_key: bool) -> None:
+    """Break the deploy lock (a dead holder, an unreadable holder record, a stray file).
+
+    Refused while the holder's process runs on this machine; the reason and what held the
+    lock are written to the journal. Example:
+    deployer unlock -p playbooks/demo.yml --reason "runner ci-7 was reclaimed mid-release"
+    """
+    engine = _engine(app, playbook, (), accept_new_host_key)
+    result = engine.unlock(reason).to_dict()
+    render_result(app, result)
 
 
 @cli.command()
@@ -223,7 +265,17 @@ def status(app: Application, playbook: str, accept_new_host_key: bool) -> None:
             )
     app.out.print(table)
     lock = doc["lock"]
-    app.out.print(f"lock: {'free' if not lock else lock['owner'] + '@' + lock['host']}")
+    if not lock:
+        app.out.print("lock: free")
+    elif lock["state"] == "held":
+        app.out.print(f"lock: held by {lock['owner']}@{lock['host']} (pid {lock['pid']})")
+    else:
+        app.out.print(
+            f"[red]lock: {escape(lock['path'])} holds no readable holder record[/]: "
+            "`deployer unlock --reason ...` breaks it"
+        )
+    for problem in doc["journal_problems"]:
+        app.out.print(f"[yellow]journal:[/] {escape(problem)}")
     if doc["unfinished"]:
         app.out.print(f"[red]unfinished operation {doc['unfinished']}: run deployer recover[/]")
 
@@ -296,7 +348,7 @@ def _print_plan(
     )
     for i, s in enumerate(doc, 1):
         where = f" @ {s['host']}" if s["host"] else ""
-        app.out.print(f"{i:2}. [bold]{s['step']}[/]{where}")
+        app.out.print(f"{i:2}. [bold]{escape(s['step'])}[/]{escape(where)}")
         for line in s["do"]:
             app.out.print(f"      $ {line}", markup=False)
         for line in s["undo"]:
@@ -317,7 +369,10 @@ def validate(app: Application, playbook: str) -> None:
     if app.json:
         app.emit_json({"valid": True, "app": loaded.model.app, "path": str(loaded.path)})
     else:
-        app.out.print(f"{playbook}: valid ({loaded.model.app}, {len(loaded.model.hosts)} host(s))")
+        app.out.print(
+            f"{playbook}: valid ({loaded.model.app}, {len(loaded.model.hosts)} host(s))",
+            markup=False,
+        )
 
 
 @cli.command()
@@ -360,6 +415,35 @@ _evidence_commands.register(cli)
 _lint_command.register(cli)
 
 
+def _set_output(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    app = ctx.find_object(Application)
+    if value is not None and app is not None:
+        app.output = value
+
+
+def _output_everywhere(group: click.Group) -> None:
+    """`-o json` works after the subcommand too (`deployer status -p X -o json`)."""
+    for command in group.commands.values():
+        if isinstance(command, click.Group):
+            _output_everywhere(command)
+            continue
+        if any("--output" in getattr(p, "opts", ()) for p in command.params):
+            continue
+        command.params.append(
+            click.Option(
+                ["--output", "-o"],
+                type=click.Choice(["text", "json"]),
+                default=None,
+                expose_value=False,
+                callback=_set_output,
+                help="text for people, json for CI (also accepted before the subcommand).",
+            )
+        )
+
+
+_output_everywhere(cli)
+
+
 def _interrupt(signum: int, frame: Any) -> NoReturn:
     raise KeyboardInterrupt
 
@@ -368,7 +452,23 @@ def _wants_json(argv: list[str] | None) -> bool:
     args = sys.argv[1:] if argv is None else argv
     pairs = zip(args, [*args[1:], ""], strict=False)
     flag = any(a in ("-o", "--output") and b == "json" for a, b in pairs)
-    return flag or "--output=json" in args or os.environ.get("DEPLOYER_OUTPUT") == "json"
+    flag = flag or "--output=json" in args or "-ojson" in args
+    return flag or os.environ.get("DEPLOYER_OUTPUT") == "json"
+
+
+def _fail(argv: list[str] | None, code: int, error: str, message: str) -> NoReturn:
+    """One readable error (each line escaped and prefixed), the JSON error document under
+    `-o json`, and the documented exit code."""
+    from deployer.redaction import scrub
+
+    message = scrub(message)
+    lines = [printable(line, 2000) for line in message.split("\n")] or [error]
+    for line in lines:
+        click.echo(f"deployer: error: {line}", err=True)
+    if _wants_json(argv):
+        doc = {"outcome": "error", "exit_code": code, "error": error, "message": "\n".join(lines)}
+        sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    sys.exit(code)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -380,34 +480,19 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
-        sys.exit(ExitCode.BAD_INPUT)
-    except click.exceptions.Abort:
-        click.echo("deployer: interrupted", err=True)
-        sys.exit(ExitCode.UNEXPECTED)
+        _fail(argv, ExitCode.BAD_INPUT, "UsageError", exc.format_message())
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        _fail(argv, ExitCode.UNEXPECTED, "Interrupted", "interrupted")
     except DeployerError as exc:
         if debug:
             raise
-        for line in str(exc).splitlines() or [type(exc).__name__]:
-            click.echo(f"deployer: error: {line}", err=True)
-        if _wants_json(argv):
-            doc = {
-                "outcome": "error",
-                "exit_code": int(exc.exit_code),
-                "error": type(exc).__name__,
-                "message": str(exc),
-            }
-            Application("json").emit_json(doc)
-        sys.exit(int(exc.exit_code))
-    except KeyboardInterrupt:
-        click.echo("deployer: interrupted", err=True)
-        sys.exit(ExitCode.UNEXPECTED)
+        _fail(argv, int(exc.exit_code), type(exc).__name__, str(exc) or type(exc).__name__)
     except Exception as exc:
         if debug:
             raise
-        click.echo(
-            f"deployer: unexpected error: {type(exc).__name__}: {exc} "
-            "(DEPLOYER_DEBUG=1 shows the traceback)",
-            err=True,
+        _fail(
+            argv,
+            ExitCode.UNEXPECTED,
+            type(exc).__name__,
+            f"unexpected error: {type(exc).__name__}: {exc} (DEPLOYER_DEBUG=1 shows the traceback)",
         )
-        sys.exit(ExitCode.UNEXPECTED)

@@ -46,16 +46,17 @@ def _base(playbook: str | None) -> Path:
 
 
 def _records(app: Application, playbook: str | None) -> list[dict[str, Any]]:
-    from deployer.engine.evidence import open_flushed
+    """The store's records. Reading writes nothing: records still in the spool (a store
+    that was down) are only mentioned; the next release flushes them into their store."""
+    from deployer.engine.evidence import open_store_at, spool_for
 
     base = _base(playbook)
-    if (
-        app.evidence_url is None
-        and not (base / "evidence.db").exists()
-        and not (base / "evidence-spool.jsonl").exists()
-    ):
+    waiting = len(spool_for(app.evidence_url, base).pending())
+    if waiting:
+        app.err.print(f"[yellow]note:[/] {waiting} record(s) wait in the spool for this store")
+    if app.evidence_url is None and not (base / "evidence.db").exists():
         return []
-    store = open_flushed(app.evidence_url, base)
+    store = open_store_at(app.evidence_url, base)
     try:
         return store.records()
     finally:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+import shlex
 
-from deployer.commands.shell import Secret, Shell, Token, join
+from deployer.commands.shell import Secret, Shell, Token, join, merge_env, quote, secret_env
 
 _REV = re.compile(r"^([0-9A-Za-z_]+)(?: \(head\))?(?: \(.*\))?\s*$")
 LOCK_TIMEOUT_MARKERS = ("lock timeout", "LockNotAvailable", "canceling statement due to lock")
@@ -22,23 +23,21 @@ def alembic(
     PGOPTIONS sets the timeouts for any libpq connection (psycopg 2 and 3); the
     DEPLOYER_* variables are for an env.py that sets them itself, as migrations_safe's does.
     """
-    url = database_url.value if isinstance(database_url, Secret) else database_url
-    env = join(
-        [
-            "env",
-            Secret(f"DATABASE_URL={url}", "DATABASE_URL"),
-            f"PGOPTIONS=-c lock_timeout={_ms(lock_timeout)} "
-            f"-c statement_timeout={_ms(statement_timeout)}",
-            f"DEPLOYER_LOCK_TIMEOUT={_ms(lock_timeout)}",
-            f"DEPLOYER_STATEMENT_TIMEOUT={_ms(statement_timeout)}",
-        ]
+    url = Secret(database_url.value if isinstance(database_url, Secret) else database_url)
+    pgoptions = f"-c lock_timeout={_ms(lock_timeout)} -c statement_timeout={_ms(statement_timeout)}"
+    # assignments before the command: the URL is in the process's environment, not its argv
+    assigns = (
+        f"DATABASE_URL={quote(url)[0]} PGOPTIONS={shlex.quote(pgoptions)} "
+        f"DEPLOYER_LOCK_TIMEOUT={_ms(lock_timeout)} "
+        f"DEPLOYER_STATEMENT_TIMEOUT={_ms(statement_timeout)}"
     )
     tail = join(args)
     # the template may be compound (`cd dir && alembic`): run it in sh -c with the args after
     script = join([command.text + ' "$@"']).text
     return Shell(
-        f"{env.text} sh -c {script} alembic {tail.text}",
-        f"{env.shown} {command.shown} {tail.shown}",
+        f"{assigns} sh -c {script} alembic {tail.text}",
+        f"DATABASE_URL=*** PGOPTIONS={shlex.quote(pgoptions)} {command.shown} {tail.shown}",
+        merge_env(secret_env([url]), command.env, tail.env),
     )
 
 

@@ -44,16 +44,22 @@ def observe_host(state_dir: str, statuses: dict[str, Shell]) -> Shell:
     )
     shown = "; ".join(f"{color}: {cmd.shown}" for color, cmd in statuses.items())
     states = read_states(state_dir)
-    return Shell(f"{states.text}; {checks}; true", f"{states.shown}; status {shown}")
-
-
-def extract_archive(archive: str, dest: str) -> Shell:
-    """Unpack an uploaded tar.gz into ``dest`` (created) and remove the archive."""
-    return (
-        join(["mkdir", "-p", "--", dest])
-        .then(join(["tar", "-xzf", archive, "-C", dest]))
-        .then(join(["rm", "-f", "--", archive]))
+    return Shell.around(
+        f"{states.text}; {checks}; true", f"{states.shown}; status {shown}", *statuses.values()
     )
+
+
+def make_staging_dir() -> Shell:
+    """A fresh private directory for an upload (prints its path)."""
+    return Shell.raw("umask 077 && mktemp -d -t deployer-upload.XXXXXXXXXX")
+
+
+def extract_archive(archive: str, dest: str, cleanup: str | None = None) -> Shell:
+    """Unpack an uploaded tar.gz into ``dest`` (created), then remove the archive (and the
+    staging directory ``cleanup``, whatever the outcome)."""
+    unpack = join(["mkdir", "-p", "--", dest]).then(join(["tar", "-xzf", archive, "-C", dest]))
+    gone = join(["rm", "-rf", "--", cleanup or archive])
+    return Shell.raw(f"{{ {unpack.text}; }}; rc=$?; {gone.text}; exit $rc")
 
 
 def make_parent(path: str) -> Shell:
@@ -79,7 +85,9 @@ def schedule_stop(state_dir: str, color: str, delay: float, stop: Shell) -> Shel
         f"mkdir -p -- {join([state_dir]).text} || exit 1; "
         f"setsid {body.text} >/dev/null 2>&1 </dev/null & echo $! > {timer}"
     )
-    return Shell(text, f"schedule on the host ({shown}); timer pid in {timer}")
+    # a secret in the stop command reaches the timer through its environment (inherited
+    # from the shell that runs this), never its argv: `ps` shows only the reference
+    return Shell.around(text, f"schedule on the host ({shown}); timer pid in {timer}", stop)
 
 
 def cancel_stop(state_dir: str, color: str) -> Shell:

@@ -41,30 +41,40 @@ def read_upstream(path: str) -> Shell:
 
 TEST_FAILED = 97
 NO_NEW_WORKERS = 98
+RELOAD_FAILED = 99
+NOT_RUNNING = 96
 
 
 def switch(staged: str, path: str, test: Shell, reload: Shell, pid_file: str) -> Shell:
     """One round trip for the whole switch (sessions cost ~90 ms each on a fast host).
 
-    Moves the staged upstream into place (rename(2): atomic), runs the test command and puts
-    the previous file back if it fails (exit 97), notes the master's workers, reloads, then
-    waits (at most 10 s) for a worker that was not there before (exit 98 if none appears).
-    Prints ``old: PID PID`` for the workers that will drain.
+    Moves the staged upstream into place (rename(2): atomic) and from then on puts the
+    previous file back on any failure (a trap on EXIT): the test command fails (exit 97,
+    nothing was loaded), nginx is not running (96), the reload fails (99), or no new worker
+    appears within 10 s (98). Only after new workers serve is the backup dropped. Prints
+    ``old: PID PID`` for the workers that will drain.
     """
     f, s, b = join([path]).text, join([staged]).text, join([path + ".deployer-prev"]).text
     pid = join([pid_file]).text
     script = (
-        f"if [ -f {f} ]; then cp -p {f} {b}; fi; mv -f {s} {f}; "
-        f"if ! {{ {test.text}; }} >&2; then if [ -f {b} ]; then mv -f {b} {f}; fi; "
-        f"exit {TEST_FAILED}; fi; "
-        f"m=$(cat {pid}); old=$(ps -o pid= --ppid \"$m\" | tr -s ' \\n' ' '); "
-        f"{{ {reload.text}; }} >&2 || exit $?; i=0; "
+        f"had=0; if [ -f {f} ]; then cp -p {f} {b} || exit 1; had=1; fi; "
+        f"restore() {{ if [ $had = 1 ]; then mv -f {b} {f}; else rm -f {f}; fi; }}; "
+        "trap 'rc=$?; if [ $rc -ne 0 ]; then restore; fi' EXIT; "
+        f"mv -f {s} {f} || exit 1; "
+        f"if ! {{ {test.text}; }} >&2; then exit {TEST_FAILED}; fi; "
+        f"m=$(cat {pid} 2>/dev/null); "
+        f'if [ -z "$m" ] || ! kill -0 "$m" 2>/dev/null; then '
+        f"echo 'nginx is not running (no live master in {pid_file})' >&2; exit {NOT_RUNNING}; fi; "
+        "old=$(ps -o pid= --ppid \"$m\" | tr -s ' \\n' ' '); "
+        f"if ! {{ {reload.text}; }} >&2; then exit {RELOAD_FAILED}; fi; i=0; "
         'while [ $i -lt 200 ]; do for p in $(ps -o pid= --ppid "$m"); do '
-        'case " $old " in *" $p "*) ;; *) echo "old: $old"; exit 0;; esac; done; '
+        'case " $old " in *" $p "*) ;; *) '
+        f"trap - EXIT; rm -f {b}; "
+        'echo "old: $old"; exit 0;; esac; done; '
         f"sleep 0.05; i=$((i+1)); done; exit {NO_NEW_WORKERS}"
     )
     shown = script.replace(test.text, test.shown).replace(reload.text, reload.shown)
-    return Shell(script, shown)
+    return Shell.around(script, shown, test, reload)
 
 
 def staged_path(path: str) -> str:

@@ -1,18 +1,26 @@
-"""Shell text that knows how to show itself without its secrets.
+"""Shell text that knows how to show itself without its secrets, and keeps them off argv.
 
-A :class:`Shell` is what runs (``text``) plus what people, logs and the journal may see
-(``shown``): every value that came from ``${env:...}`` is a :class:`Secret` and shows as
-``'***'``. Every value is quoted with :func:`shlex.quote` when it enters a command; command
-builders return argv tuples that :func:`join` quotes once, at the edge.
+A :class:`Shell` is what runs (``text``), what people, logs and the journal may see
+(``shown``) and the secret values it needs (``env``). Every value that came from
+``${env:...}`` is a :class:`Secret`: in ``text`` it is a reference to an environment
+variable (``"$_DEPLOYER_SECRET_…"``), in ``shown`` it is ``***``, and its value travels in
+``env``, which runners hand to the host's shell through stdin (SSH) or the process
+environment (local), never through a command line that ``ps`` would show. Every plain value
+is quoted with :func:`shlex.quote` when it enters a command; command builders return argv
+tuples that :func:`join` quotes once, at the edge.
 """
 
 from __future__ import annotations
 
+import hashlib
 import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 REDACTED = "***"
+SECRET_PREFIX = "_DEPLOYER_SECRET_"
+
+Env = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -27,14 +35,27 @@ class Secret:
 
     __str__ = __repr__
 
+    @property
+    def variable(self) -> str:
+        """The environment variable that carries the value to the host's shell."""
+        return SECRET_PREFIX + hashlib.sha256(self.value.encode()).hexdigest()[:16].upper()
+
 
 Token = str | Secret
+
+
+def merge_env(*envs: Env) -> Env:
+    seen: dict[str, str] = {}
+    for env in envs:
+        seen.update(env)
+    return tuple(sorted(seen.items()))
 
 
 @dataclass(frozen=True)
 class Shell:
     text: str
     shown: str
+    env: Env = ()
 
     def __str__(self) -> str:
         return self.shown
@@ -44,27 +65,49 @@ class Shell:
         """Shell text written by us or the playbook author, with no values in it."""
         return cls(text, text)
 
+    @classmethod
+    def around(cls, text: str, shown: str, *parts: Shell) -> Shell:
+        """New shell text built around ``parts`` (their secrets come along)."""
+        return cls(text, shown, merge_env(*(p.env for p in parts)))
+
     def then(self, other: Shell) -> Shell:
-        return Shell(f"{self.text} && {other.text}", f"{self.shown} && {other.shown}")
+        return Shell(
+            f"{self.text} && {other.text}",
+            f"{self.shown} && {other.shown}",
+            merge_env(self.env, other.env),
+        )
 
 
 def quote(token: Token) -> tuple[str, str]:
-    """(text, shown) for one value, quoted for a POSIX shell."""
+    """(text, shown) for one value, quoted for a POSIX shell; a secret becomes a reference
+    to its variable (see :func:`secret_env`)."""
     if isinstance(token, Secret):
-        return shlex.quote(token.value), REDACTED
+        return f'"${{{token.variable}}}"', REDACTED
     q = shlex.quote(token)
     return q, q
 
 
+def secret_env(tokens: Iterable[Token]) -> Env:
+    return merge_env(tuple((t.variable, t.value) for t in tokens if isinstance(t, Secret)))
+
+
 def join(argv: Iterable[Token]) -> Shell:
     """Quote every token and join them: the one place argv becomes shell text."""
-    pairs = [quote(t) for t in argv]
-    return Shell(" ".join(p[0] for p in pairs), " ".join(p[1] for p in pairs))
+    tokens = list(argv)
+    pairs = [quote(t) for t in tokens]
+    return Shell(" ".join(p[0] for p in pairs), " ".join(p[1] for p in pairs), secret_env(tokens))
+
+
+def stdin_script(command: Shell) -> str:
+    """The script a runner feeds to ``bash -s`` when the command carries secrets: exports,
+    then the command as one brace group (bash reads the whole group before running it, and
+    the group's stdin is /dev/null, so nothing in it can read the rest of the script)."""
+    exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in command.env)
+    return f"{exports}{{\n{command.text}\n}} </dev/null\n"
 
 
 def redact(text: str, secrets: Iterable[Secret]) -> str:
     """Remove secret values from text that came back from a host (stderr, stdout)."""
-    for secret in secrets:
-        if secret.value:
-            text = text.replace(secret.value, REDACTED)
-    return text
+    from deployer.redaction import Redactor
+
+    return Redactor(s.value for s in secrets).text(text)

@@ -56,20 +56,24 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def store_paths(base: Path) -> tuple[Path, Spool]:
-    return base / "evidence.db", Spool(base / "evidence-spool.jsonl")
+def spool_for(url: str | None, base: Path) -> Spool:
+    """Each store has its own spool: a record meant for PostgreSQL is only ever flushed
+    into PostgreSQL (the local SQLite store keeps the historical name)."""
+    if not url:
+        return Spool(base / "evidence-spool.jsonl")
+    tag = hashlib.sha256(url.encode()).hexdigest()[:12]
+    return Spool(base / f"evidence-spool-{tag}.jsonl")
 
 
 def opener(url: str | None, base: Path) -> tuple[Any, Spool]:
-    db, spool = store_paths(base)
-    return (lambda: open_store(url, db)), spool
+    db = base / "evidence.db"
+    return (lambda: open_store(url, db)), spool_for(url, base)
 
 
-def open_flushed(url: str | None, base: Path) -> Store:
-    """The store, with anything spooled by an earlier command written first."""
-    open_, spool = opener(url, base)
+def open_store_at(url: str | None, base: Path) -> Store:
+    """The store, read-only use: nothing spooled is written by reading commands."""
+    open_, _ = opener(url, base)
     store: Store = open_()
-    spool.flush(store)
     return store
 
 
@@ -97,5 +101,11 @@ def record_operation(
     open_, spool = opener(evidence_url, journal_dir)
     sealed, problem = append_or_spool(open_, record, spool)
     if sealed is None:
-        return {"recorded": False, "id": record["id"], "error": problem}
-    return {"recorded": True, "id": sealed["id"], "seq": sealed["seq"], "hash": sealed["hash"]}
+        return {"recorded": False, "id": record["id"], "error": problem, "warnings": spool.warnings}
+    return {
+        "recorded": True,
+        "id": sealed["id"],
+        "seq": sealed["seq"],
+        "hash": sealed["hash"],
+        "warnings": spool.warnings,
+    }

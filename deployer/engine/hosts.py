@@ -18,27 +18,31 @@ class HostPool:
         self._router: NginxAdapter | None = None
 
     def runner(self, name: str) -> Runner:
+        """The shared runner of a host (one connection for the whole operation)."""
         if name not in self._runners:
-            host = self.ctx.pb.host(name)
-            secrets = self.ctx.secrets()
-            if host.transport == "local":
-                self._runners[name] = LocalRunner(host, secrets)
-            else:
-                loaded = self.ctx.loaded
-                key = loaded.local_path(host.key) if host.key else None
-                known = (
-                    loaded.local_path(host.known_hosts)
-                    if host.known_hosts
-                    else Path("~/.ssh/known_hosts").expanduser()
-                )
-                self._runners[name] = SshRunner(
-                    host,
-                    key=key,
-                    known_hosts=known,
-                    accept_new_host_key=self.accept_new_host_key,
-                    secrets=secrets,
-                )
+            self._runners[name] = self.fresh_runner(name)
         return self._runners[name]
+
+    def fresh_runner(self, name: str) -> Runner:
+        """A runner of its own (the lock's heartbeat thread); the caller closes it."""
+        host = self.ctx.pb.host(name)
+        secrets = self.ctx.secrets()
+        if host.transport == "local":
+            return LocalRunner(host, secrets)
+        loaded = self.ctx.loaded
+        key = loaded.local_path(host.key) if host.key else None
+        known = (
+            loaded.local_path(host.known_hosts)
+            if host.known_hosts
+            else Path("~/.ssh/known_hosts").expanduser()
+        )
+        return SshRunner(
+            host,
+            key=key,
+            known_hosts=known,
+            accept_new_host_key=self.accept_new_host_key,
+            secrets=secrets,
+        )
 
     @property
     def router(self) -> NginxAdapter:

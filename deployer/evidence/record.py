@@ -51,19 +51,11 @@ def parse_iso(text: str) -> float:
 
 
 def scrub(obj: Any, secrets: Iterable[str]) -> Any:
-    """Replace every secret value inside any string of ``obj`` by ``***``."""
-    values = [s for s in secrets if s]
-    if not values:
-        return obj
-    if isinstance(obj, str):
-        for s in values:
-            obj = obj.replace(s, REDACTED)
-        return obj
-    if isinstance(obj, dict):
-        return {k: scrub(v, values) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [scrub(v, values) for v in obj]
-    return obj
+    """Replace every secret value inside any string of ``obj`` by ``***`` (in every form
+    it may have been printed in: see :mod:`deployer.redaction`)."""
+    from deployer.redaction import Redactor
+
+    return Redactor(secrets).obj(obj)
 
 
 def time_to_restore(op: dict[str, Any]) -> float | None:
@@ -183,6 +175,12 @@ def verify(records: Sequence[dict[str, Any]], checkpoint: tuple[int, str] | None
     head = expected_seq - 1
     if checkpoint is not None:
         cp_seq, cp_hash = checkpoint
+        if cp_seq == 0:  # the checkpoint of an empty store: any chain extends it
+            if cp_hash != GENESIS:
+                return Verdict(
+                    False, len(records), head, prev_hash, "checkpoint 0 must be 0:" + GENESIS, 0
+                )
+            return Verdict(True, len(records), head, prev_hash)
         if head < cp_seq:
             return Verdict(
                 False,

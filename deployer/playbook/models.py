@@ -213,8 +213,10 @@ class Migrate(Strict):
 
 class Lock(Strict):
     path: str = Field(
-        "/tmp/deployer-${app}-${environment}.lock",
-        description="Lock directory on the router host (created atomically with mkdir).",
+        "${state_dir}/${environment}.lock",
+        description="Lock directory on the router host (created atomically with mkdir). Its "
+        "parent must not be writable by other users (so not /tmp): anyone who can create the "
+        "path first blocks every release.",
     )
     ttl: Duration = Field(900.0, description="After this long a lock is stale and taken over.")
 

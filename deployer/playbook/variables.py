@@ -12,7 +12,7 @@ import re
 import shlex
 from collections.abc import Mapping
 
-from deployer.commands.shell import Secret, Shell, Token, quote
+from deployer.commands.shell import Secret, Shell, Token, quote, secret_env
 from deployer.errors import InputError
 
 BUILTINS = ("app", "environment", "version", "color", "port", "host", "address", "state_dir")
@@ -56,6 +56,7 @@ def render(template: str, values: Mapping[str, Token], env: Mapping[str, str]) -
     """Shell text with every reference replaced by its quoted value."""
     text: list[str] = []
     shown: list[str] = []
+    used: list[Token] = []
     pos = 0
     for m in REF.finditer(template):
         text.append(template[pos : m.start()])
@@ -64,13 +65,15 @@ def render(template: str, values: Mapping[str, Token], env: Mapping[str, str]) -
             text.append("${")
             shown.append("${")
         else:
-            real, seen = quote(resolve(m.group(1), values, env))
+            value = resolve(m.group(1), values, env)
+            used.append(value)
+            real, seen = quote(value)
             text.append(real)
             shown.append(seen)
         pos = m.end()
     text.append(template[pos:])
     shown.append(template[pos:])
-    return Shell("".join(text), "".join(shown))
+    return Shell("".join(text), "".join(shown), secret_env(used))
 
 
 def render_value(template: str, values: Mapping[str, Token], env: Mapping[str, str]) -> Token:

@@ -1,0 +1,117 @@
+"""Carry out one plan action on the hosts, the router or over HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from deployer.adapters import http
+from deployer.adapters.hosts import upload
+from deployer.engine.hosts import HostPool
+from deployer.engine.signals import SignalGuard
+from deployer.errors import DeployerError, GateFailed
+from deployer.gates import GateResult
+from deployer.plan import Action, Gate, Migrate, Run, ScheduleStop, StopColor, Switch, Upload
+from deployer.playbook.models import Playbook
+
+
+class Actions:
+    def __init__(self, pb: Playbook, hosts: HostPool, guard: SignalGuard):
+        self.pb, self.hosts, self.guard = pb, hosts, guard
+        self.gates: list[GateResult] = []
+        self.migrations: dict[str, Any] | None = None
+
+    def __call__(self, action: Action) -> str:
+        match action:
+            case Run(host=host, commands=commands):
+                runner = self.hosts.runner(host)
+                for cmd in commands:
+                    runner.run(cmd, timeout=600)
+                return ""
+            case Upload(host=host, src=src, dest=dest):
+                upload(self.hosts.runner(host), src, dest)
+                return dest
+            case Gate():
+                with self.guard.interruptible():  # a gate changes nothing: stop at once
+                    return self._gate(action)
+            case Migrate():
+                return self._migrate(action)
+            case Switch(conf=conf, color=color, version=version):
+                if not conf:
+                    return "no previous upstream to restore"
+                seconds = self.hosts.router.switch(conf)
+                return f"traffic on {color or 'previous'} ({version or '-'}) after {seconds:.3f}s"
+            case StopColor(host=host, command=command):
+                drained = self.hosts.router.wait_drained()
+                self.hosts.runner(host).run(command, timeout=120)
+                return f"old nginx workers drained in {drained:.2f}s"
+            case ScheduleStop(host=host, color=color, seconds=seconds, command=command):
+                drained = self.hosts.router.wait_drained()
+                self.hosts.runner(host).run(command)
+                return (
+                    f"old nginx workers drained in {drained:.2f}s; {color} stays warm "
+                    f"for {seconds:g}s"
+                )
+        raise DeployerError(f"unknown action {action!r}")
+
+    def _migrate(self, m: Migrate) -> str:
+        from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+        from deployer.commands.alembic import is_lock_timeout, parse_current
+        from deployer.errors import CommandFailed
+        from deployer.lint.gate import lint_pending
+
+        runner = self.hosts.runner(m.host)
+        current = parse_current(runner.run(m.current, timeout=120).stdout)
+        gate = lint_pending(m.scripts, current, list(m.acknowledge))
+        record: dict[str, Any] = {
+            "from": current,
+            "lint": gate.to_dict(),
+            "applied": [],
+            "attempts": 0,
+        }
+        self.migrations = record
+        if gate.blocking:
+            raise GateFailed(f"migration lint gate: {gate.message()}")
+        if not gate.pending:
+            record["to"] = current
+            return f"database at {current or 'base'}: nothing to apply"
+
+        def upgrade() -> None:
+            record["attempts"] += 1
+            runner.run(m.upgrade, timeout=3600)
+
+        retrying = Retrying(
+            retry=retry_if_exception(
+                lambda e: isinstance(e, CommandFailed) and is_lock_timeout(e.stderr)
+            ),
+            stop=stop_after_attempt(m.retries),
+            wait=wait_exponential(multiplier=0.5, max=15),
+            reraise=True,
+        )
+        try:
+            retrying(upgrade)
+        finally:
+            after = parse_current(runner.run(m.current, timeout=120).stdout)
+            record["to"] = after
+            if after in gate.pending:
+                record["applied"] = gate.pending[: gate.pending.index(after) + 1]
+        acks = f", {len(gate.acknowledged)} acknowledged" if gate.acknowledged else ""
+        return (
+            f"{current or 'base'} -> {after}: {len(record['applied'])} revision(s) in "
+            f"{record['attempts']} attempt(s){acks}"
+        )
+
+    def _gate(self, gate: Gate) -> str:
+        results = []
+        for url in gate.urls:
+            if gate.kind == "pre_switch":
+                res = http.pre_switch(url, self.pb.gates.pre_switch, gate.expect)
+            else:
+                res = http.post_switch(url, self.pb.gates.post_switch, gate.expect)
+            self.gates.append(res)
+            results.append(res)
+            if not res.passed:
+                raise GateFailed(
+                    f"{gate.kind.replace('_', '-')} gate failed on {url}: {res.reason}"
+                )
+        return "; ".join(r.summary() for r in results)

@@ -1,0 +1,143 @@
+"""`deployer recover` and `deployer unlock`: finish what a crash left, break a dead lock.
+
+Recovery takes the deploy lock first (it refuses while the operation it would undo is
+still running), then reads the journal. Every step the operation started and did not undo
+is undone in reverse (undos are idempotent, so a step that may or may not have happened is
+undone too), unless the post-switch gate had passed: then the release stands.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from deployer.engine.saga import Saga, SagaOutcome
+from deployer.errors import ExitCode, InputError, RecoveryNeededError
+from deployer.plan import Observed, release_plan
+
+if TYPE_CHECKING:
+    from deployer.engine.operations import Engine, OperationResult
+
+NEEDS_UNDO = {"start", "done", "failed", "undo-start", "undo-failed"}
+
+
+def recover(engine: Engine) -> OperationResult:
+    from deployer.engine.operations import OperationResult, new_id
+
+    pb = engine.pb
+    with engine.guard:
+        lock_id = new_id("recover-")
+        try:
+            engine.lock.acquire(lock_id)
+        except BaseException:
+            engine.hosts.close()
+            raise
+        result = OperationResult("recover", pb.app, pb.environment, "-")
+        try:
+            pending = engine.journal.unfinished()
+            if pending is None:
+                result.outcome, result.message = "succeeded", "nothing to recover"
+                result.warnings = list(engine.journal.problems)
+                return result
+            op_id = str(pending["id"])
+            result = OperationResult(
+                "recover",
+                pb.app,
+                pb.environment,
+                op_id,
+                pending.get("version"),
+                pending.get("from_version"),
+                pending.get("from_color"),
+                pending.get("to_color"),
+            )
+            result.warnings = list(engine.journal.problems)
+            _recover(engine, pending, result)
+            if result.exit_code != ExitCode.NEEDS_RECOVERY:
+                engine.journal.append(
+                    {"id": op_id, "event": "end", "outcome": "recovered", "ts": time.time()}
+                )
+        finally:
+            result.ended_at = time.time()
+            engine.lock.release(lock_id)
+            engine.hosts.close()
+    return result
+
+
+def _recover(engine: Engine, pending: dict[str, Any], result: OperationResult) -> None:
+    op_id = result.id
+    steps_seen = engine.journal.steps(op_id)
+    last_phase: dict[str, str] = {}
+    for rec in steps_seen:
+        last_phase[rec["step"]] = rec["phase"]
+    if last_phase.get("post-switch-gate") == "done":
+        result.outcome = "succeeded"
+        result.message = (
+            f"{op_id} had passed its post-switch gate; it stands. "
+            "The old color may still run; the next release stops it."
+        )
+        return
+    if "upstream_before" not in pending or not pending.get("version"):
+        raise RecoveryNeededError(
+            f"{op_id}: the journal does not say what it changed "
+            f"({'; '.join(engine.journal.problems) or 'no begin record'}); check the hosts "
+            "with `deployer status`, put the router back by hand, then move the journal away"
+        )
+    observed = Observed(
+        pending.get("from_color"),
+        pending.get("from_version"),
+        str(pending.get("upstream_before") or ""),
+        pending.get("versions_before") or {},
+    )
+    steps = release_plan(engine.ctx, observed, str(pending["version"]))
+    touched = [s for s in steps if last_phase.get(s.key) in NEEDS_UNDO]
+    saga = Saga(op_id, [], engine.actions, engine.journal, engine.reporter)
+    out = SagaOutcome()
+    saga.compensate(touched, out)
+    result.steps = [r.to_dict() for r in out.records]
+    result.warnings += out.warnings
+    if out.undo_errors:
+        result.outcome, result.exit_code = "failed", ExitCode.NEEDS_RECOVERY
+        result.message = "undo failed: " + "; ".join(out.undo_errors)
+        return
+    result.outcome = "rolled_back"
+    result.message = (
+        f"undid {len(touched)} started step(s) of {op_id}; "
+        f"{observed.live_color or 'nothing'} serves"
+    )
+    engine.verify_serving(result)
+
+
+def unlock(engine: Engine, reason: str) -> OperationResult:
+    """Break the lock whatever holds it (refused while its holder runs on this machine);
+    the reason and what was there go to the journal."""
+    from deployer.engine.operations import OperationResult, new_id
+
+    if len(reason.strip()) < 5:
+        raise InputError("--reason: say why the lock may be broken (at least 5 characters)")
+    pb = engine.pb
+    result = OperationResult("unlock", pb.app, pb.environment, new_id("unlock-"))
+    try:
+        state = engine.lock.break_()
+    finally:
+        engine.hosts.close()
+    holder = state.info
+    was = (
+        "nothing (the lock was free)"
+        if state.kind == "absent"
+        else holder.describe()
+        if holder is not None
+        else f"an unreadable lock ({state.kind}: {state.text[:80]!r})"
+    )
+    engine.journal.append(
+        {
+            "id": result.id,
+            "event": "unlock",
+            "reason": reason,
+            "was": was,
+            "ts": time.time(),
+        }
+    )
+    result.outcome = "succeeded"
+    result.message = f"lock {engine.lock.path} broken (held by {was}); reason: {reason}"
+    result.ended_at = time.time()
+    return result
