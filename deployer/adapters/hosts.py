@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from deployer.adapters import known_hosts as known_hosts_file
 from deployer.commands import files
 from deployer.commands.shell import Secret, Shell, join, redact, stdin_script
 from deployer.errors import CommandFailed, HostError, HostKeyError
@@ -28,14 +29,28 @@ DEFAULT_TIMEOUT = 120.0
 class _StrictPolicy:
     """paramiko's missing-host-key hook: refuse, or (opt-in) accept and save a new key."""
 
-    def __init__(self, label: str, known_hosts: Path, accept_new: bool):
+    def __init__(
+        self, label: str, known_hosts: Path, accept_new: bool, keys: known_hosts_file.HostKeys
+    ):
         self.label, self.known_hosts, self.accept_new = label, known_hosts, accept_new
+        self.keys = keys
 
     def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
+        fp = known_hosts_file.fingerprint(key)
+        if self.keys.is_revoked(key):
+            raise HostKeyError(
+                f"{self.label}: host key {key.get_name()} {fp} is REVOKED in "
+                f"{self.known_hosts}; refusing to connect"
+            )
+        if self.keys.known:
+            raise HostKeyError(
+                f"{self.label}: host key CHANGED (got {key.get_name()} {fp}), it does not "
+                f"match {self.known_hosts}; refusing to connect"
+            )
         if not self.accept_new:
             raise HostKeyError(
-                f"{self.label}: host key ({key.get_name()}) is not in {self.known_hosts}; "
-                "verify it and add it, or pass --accept-new-host-key"
+                f"{self.label}: host key ({key.get_name()} {fp}) is not in "
+                f"{self.known_hosts}; verify it and add it, or pass --accept-new-host-key"
             )
         client.get_host_keys().add(hostname, key.get_name(), key)
         self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
@@ -77,23 +92,29 @@ class SshRunner:
         if self._key is not None:
             kwargs["key_filename"] = str(self._key)
         config = Config(lazy=True)
-        conn = Connection(
-            self._host.address,
-            user=self._host.user,
-            port=self._host.port,
-            config=config,
-            connect_timeout=int(self._timeout),
-            connect_kwargs=kwargs,
-        )
+        try:  # fabric reads ~/.ssh/known_hosts itself (we clear that below); never crash on it
+            conn = Connection(
+                self._host.address,
+                user=self._host.user,
+                port=self._host.port,
+                config=config,
+                connect_timeout=int(self._timeout),
+                connect_kwargs=kwargs,
+            )
+        except (UnicodeDecodeError, ValueError, paramiko.SSHException) as exc:
+            raise HostKeyError(f"{self.label}: cannot read ~/.ssh/known_hosts: {exc}") from None
         client = conn.client
         client.get_host_keys().clear()
-        if self._known_hosts.exists():
-            try:
-                client.load_host_keys(str(self._known_hosts))
-            except (OSError, paramiko.SSHException) as exc:
-                raise HostKeyError(f"{self.label}: cannot read {self._known_hosts}: {exc}") from exc
+        try:
+            keys = known_hosts_file.load(self._known_hosts, self._host.address, self._host.port)
+        except HostKeyError as exc:
+            raise HostKeyError(f"{self.label}: {exc}") from None
+        name = known_hosts_file.lookup_name(self._host.address, self._host.port)
+        # only the server's key type is compared by paramiko: give it just one key per type
+        for key in keys.known:
+            client.get_host_keys().add(name, key.get_name(), key)
         client.set_missing_host_key_policy(
-            _StrictPolicy(self.label, self._known_hosts, self._accept_new)
+            _StrictPolicy(self.label, self._known_hosts, self._accept_new, keys)
         )
         try:
             conn.open()
@@ -102,8 +123,8 @@ class SshRunner:
         except paramiko.BadHostKeyException as exc:
             raise HostKeyError(
                 f"{self.label}: host key CHANGED (got {exc.key.get_name()} "
-                f"{exc.key.get_fingerprint().hex()}), it does not match {self._known_hosts}; "
-                "refusing to connect"
+                f"{known_hosts_file.fingerprint(exc.key)}), it does not match "
+                f"{self._known_hosts}; refusing to connect"
             ) from exc
         except paramiko.AuthenticationException as exc:
             raise HostError(f"{self.label}: authentication failed ({exc})") from exc

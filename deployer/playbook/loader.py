@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import difflib
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,7 +12,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from deployer.errors import PlaybookError
+from deployer.errors import PlaybookError, printable
 from deployer.playbook.models import Playbook
 
 Loc = tuple[str | int, ...]
@@ -40,48 +42,106 @@ class PlaybookProblems(PlaybookError):
         super(PlaybookError, self).__init__("\n".join(str(p) for p in problems))
 
 
+#: limits that keep a hostile file from hanging or exhausting the machine
+MAX_BYTES = 1024 * 1024
+MAX_DEPTH = 32
+MAX_NODES = 20_000  # after alias expansion (a real playbook has a few hundred)
+
+_STANDARD = "tag:yaml.org,2002:"
+_COLLECTION_TAGS = {f"{_STANDARD}map", f"{_STANDARD}seq", f"{_STANDARD}omap"}
+
+
+def _line_at(text: str, position: int | None) -> int | None:
+    if position is None:
+        return None
+    return text.count("\n", 0, max(0, position)) + 1
+
+
 def _compose(text: str, path: str) -> tuple[Any, dict[Loc, int]]:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise PlaybookError(f"invalid YAML: {problem}", path=path, line=line) from None
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        line = mark.line + 1 if mark is not None else _line_at(text, getattr(exc, "position", None))
+        problem = getattr(exc, "problem", None) or getattr(exc, "reason", None)
+        problem = problem or str(exc).splitlines()[0]
+        raise PlaybookError(f"invalid YAML: {printable(problem)}", path=path, line=line) from None
     lines: dict[Loc, int] = {}
     if node is None:
         return None, lines
-    return _walk(node, (), lines, path), lines
+    return _Walker(path, lines).walk(node, (), 0), lines
 
 
-def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, int], path: str) -> Any:
-    lines[loc] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
+class _Walker:
+    """Nodes -> plain values, with each key's line. Aliases are followed (they are how YAML
+    shares values) but counted: a file that expands past :data:`MAX_NODES` or nests past
+    :data:`MAX_DEPTH` (an alias bomb, a recursive alias) is refused, never expanded."""
+
+    def __init__(self, path: str, lines: dict[Loc, int]):
+        self.path, self.lines, self.nodes = path, lines, 0
+        self.loader = yaml.SafeLoader("")
+
+    def _error(self, message: str, node: yaml.Node, loc: Loc) -> PlaybookError:
+        return PlaybookError(
+            message, path=self.path, line=node.start_mark.line + 1, key=_dotted(loc)
+        )
+
+    def walk(self, node: yaml.Node, loc: Loc, depth: int) -> Any:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise self._error(
+                f"more than {MAX_NODES} values after expanding aliases (an alias bomb?)", node, loc
+            )
+        if depth > MAX_DEPTH:
+            raise self._error(
+                f"nested deeper than {MAX_DEPTH} levels (a recursive alias?)", node, loc
+            )
+        self.lines.setdefault(loc, node.start_mark.line + 1)
+        if (
+            isinstance(node, yaml.MappingNode | yaml.SequenceNode)
+            and node.tag not in _COLLECTION_TAGS
+        ):
+            raise self._error(f"unknown tag {printable(node.tag)}", node, loc)
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, loc, depth)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.walk(child, (*loc, i), depth + 1) for i, child in enumerate(node.value)]
+        return self._scalar(node, loc)
+
+    def _mapping(self, node: yaml.MappingNode, loc: Loc, depth: int) -> dict[str, Any]:
+        explicit = {id(k) for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"}
+        try:
+            self.loader.flatten_mapping(node)  # `<<: *base` merge keys, as YAML 1.1 says
+        except yaml.YAMLError as exc:
+            raise self._error(
+                f"invalid merge: {printable(getattr(exc, 'problem', exc))}", node, loc
+            ) from None
         out: dict[str, Any] = {}
+        seen_explicit: set[str] = set()
         for key_node, value_node in node.value:
-            key = key_node.value
-            if key in out:
-                raise PlaybookError(
-                    "duplicate key",
-                    path=path,
-                    line=key_node.start_mark.line + 1,
-                    key=_dotted((*loc, key)),
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise self._error(
+                    "a key must be a plain name, not a list or a mapping", key_node, loc
                 )
-            lines[(*loc, key)] = key_node.start_mark.line + 1
-            out[key] = _walk(value_node, (*loc, key), lines, path)
-            lines[(*loc, key)] = key_node.start_mark.line + 1
+            key = self._scalar(key_node, loc)
+            if not isinstance(key, str | int) or isinstance(key, bool):
+                raise self._error(f"a key must be a name, not {type(key).__name__}", key_node, loc)
+            key = str(key)
+            if id(key_node) in explicit:  # a merged value may be overridden, once
+                if key in seen_explicit:
+                    raise self._error("duplicate key", key_node, (*loc, key))
+                seen_explicit.add(key)
+            self.lines[(*loc, key)] = key_node.start_mark.line + 1
+            out[key] = self.walk(value_node, (*loc, key), depth + 1)
+            self.lines[(*loc, key)] = key_node.start_mark.line + 1
         return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_walk(child, (*loc, i), lines, path) for i, child in enumerate(node.value)]
-    return _scalar(node)
 
-
-def _scalar(node: yaml.Node) -> Any:
-    loader = yaml.SafeLoader("")
-    try:
-        return loader.construct_object(node, deep=True)
-    finally:
-        loader.dispose()
+    def _scalar(self, node: yaml.Node, loc: Loc) -> Any:
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
+            why = getattr(exc, "problem", None) or str(exc).splitlines()[0] or type(exc).__name__
+            raise self._error(f"bad value: {printable(why)}", node, loc) from None
 
 
 def _dotted(loc: Loc) -> str:
@@ -132,7 +192,7 @@ def _message(err: dict[str, Any], loc: Loc) -> str:
     for prefix in ("Value error, ", "Assertion failed, "):
         msg = msg.removeprefix(prefix)
     if kind == "string_pattern_mismatch":
-        return f"{msg} (got {err.get('input')!r})"
+        return f"{msg} (got {printable(err.get('input'))!r})"
     return msg
 
 
@@ -171,10 +231,26 @@ def parse_playbook(text: str, path: str = "<playbook>") -> Playbook:
 
 def load_playbook(path: str | Path) -> LoadedPlaybook:
     p = Path(path)
+    shown = str(p)
     try:
-        text = p.read_text(encoding="utf-8")
+        info = p.stat()
     except FileNotFoundError:
-        raise PlaybookError("no such playbook file", path=str(p)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PlaybookError(f"cannot read playbook: {exc}", path=str(p)) from None
-    return LoadedPlaybook(parse_playbook(text, str(p)), p.resolve())
+        raise PlaybookError("no such playbook file", path=shown) from None
+    except OSError as exc:
+        raise PlaybookError(f"cannot read playbook: {exc.strerror or exc}", path=shown) from None
+    if not stat.S_ISREG(info.st_mode):
+        raise PlaybookError("not a regular file (a FIFO, a device, a directory?)", path=shown)
+    if info.st_size > MAX_BYTES:
+        raise PlaybookError(f"larger than {MAX_BYTES // 1024} KiB; not a playbook", path=shown)
+    try:
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as fh:
+            raw = fh.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise PlaybookError(f"cannot read playbook: {exc.strerror or exc}", path=shown) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise PlaybookError("not UTF-8 text", path=shown, line=line) from None
+    return LoadedPlaybook(parse_playbook(text, shown), p.resolve())

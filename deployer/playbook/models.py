@@ -6,10 +6,12 @@ here) and unknown keys are rejected. Durations are written ``500ms``, ``30s``, `
 
 from __future__ import annotations
 
+import math
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -18,20 +20,70 @@ from pydantic import (
     model_validator,
 )
 
+from deployer.errors import printable
 from deployer.playbook.variables import BUILTINS, check_reference, references
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$")
+_DURATION = re.compile(r"^[ ]*([0-9]{1,9}(?:\.[0-9]{1,6})?)[ ]*(ms|s|m|h)[ ]*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+#: the longest duration any key accepts: a week (a release never waits longer)
+MAX_DURATION = 7 * 24 * 3600.0
 
 
 def parse_duration(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError("must be a duration like 30s")
-    if isinstance(value, int | float) and value >= 0:
-        return float(value)
-    if isinstance(value, str) and (m := _DURATION.match(value)):
-        return float(m.group(1)) * _UNITS[m.group(2)]
-    raise ValueError("must be a duration like 30s")
+    seconds: float | None = None
+    if isinstance(value, int | float) and math.isfinite(value) and value >= 0:
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION.fullmatch(value)):
+        seconds = float(m.group(1)) * _UNITS[m.group(2)]
+    if seconds is None:
+        raise ValueError("must be a duration like 30s (digits 0-9, then ms, s, m or h)")
+    if seconds > MAX_DURATION:
+        raise ValueError("must be at most 168h")
+    return seconds
+
+
+def _status(code: int) -> int:
+    if not 100 <= code <= 599:
+        raise ValueError("must be an HTTP status code (100-599)")
+    return code
+
+
+StatusCode = Annotated[int, AfterValidator(_status)]
+_HOSTNAME = re.compile(
+    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\])$"
+)
+_SSH_ADDRESS = re.compile(
+    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,251}[A-Za-z0-9])?|[0-9A-Fa-f:.]{2,45}|\[[0-9A-Fa-f:.]{2,45}\])$"
+)
+_NGINX_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+
+
+def _address(value: str) -> str:
+    if not _HOSTNAME.fullmatch(value):
+        raise ValueError(
+            f"{printable(value)!r} is not a host name or address nginx accepts "
+            "(letters, digits, . - _, or [IPv6])"
+        )
+    return value
+
+
+def _ssh_address(value: str) -> str:
+    if not _SSH_ADDRESS.fullmatch(value):
+        raise ValueError(f"{printable(value)!r} is not a host name or IP address")
+    return value
+
+
+def _path(value: str) -> str:
+    if not value.strip() or not value.strip("/ "):
+        raise ValueError("must be a path below the root (not empty, not /)")
+    if "\x00" in value or "\n" in value:
+        raise ValueError("must not contain NUL or newline characters")
+    return value
+
+
+Path_ = Annotated[str, AfterValidator(_path)]
 
 
 Duration = Annotated[
@@ -47,7 +99,9 @@ class Strict(BaseModel):
 
 class Host(Strict):
     name: str = Field(description="Name used in output, in `router.host` and in `${host}`.")
-    address: str = Field("127.0.0.1", description="Address deployer connects to over SSH.")
+    address: Annotated[str, AfterValidator(_ssh_address)] = Field(
+        "127.0.0.1", description="Address deployer connects to over SSH."
+    )
     port: int = Field(22, ge=1, le=65535, description="SSH port.")
     user: str = Field("root", description="SSH user.")
     key: str | None = Field(
@@ -64,7 +118,7 @@ class Host(Strict):
     runs_app: bool = Field(
         True, description="Whether the app runs here (false for a host that only routes)."
     )
-    app_address: str | None = Field(
+    app_address: Annotated[str, AfterValidator(_address)] | None = Field(
         None,
         description="Address at which gates and the router reach the app on this host. "
         "Default: `address`.",
@@ -89,7 +143,7 @@ class Colors(Strict):
 
 class Upload(Strict):
     src: str = Field(description="Local file or directory (relative to the playbook).")
-    dest: str = Field(description="Remote destination directory (a template).")
+    dest: Path_ = Field(description="Remote destination directory (a template).")
 
 
 class ShipStep(Strict):
@@ -121,12 +175,19 @@ class NginxRouter(Strict):
     host: str | None = Field(
         None, description="Host (by name) where nginx runs. Default: the first host."
     )
-    upstream_file: str = Field(description="File included by nginx's config; deployer owns it.")
-    upstream_name: str | None = Field(None, description="Upstream block name. Default: the app.")
+    upstream_file: Path_ = Field(description="File included by nginx's config; deployer owns it.")
+    upstream_name: str | None = Field(
+        None,
+        pattern=_NGINX_NAME.pattern,
+        description="Upstream block name (letters, digits, . - _). Default: the app.",
+    )
     test: str = Field("nginx -t", description="Command that tests nginx's configuration.")
     reload: str = Field("nginx -s reload", description="Command that reloads nginx gracefully.")
-    pid_file: str = Field("/run/nginx.pid", description="nginx master's pid file.")
-    url: str = Field(description="Public URL through the router, for post-switch gates.")
+    pid_file: Path_ = Field("/run/nginx.pid", description="nginx master's pid file.")
+    url: str = Field(
+        pattern=r"^https?://[^\s/?#]+(?:/[^\s]*)?$",
+        description="Public URL through the router (http:// or https://), for post-switch gates.",
+    )
     drain_timeout: Duration = Field(
         30.0,
         description="How long to wait for nginx's old workers to exit after a reload before "
@@ -137,7 +198,7 @@ class NginxRouter(Strict):
 
 class PreSwitchGate(Strict):
     path: str = Field("/health", description="Path probed on the idle color, directly.")
-    expect_status: int = Field(200, description="Status every probe must return.")
+    expect_status: StatusCode = Field(200, description="Status every probe must return.")
     expect_body: str | None = Field(None, description="Text the body must contain.")
     expect_json: dict[str, Any] | None = Field(
         None,
@@ -152,7 +213,9 @@ class PreSwitchGate(Strict):
 
 class PostSwitchGate(Strict):
     path: str = Field("/health", description="Path sampled through the router.")
-    expect_status: int = Field(200, description="Status a sample must return to count as ok.")
+    expect_status: StatusCode = Field(
+        200, description="Status a sample must return to count as ok."
+    )
     window: Duration = Field(30.0, description="How long traffic is watched after the switch.")
     rate: float = Field(10.0, gt=0, le=1000, description="Samples per second.")
     max_error_rate: float = Field(
@@ -163,6 +226,10 @@ class PostSwitchGate(Strict):
 
 
 class Gates(Strict):
+    def worst_case_seconds(self) -> float:
+        pre, post = self.pre_switch, self.post_switch
+        return pre.budget + pre.timeout + post.window + post.timeout
+
     pre_switch: PreSwitchGate = Field(
         default_factory=PreSwitchGate, description="Gate on the idle color before the switch."
     )
@@ -212,13 +279,19 @@ class Migrate(Strict):
 
 
 class Lock(Strict):
-    path: str = Field(
+    path: Path_ = Field(
         "${state_dir}/${environment}.lock",
         description="Lock directory on the router host (created atomically with mkdir). Its "
         "parent must not be writable by other users (so not /tmp): anyone who can create the "
         "path first blocks every release.",
     )
-    ttl: Duration = Field(900.0, description="After this long a lock is stale and taken over.")
+    ttl: Duration = Field(
+        900.0,
+        gt=0,
+        description="A lock whose holder sent no heartbeat for this long is stale and may be "
+        "taken over (never while its process runs on the same machine). At least the "
+        "playbook's worst-case gate time.",
+    )
 
 
 class Playbook(Strict):
@@ -245,7 +318,7 @@ class Playbook(Strict):
     migrate: Migrate | None = Field(
         None, description="Alembic migrations, lint-gated, run before the new color starts."
     )
-    state_dir: str = Field(
+    state_dir: Path_ = Field(
         "/var/lib/deployer/${app}",
         description="Directory on each host where deployer records each color's version.",
     )
@@ -276,7 +349,41 @@ class Playbook(Strict):
                 problem = check_reference(ref, defined)
                 if problem:
                     raise ValueError(f"{key}: {problem}")
+                is_path = key in self.PATH_KEYS_WITHOUT_SECRETS or key.endswith(".upload.dest")
+                if ref.startswith("env:") and is_path:
+                    raise ValueError(
+                        f"{key}: a secret (${{{ref}}}) cannot be part of a path: paths show in "
+                        "file names, output and the hosts' process lists"
+                    )
+        self._check_var_order()
+        worst = self.gates.worst_case_seconds()
+        if self.lock.ttl < worst:
+            raise ValueError(
+                f"lock.ttl: {self.lock.ttl:g}s is shorter than the gates' worst case "
+                f"({worst:g}s: pre-switch budget and post-switch window with their timeouts)"
+            )
         return self
+
+    #: keys whose value becomes a path on a host or here: no ``${env:...}`` in them
+    PATH_KEYS_WITHOUT_SECRETS: ClassVar[frozenset[str]] = frozenset(
+        {"state_dir", "lock.path", "router.upstream_file", "router.pid_file"}
+    )
+
+    def _check_var_order(self) -> None:
+        """A var may use the built-ins known before vars and the vars above it (vars are
+        rendered in order; ``state_dir`` is rendered after them)."""
+        known = set(BUILTINS) - {"state_dir"}
+        for name, template in self.vars.items():
+            for ref in references(template):
+                if ref.startswith("env:") or ref in known:
+                    continue
+                later = ref in self.vars or ref == "state_dir"
+                why = "is defined after it" if later else "is not defined"
+                raise ValueError(
+                    f"vars.{name}: '${{{ref}}}' {why}; a var may use the built-ins "
+                    "(not state_dir) and the vars above it"
+                )
+            known.add(name)
 
     def templates(self) -> list[tuple[str, str]]:
         """(key path, template) for every field that takes ``${...}`` references."""
@@ -296,6 +403,13 @@ class Playbook(Strict):
             out += [
                 ("migrate.command", self.migrate.command),
                 ("migrate.database_url", self.migrate.database_url),
+            ]
+        for name in ("pre_switch", "post_switch"):
+            fields = getattr(getattr(self.gates, name), "expect_json", None) or {}
+            out += [
+                (f"gates.{name}.expect_json.{k}", v)
+                for k, v in fields.items()
+                if isinstance(v, str)
             ]
         return out
 

@@ -9,11 +9,10 @@ but show as ``***``.
 from __future__ import annotations
 
 import re
-import shlex
 from collections.abc import Mapping
 
 from deployer.commands.shell import Secret, Shell, Token, quote, secret_env
-from deployer.errors import InputError
+from deployer.errors import InputError, printable
 
 BUILTINS = ("app", "environment", "version", "color", "port", "host", "address", "state_dir")
 REF = re.compile(r"\$\$\{|\$\{([^}]*)\}")
@@ -30,7 +29,7 @@ def references(template: str) -> list[str]:
 def check_reference(ref: str, defined: set[str]) -> str | None:
     """Why a reference is wrong, or None when it is fine."""
     if ref.startswith("env:"):
-        return None if NAME.match(ref[4:]) else f"'${{{ref}}}' is not a valid environment name"
+        return None if NAME.fullmatch(ref[4:]) else f"'${{{ref}}}' is not a valid environment name"
     if ref in defined:
         return None
     import difflib
@@ -98,9 +97,9 @@ def render_value(template: str, values: Mapping[str, Token], env: Mapping[str, s
 
 
 def check_version(version: str) -> str:
-    if not SAFE_VERSION.match(version):
+    if not SAFE_VERSION.fullmatch(version):
         raise InputError(
-            f"version {shlex.quote(version)} is not allowed: use letters, digits and . _ + - "
+            f"version {printable(version)!r} is not allowed: use letters, digits and . _ + - "
             "(at most 128, starting with a letter or digit)"
         )
     return version
@@ -109,11 +108,16 @@ def check_version(version: str) -> str:
 def parse_var(assignment: str) -> tuple[str, str]:
     """``KEY=VALUE`` from ``--var``; the value is checked against a safe pattern."""
     key, sep, value = assignment.partition("=")
-    if not sep or not NAME.match(key):
-        raise InputError(f"--var {shlex.quote(assignment)}: expected KEY=VALUE")
-    if not SAFE_VALUE.match(value):
+    if not sep or not NAME.fullmatch(key):
+        raise InputError(f"--var {printable(assignment)!r}: expected KEY=VALUE")
+    shown = printable(value)
+    if not SAFE_VALUE.fullmatch(value):
         raise InputError(
-            f"--var {key}: value {shlex.quote(value)} is not allowed: use letters, digits "
+            f"--var {key}: value {shown!r} is not allowed: use letters, digits "
             "and . _ + : / = @ , -"
         )
+    if value.startswith("-"):
+        raise InputError(f"--var {key}: value {shown!r} is not allowed: it starts with '-'")
+    if ".." in value.split("/"):
+        raise InputError(f"--var {key}: value {shown!r} is not allowed: '..' path segment")
     return key, value

@@ -1,0 +1,109 @@
+"""known_hosts read the way OpenSSH reads it, for one host.
+
+paramiko's own reader skips marker lines and has no patterns, so a ``@revoked`` key would
+be trusted and ``*.example.com`` entries ignored; a non-UTF-8 byte crashed it. Here:
+plain and ``[host]:port`` names, comma lists, ``*``/``?`` wildcards and ``!`` negation,
+hashed names (``|1|salt|hash``, HMAC-SHA1), ``@revoked`` (refused even when also listed)
+and ``@cert-authority`` (not supported: skipped). Any unreadable file is a
+:class:`HostKeyError` (exit 7) naming ``file:line``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deployer.errors import HostKeyError
+
+
+def lookup_name(host: str, port: int) -> str:
+    return host if port == 22 else f"[{host}]:{port}"
+
+
+def fingerprint(key: Any) -> str:
+    """OpenSSH's ``SHA256:...`` fingerprint of a paramiko key."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+def _pattern(pattern: str) -> re.Pattern[str]:
+    parts = (".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.compile("".join(parts), re.IGNORECASE)
+
+
+def _hashed_match(entry: str, name: str) -> bool:
+    try:
+        _, _, salt, digest = entry.split("|", 3)
+        want = base64.b64decode(digest)
+        got = hmac.new(base64.b64decode(salt), name.encode(), hashlib.sha1).digest()
+    except (ValueError, binascii.Error):
+        return False
+    return hmac.compare_digest(want, got)
+
+
+def host_matches(hosts_field: str, name: str) -> bool:
+    if hosts_field.startswith("|1|"):
+        return _hashed_match(hosts_field, name)
+    matched = False
+    for pattern in hosts_field.split(","):
+        negate = pattern.startswith("!")
+        pattern = pattern[1:] if negate else pattern
+        if _pattern(pattern).fullmatch(name):
+            if negate:
+                return False
+            matched = True
+    return matched
+
+
+@dataclass
+class HostKeys:
+    known: list[Any] = field(default_factory=list)
+    revoked: list[Any] = field(default_factory=list)
+
+    def is_revoked(self, key: Any) -> bool:
+        return any(k.asbytes() == key.asbytes() for k in self.revoked)
+
+
+def load(path: Path, host: str, port: int) -> HostKeys:
+    import paramiko
+
+    name = lookup_name(host, port)
+    out = HostKeys()
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return out
+    except OSError as exc:
+        raise HostKeyError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    for number, line_bytes in enumerate(raw.split(b"\n"), 1):
+        try:
+            line = line_bytes.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise HostKeyError(
+                f"{path}:{number}: not UTF-8 text; fix or remove that line"
+            ) from None
+        if not line or line.startswith("#"):
+            continue
+        fields = line.split()
+        marker = fields.pop(0) if fields[0].startswith("@") else None
+        if len(fields) < 3:
+            raise HostKeyError(f"{path}:{number}: expected HOSTS KEYTYPE KEY")
+        if marker == "@cert-authority" or not host_matches(fields[0], name):
+            continue
+        if marker not in (None, "@revoked"):
+            raise HostKeyError(f"{path}:{number}: unknown marker {marker[:20]!r}")
+        try:
+            key = paramiko.PKey.from_type_string(fields[1], base64.b64decode(fields[2]))
+        except (ValueError, binascii.Error, paramiko.SSHException, TypeError):
+            if marker == "@revoked":
+                raise HostKeyError(f"{path}:{number}: unreadable @revoked key") from None
+            continue  # a key type this client cannot use: OpenSSH skips it too
+        (out.revoked if marker else out.known).append(key)
+    out.known = [k for k in out.known if not out.is_revoked(k)]
+    return out

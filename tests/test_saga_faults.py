@@ -1,0 +1,206 @@
+"""The saga under faults, with plain actions: what runs, what is undone, what is journalled.
+
+The end-to-end versions of these (real sshd, nginx and signals) are in
+test_faults_testbed.py; these pin the rules themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deployer.adapters.evidence import Spool, SqliteStore
+from deployer.adapters.journal import FileJournal
+from deployer.commands.shell import Shell
+from deployer.engine.evidence import record_operation
+from deployer.engine.saga import Saga
+from deployer.engine.signals import Interrupted, SignalGuard
+from deployer.errors import CommandFailed, DeployerError
+from deployer.evidence.record import GENESIS, verify
+from deployer.plan import Run, Step, Switch
+from deployer.ports import NullReporter
+
+
+def _step(name: str, undo: bool = True, pivot: bool = False) -> Step:
+    do = Run(name, (Shell.raw(name),))
+    return Step(name, None, do, Run(name, (Shell.raw(f"undo {name}"),)) if undo else None, pivot)
+
+
+class Recorder:
+    def __init__(self, fail: dict[str, BaseException] | None = None):
+        self.ran: list[str] = []
+        self.fail = fail or {}
+
+    def __call__(self, action: Any) -> str:
+        text = action.commands[0].text if isinstance(action, Run) else "switch"
+        self.ran.append(text)
+        if text in self.fail:
+            raise self.fail[text]
+        return ""
+
+
+def _saga(tmp_path: Path, steps: list[Step], execute: Any, **kw: Any) -> Saga:
+    return Saga("op", steps, execute, FileJournal(tmp_path / "j"), NullReporter(), **kw)
+
+
+def test_a_failed_step_is_undone_too_its_effect_may_have_happened(tmp_path: Path) -> None:
+    run = Recorder({"b": CommandFailed("h", "b", 255, "connection reset")})
+    out = _saga(tmp_path, [_step("a"), _step("b"), _step("c")], run).run()
+    assert run.ran == ["a", "b", "undo b", "undo a"]
+    assert out.failed is not None and out.failed.name == "b" and out.compensated
+
+
+def test_a_step_that_proves_it_changed_nothing_is_not_undone(tmp_path: Path) -> None:
+    err = CommandFailed("h", "nginx -t", 97, "rejected")
+    err.not_applied = True
+    run = Recorder({"b": err})
+    _saga(tmp_path, [_step("a"), _step("b")], run).run()
+    assert run.ran == ["a", "b", "undo a"]
+
+
+def test_any_exception_compensates_not_only_expected_ones(tmp_path: Path) -> None:
+    from rich.errors import MarkupError
+
+    run = Recorder({"b": MarkupError("closing tag '[/srv/app]' doesn't match")})
+    out = _saga(tmp_path, [_step("a"), _step("b")], run).run()
+    assert run.ran == ["a", "b", "undo b", "undo a"]
+    assert "MarkupError" in str(out.records[1].detail)
+
+
+def test_a_failing_switch_counts_as_switched(tmp_path: Path) -> None:
+    switch = Step("switch", None, Switch("green", "v2", "conf"), Switch("blue", "v1", "old"))
+    run = Recorder({"switch": DeployerError("connection lost during reload")})
+    out = _saga(tmp_path, [_step("a"), switch], run).run()
+    assert out.switched and run.ran == ["a", "switch", "switch", "undo a"]
+
+
+def test_an_interrupt_is_acted_on_between_steps(tmp_path: Path) -> None:
+    pending: list[BaseException] = []
+    run = Recorder()
+
+    def execute(action: Any) -> str:
+        result = run(action)
+        if action.commands[0].text == "b":
+            pending.append(Interrupted(signal.SIGTERM))  # arrives while b runs
+        return result
+
+    steps = [_step("a"), _step("b"), _step("c")]
+    out = _saga(tmp_path, steps, execute, interrupt=lambda: pending[0] if pending else None).run()
+    assert run.ran == ["a", "b", "undo b", "undo a"]  # b finished, c never started
+    assert isinstance(out.error, Interrupted)
+    phases = [json.loads(x)["phase"] for x in (tmp_path / "j").read_text().splitlines()]
+    assert phases == ["start", "done", "start", "done", "undo-start", "undone"] * 1 + [
+        "undo-start",
+        "undone",
+    ]
+
+
+def test_an_interrupt_after_the_pivot_never_undoes_the_release(tmp_path: Path) -> None:
+    pending: list[BaseException] = []
+    run = Recorder()
+
+    def execute(action: Any) -> str:
+        pending.append(Interrupted(signal.SIGTERM))
+        return run(action)
+
+    steps = [_step("gate"), _step("later", undo=False, pivot=True)]
+    out = _saga(tmp_path, steps, execute, interrupt=lambda: pending[0] if pending else None).run()
+    assert out.failed is None and run.ran == ["gate"]
+    assert "the release stands" in out.warnings[0]
+
+
+def test_a_reporter_that_raises_never_aborts_the_saga(tmp_path: Path) -> None:
+    class Broken(NullReporter):
+        def step_finished(self, *a: Any, **k: Any) -> None:
+            raise ValueError("render failed")
+
+    run = Recorder()
+    saga = Saga("op", [_step("a"), _step("b")], run, FileJournal(tmp_path / "j"), Broken())
+    assert saga.run().failed is None and run.ran == ["a", "b"]
+
+
+def test_a_journal_that_cannot_be_written_stops_before_the_step(tmp_path: Path) -> None:
+    run = Recorder()
+    journal = FileJournal(tmp_path / "no-such-dir-file")
+    (tmp_path / "no-such-dir-file").mkdir()  # a directory where the journal file should be
+    out = Saga("op", [_step("a")], run, journal, NullReporter()).run()
+    assert run.ran == [] and out.failed is not None
+
+
+def test_signal_guard_defers_outside_gates_and_interrupts_inside(tmp_path: Path) -> None:
+    guard = SignalGuard()
+    with guard:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert guard.requested is not None  # recorded, nothing raised
+        with pytest.raises(Interrupted):
+            guard.check()
+    fresh = SignalGuard()
+    with fresh, pytest.raises(Interrupted), fresh.interruptible():
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(100):
+            pass
+
+
+# ----- evidence never changes a result -----
+def _op() -> dict[str, Any]:
+    return {
+        "kind": "release",
+        "id": "r1",
+        "app": "shop",
+        "environment": "test",
+        "version": "v2",
+        "outcome": "succeeded",
+        "exit_code": 0,
+        "steps": [],
+        "gates": [],
+        "warnings": [],
+        "started_at": 1.0,
+        "ended_at": 2.0,
+    }
+
+
+def _record(tmp_path: Path) -> dict[str, Any]:
+    pb = tmp_path / "p.yml"
+    pb.write_text("app: shop\n")
+    return record_operation(
+        _op(), playbook=pb, journal_dir=tmp_path, evidence_url=None, secrets=[], env={}
+    )
+
+
+def test_a_corrupt_evidence_row_spools_the_record_and_never_raises(tmp_path: Path) -> None:
+    assert _record(tmp_path)["recorded"]
+    db = sqlite3.connect(tmp_path / "evidence.db")
+    db.execute("UPDATE evidence SET body = '{not json' WHERE seq = 1")
+    db.commit()
+    db.close()
+    result = _record(tmp_path)
+    assert result["recorded"] is False and "damaged" in result["error"]
+    assert (tmp_path / "evidence-spool.jsonl").exists()
+
+
+def test_a_torn_spool_line_is_quarantined_with_a_warning(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "evidence-spool.jsonl")
+    spool.put({"id": "a", "kind": "release"})
+    with spool.path.open("ab") as fh:
+        fh.write(b'{"id": "b", "ki')
+    store = SqliteStore(tmp_path / "evidence.db")
+    assert spool.flush(store) == 1
+    assert [r["id"] for r in store.records()] == ["a"]
+    assert spool.warnings and spool.quarantine.read_bytes().startswith(b'{"id": "b"')
+    store.close()
+
+
+def test_evidence_db_is_created_private(tmp_path: Path) -> None:
+    SqliteStore(tmp_path / "evidence.db").close()
+    assert (tmp_path / "evidence.db").stat().st_mode & 0o777 == 0o600
+
+
+def test_the_checkpoint_of_an_empty_store_verifies() -> None:
+    assert verify([], (0, GENESIS)).ok
+    assert not verify([], (0, "f" * 64)).ok
