@@ -94,7 +94,11 @@ def demo_playbook(bed: Testbed, root: Path, journal: Path, **overrides: Any) -> 
 
 @pytest.fixture
 def deploy(bed: Testbed, tmp_path: Path) -> Iterator[Deploy]:
-    """A fresh app root and playbook; the router starts from a placeholder upstream."""
+    """A fresh app root and playbook; the router starts from a placeholder upstream, and no
+    app from an earlier test holds the colors' ports (one stray app would fail every test
+    after it)."""
+    for port in (bed.ports.blue, bed.ports.green):
+        subprocess.run(["pkill", "-f", "--", f"app.py --port {port} "], check=False)
     bed.reset_router()
     root = tmp_path / "app"
     root.mkdir()

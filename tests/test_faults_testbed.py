@@ -35,6 +35,7 @@ def _hooked(deploy: Deploy, marks: Path, **gates: Any) -> dict[str, Any]:
     doc = demo_playbook(deploy.bed, deploy.root, deploy.path.parent / "journal")
     hook = f"{PAUSE} {marks}"
     svc, router = doc["service"], doc["router"]
+    svc["status"] = f"{hook} observe && {svc['status']}"
     svc["stop"] = f"{hook} stop-idle && {svc['stop']}"
     svc["start"] = f"{hook} start && {svc['start']}"
     doc["ship"][1]["run"] = f"{hook} ship-run && {doc['ship'][1]['run']}"
@@ -60,6 +61,7 @@ def _healthy_live(deploy: Deploy, version: str) -> None:
 
 # (where, signals, delay after the mark, expected exit code)
 MATRIX = [
+    ("observe", [signal.SIGTERM], 0.2, 3),  # lock held, nothing begun: released, exit 3
     ("stop-idle", [signal.SIGTERM], 0.2, 3),
     ("ship-run", [signal.SIGTERM], 0.2, 3),
     ("ship-run", [signal.SIGINT], 0.2, 3),
@@ -86,7 +88,7 @@ def test_signal_at_each_step_tells_the_truth_and_leaves_a_clean_state(
     mark = {"pre-switch-gate": "start", "post-switch-gate": "switch"}.get(where, where)
     doc = _hooked(deploy, marks, pre={"successes": 25, "interval": "100ms"}, post={"window": "4s"})
     write_playbook(deploy.path, doc)
-    for name in {"stop-idle", "ship-run", "start", "switch"} - {mark}:
+    for name in {"observe", "stop-idle", "ship-run", "start", "switch"} - {mark}:
         (marks / f"{name}.once").mkdir()  # only the step under test pauses
     cmd = [sys.executable, "-m", "deployer", "-o", "json", "release", "-p", str(deploy.path)]
     with Load(deploy.url + "/", rate=100, threads=2, seconds=60) as load:
@@ -111,7 +113,10 @@ def test_signal_at_each_step_tells_the_truth_and_leaves_a_clean_state(
         load.stop.set()
     assert proc.returncode == code, err
     result = json.loads(out)
-    assert result["outcome"] == "interrupted", result["message"]
+    if where == "observe":  # before the operation began: the error document
+        assert result["error"] == "AbortedError" and "nothing was changed" in result["message"]
+    else:
+        assert result["outcome"] == "interrupted", result["message"]
     assert "Traceback" not in err
     _healthy_live(deploy, "v1")
     if code == 3:  # nobody may have seen v2, or an error
@@ -379,7 +384,7 @@ def test_secret_canary_appears_nowhere(deploy: Deploy, tmp_path: Path) -> None:
     blobs = [p.read_bytes() for p in files]
     import shlex
 
-    forms = {secret, shlex.quote(secret), json.dumps(secret)[1:-1]}
+    forms = {secret, shlex.quote(secret), json.dumps(secret)[1:-1], repr(secret)[1:-1]}
     forms.add(
         subprocess.run(
             ["bash", "-c", 'printf %q "$V"'],

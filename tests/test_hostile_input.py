@@ -20,6 +20,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_playbook import GOOD
 
 from deployer.adapters.journal import FileJournal
 from deployer.errors import HostKeyError, InputError, PlaybookError
@@ -28,23 +29,6 @@ from deployer.playbook.variables import check_version, parse_var
 
 ROOT = Path(__file__).resolve().parent.parent
 HOSTILE = ROOT / "tests" / "hostile_playbooks"
-
-GOOD = """\
-app: shop
-hosts:
-  - name: web1
-    address: 10.0.0.5
-colors:
-  blue: {port: 8001}
-  green: {port: 8002}
-service:
-  start: run ${color} ${port}
-  stop: stop ${color}
-  status: check ${color}
-router:
-  upstream_file: /etc/nginx/upstream.conf
-  url: http://shop.example
-"""
 
 
 def _cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:

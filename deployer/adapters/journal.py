@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from deployer.errors import DeployerError
+from deployer.redaction import scrub_obj
 
 EVENTS = {
     "begin": ("id", "kind"),
@@ -35,7 +36,7 @@ class FileJournal:
         self.problems: list[str] = []
 
     def append(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, sort_keys=True, default=str).encode() + b"\n"
+        line = json.dumps(scrub_obj(record), sort_keys=True, default=str).encode() + b"\n"
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)

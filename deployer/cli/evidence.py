@@ -75,7 +75,9 @@ def evidence() -> None:
 
 @evidence.command("list")
 @PLAYBOOK_OPT
-@click.option("--kind", type=click.Choice(["release", "rollback", "drill", "recover", "lint"]))
+@click.option(
+    "--kind", type=click.Choice(["release", "rollback", "drill", "recover", "lint", "unlock"])
+)
 @click.option("--since", default=None, help="Only records newer than this (e.g. 30d, 12h).")
 @click.option("--app", "app_name", default=None, help="Only this app.")
 @click.pass_obj

@@ -18,7 +18,7 @@ from typing import Any
 
 GENESIS = "0" * 64
 CHAIN_KEYS = ("seq", "prev_hash", "hash")
-KINDS = ("release", "rollback", "drill", "recover", "lint")
+KINDS = ("release", "rollback", "drill", "recover", "lint", "unlock")
 OUTCOMES = ("succeeded", "aborted", "rolled_back", "failed", "interrupted")
 REDACTED = "***"
 GATE_STATS = ("target", "probes", "errors", "error_rate", "p50_ms", "p95_ms", "p99_ms", "window_s")
