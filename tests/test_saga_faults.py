@@ -204,3 +204,32 @@ def test_evidence_db_is_created_private(tmp_path: Path) -> None:
 def test_the_checkpoint_of_an_empty_store_verifies() -> None:
     assert verify([], (0, GENESIS)).ok
     assert not verify([], (0, "f" * 64)).ok
+
+
+def test_an_operation_whose_undo_failed_stays_open_for_recover(tmp_path: Path) -> None:
+    """Undo failure (exit 6) writes no `end`: `deployer recover` still sees the operation."""
+    from deployer.engine.operations import Engine, OperationResult
+    from deployer.errors import ExitCode
+    from deployer.plan import Context
+    from deployer.playbook import load_playbook
+
+    pb = tmp_path / "p.yml"
+    pb.write_text(
+        "app: shop\nhosts: [{name: here, transport: local}]\n"
+        "colors: {blue: {port: 8001}, green: {port: 8002}}\n"
+        "service: {start: 'true', stop: 'true', status: 'false'}\n"
+        f"router: {{upstream_file: {tmp_path}/u.conf, url: 'http://127.0.0.1:9'}}\n"
+        f"state_dir: {tmp_path}/state\njournal_dir: {tmp_path}/journal\n"
+    )
+    engine = Engine(Context(load_playbook(pb), {}))
+    engine.lock.acquire("op-1")
+    engine.journal.append({"id": "op-1", "event": "begin", "kind": "release"})
+    failed = OperationResult("release", "shop", "production", "op-1")
+    failed.exit_code = ExitCode.NEEDS_RECOVERY
+    engine._close("op-1", failed)
+    assert engine.journal.unfinished() is not None  # still open
+    assert engine.lock.state().kind == "absent"  # but the lock is free for `recover`
+    ok = OperationResult("release", "shop", "production", "op-1")
+    engine.lock.acquire("op-1")
+    engine._close("op-1", ok)
+    assert engine.journal.unfinished() is None
