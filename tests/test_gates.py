@@ -6,6 +6,7 @@ import itertools
 import json
 
 import httpx
+import pytest
 
 from deployer.adapters import http
 from deployer.gates import Expectation, percentile
@@ -71,6 +72,7 @@ def test_post_switch_samples_whole_window_at_rate() -> None:
         client=client,
         clock=clock,
         sleep=clock.sleep,
+        executor=http.INLINE,
     )
     assert res.passed and res.probes == 30 and len(calls) == 30
     assert 2.8 <= clock.now <= 3.0
@@ -87,6 +89,7 @@ def test_post_switch_fails_as_soon_as_error_budget_is_spent() -> None:
         client=client,
         clock=clock,
         sleep=clock.sleep,
+        executor=http.INLINE,
     )
     assert not res.passed and res.probes == 6 and res.errors == 4
     assert clock.now < 1.0  # verdict in well under a second, not after the 30 s window
@@ -108,6 +111,7 @@ def test_post_switch_fails_on_p95_latency() -> None:
         client=client,
         clock=clock,
         sleep=clock.sleep,
+        executor=http.INLINE,
     )
     assert not res.passed and res.reason.startswith("p95 latency")
 
@@ -134,3 +138,77 @@ def test_expectation_body_and_status() -> None:
     assert e.check(500, "ok") == "status 500, expected 200"
     assert e.check(200, "nope") == "body lacks 'ok'"
     assert Expectation(200, json_fields={"a.b": 1}).check(200, json.dumps({"a": {"b": 1}})) is None
+
+
+def test_post_switch_ends_by_window_plus_timeout_when_every_answer_is_slow() -> None:
+    import time
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        time.sleep(0.4)
+        return httpx.Response(200)
+
+    client = httpx.Client(transport=httpx.MockTransport(slow))
+    spec = PostSwitchGate(window=2, rate=10, max_p95=0.1, timeout=0.5, max_error_rate=1)
+    started = time.monotonic()
+    res = http.post_switch("http://router/health", spec, Expectation(200), client=client)
+    assert time.monotonic() - started < 1.0  # judged on the first slow sample, not at the end
+    assert not res.passed and "p95 latency above 100 ms" in res.reason
+
+
+def test_post_switch_fires_probes_on_schedule_not_back_to_back() -> None:
+    import time
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        time.sleep(0.3)
+        return httpx.Response(200)
+
+    client = httpx.Client(transport=httpx.MockTransport(slow))
+    spec = PostSwitchGate(window=1, rate=20, max_p95=1, timeout=1)
+    started = time.monotonic()
+    res = http.post_switch("http://router/health", spec, Expectation(200), client=client)
+    assert res.passed and res.probes == 20
+    assert time.monotonic() - started < 1.6  # back to back would take 20 x 0.3 = 6 s
+
+
+def test_an_interrupted_post_switch_gate_keeps_its_samples() -> None:
+    calls = 0
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        if calls == 5:
+            raise KeyboardInterrupt
+        return httpx.Response(200)
+
+    client = httpx.Client(transport=httpx.MockTransport(answer))
+    sink: list = []
+    clock = FakeClock()
+    spec = PostSwitchGate(window=3, rate=10)
+    with pytest.raises(KeyboardInterrupt):
+        http.post_switch(
+            "http://r/h",
+            spec,
+            Expectation(200),
+            client=client,
+            clock=clock,
+            sleep=clock.sleep,
+            executor=http.INLINE,
+            sink=sink,
+        )
+    assert sink[0].probes == 4 and sink[0].reason == "interrupted"
+
+
+def test_pre_switch_fails_at_once_when_the_process_is_gone() -> None:
+    client, calls = _client([503])
+    spec = PreSwitchGate(successes=3, interval=0.01, budget=30)
+    res = http.pre_switch(
+        "http://idle/health", spec, Expectation(200), client=client, alive=lambda: False
+    )
+    assert not res.passed and "not running" in res.reason and len(calls) == 1
+
+
+def test_pre_switch_latency_limit() -> None:
+    client, _ = _client([200])
+    spec = PreSwitchGate(successes=2, interval=0, budget=1, max_p95=0)
+    res = http.pre_switch("http://idle/health", spec, Expectation(200), client=client)
+    assert not res.passed and "p95 latency" in res.reason

@@ -6,8 +6,11 @@ the end-to-end tests use the real example app.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any
 
 import httpx
 from tenacity import (
@@ -38,18 +41,33 @@ def probe(client: httpx.Client, url: str, expect: Expectation) -> tuple[str | No
     return failure, (time.perf_counter() - start) * 1000
 
 
+class _Gone(Exception):
+    pass
+
+
 def pre_switch(
-    url: str, spec: PreSwitchGate, expect: Expectation, *, client: httpx.Client | None = None
+    url: str,
+    spec: PreSwitchGate,
+    expect: Expectation,
+    *,
+    client: httpx.Client | None = None,
+    alive: Callable[[], bool] | None = None,
 ) -> GateResult:
-    """Probe ``url`` until ``spec.successes`` consecutive passes, within ``spec.budget``."""
+    """Probe ``url`` until ``spec.successes`` consecutive passes, within ``spec.budget``.
+
+    After a failed probe, ``alive`` (the service's status command) is asked, at most once a
+    second: a process that is gone fails the gate at once instead of after the budget.
+    With ``spec.max_p95``, the passing probes' p95 latency must be under it too.
+    """
     result = GateResult("pre_switch", url, passed=False)
     own = client is None
     http = client or _client(spec.timeout)
     streak = 0
     started = time.monotonic()
+    asked = -1e9
 
     def attempt() -> int:
-        nonlocal streak
+        nonlocal streak, asked
         failure, ms = probe(http, url, expect)
         result.probes += 1
         result.latencies_ms.append(ms)
@@ -59,6 +77,10 @@ def pre_switch(
             streak = 0
             result.errors += 1
             result.last_failure = failure
+            if alive is not None and time.monotonic() - asked >= 1.0:
+                asked = time.monotonic()
+                if not alive():
+                    raise _Gone
         return streak
 
     max_attempts = int(spec.budget / max(spec.interval, 0.01)) + spec.successes + 1
@@ -76,11 +98,38 @@ def pre_switch(
             f"no {spec.successes} consecutive successes within {spec.budget:g}s "
             f"(last: {result.last_failure or 'none'})"
         )
+    except _Gone:
+        result.reason = (
+            f"the new process is not running (its status command failed; "
+            f"last probe: {result.last_failure})"
+        )
     finally:
         if own:
             http.close()
     result.seconds = round(time.monotonic() - started, 3)
-    return result.finish()
+    result.finish()
+    if result.passed and spec.max_p95 is not None and result.p95_ms > spec.max_p95 * 1000:
+        result.passed = False
+        result.reason = f"p95 latency {result.p95_ms:.0f} ms above {spec.max_p95 * 1000:.0f} ms"
+    return result
+
+
+class _Inline:
+    """An executor that runs each probe at once (deterministic unit tests with a fake clock)."""
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(*args))
+        except Exception as exc:
+            future.set_exception(exc)
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        pass
+
+
+INLINE = _Inline()
 
 
 def post_switch(
@@ -91,43 +140,87 @@ def post_switch(
     client: httpx.Client | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    executor: Any = None,
+    sink: list[GateResult] | None = None,
 ) -> GateResult:
-    """Sample ``url`` at ``spec.rate`` over ``spec.window``; fail as soon as the error budget
-    for the whole window is spent (so a bad release is rolled back in about a second), or at
-    the end if the p95 latency is above ``spec.max_p95``."""
+    """Sample ``url`` at ``spec.rate`` over ``spec.window``, each probe fired on schedule
+    (in a thread pool, so a slow answer never delays the next probe), and judge as samples
+    arrive: fail as soon as the window's error budget is spent, or as soon as enough samples
+    are over ``max_p95`` that the window's p95 must be. The gate always ends by ``window +
+    timeout``; a probe with no answer by then counts as failed. ``sink`` receives the result
+    before any probe runs, so an interrupted gate keeps its samples."""
     result = GateResult("post_switch", url, passed=False, window_s=spec.window)
+    if sink is not None:
+        sink.append(result)
     own = client is None
     http = client or _client(spec.timeout)
     planned = max(1, round(spec.window * spec.rate))
     allowed_errors = int(spec.max_error_rate * planned)
+    max_ms = spec.max_p95 * 1000
+    # nearest-rank p95 of `planned` samples exceeds max_ms once this many samples do
+    slow_limit = planned - math.ceil(0.95 * planned) + 1
+    slow = 0
+    pool = executor or ThreadPoolExecutor(
+        max_workers=min(64, max(2, math.ceil(spec.rate * spec.timeout) + 2)),
+        thread_name_prefix="deployer-gate",
+    )
     started = clock()
+    deadline = started + spec.window + spec.timeout
+    pending: set[Future[Any]] = set()
+    fired = 0
     try:
-        for i in range(planned):
-            due = started + i / spec.rate
-            delay = due - clock()
-            if delay > 0:
-                sleep(delay)
-            failure, ms = probe(http, url, expect)
-            result.probes += 1
-            result.latencies_ms.append(ms)
-            if failure is not None:
-                result.errors += 1
-                result.last_failure = failure
+        while not result.reason:
+            now = clock()
+            while fired < planned and started + fired / spec.rate <= now:
+                pending.add(pool.submit(probe, http, url, expect))
+                fired += 1
+            for future in [f for f in pending if f.done()]:
+                pending.discard(future)
+                failure, ms = future.result()
+                result.probes += 1
+                result.latencies_ms.append(ms)
+                slow += ms > max_ms
+                if failure is not None:
+                    result.errors += 1
+                    result.last_failure = failure
                 if result.errors > allowed_errors:
                     result.reason = (
                         f"{result.errors} of {result.probes} samples failed; at most "
-                        f"{allowed_errors} of {planned} allowed "
-                        f"(last: {failure})"
+                        f"{allowed_errors} of {planned} allowed (last: {result.last_failure})"
                     )
+                elif slow >= slow_limit:
+                    result.finish()
+                    result.reason = (
+                        f"p95 latency above {max_ms:.0f} ms: {slow} of {planned} samples were "
+                        f"slower (p95 so far {result.p95_ms:.0f} ms)"
+                    )
+                if result.reason:
                     break
+            if result.reason or (fired >= planned and not pending):
+                break
+            if clock() >= deadline:
+                result.errors += len(pending)
+                result.probes += len(pending)
+                result.reason = (
+                    f"{len(pending)} sample(s) unanswered {spec.timeout:g}s after the window"
+                )
+                break
+            due = started + fired / spec.rate if fired < planned else deadline
+            delay = max(0.0, min(due, deadline) - clock())
+            if pending:
+                wait(pending, timeout=min(delay, 0.05) or 0.001, return_when=FIRST_COMPLETED)
+            elif delay > 0:
+                sleep(delay)
+    except BaseException:
+        result.reason = result.reason or "interrupted"
+        raise
     finally:
+        pool.shutdown(wait=False, cancel_futures=True)
         if own:
             http.close()
-    result.seconds = round(clock() - started, 3)
-    result.finish()
-    if not result.reason and result.p95_ms > spec.max_p95 * 1000:
-        result.reason = f"p95 latency {result.p95_ms:.0f} ms above {spec.max_p95 * 1000:.0f} ms"
-    result.passed = not result.reason
+        result.seconds = round(clock() - started, 3)
+        result.finish()
+        result.passed = not result.reason
     return result
 
 

@@ -66,6 +66,20 @@ class NginxAdapter:
         self.draining |= {int(p) for p in old if p.isdigit()}
         return time.monotonic() - started
 
+    def arm_dead_man(self, conf: str, seconds: float) -> None:
+        staged = nginx.dead_man_paths(self.upstream_file)[0]
+        self.runner.put_bytes(conf.encode(), staged)
+        self.runner.run(
+            nginx.arm_dead_man(self.upstream_file, self.test, self.reload, self.pid_file, seconds)
+        )
+
+    def disarm_dead_man(self) -> str | None:
+        """Call the timer off; returns what it printed if it had fired (``TIME STATUS``)."""
+        out = self.runner.run(nginx.disarm_dead_man(self.upstream_file)).stdout.strip()
+        if not out.startswith("fired"):
+            return None
+        return out.removeprefix("fired").strip() or "?"
+
     def wait_drained(self) -> float:
         """Wait (bounded by ``drain_timeout``) until old workers have exited."""
         started = time.monotonic()

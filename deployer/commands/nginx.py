@@ -87,3 +87,40 @@ def workers_alive(pids: Sequence[int]) -> Shell:
         return Shell.raw("true")
     listed = " ".join(str(int(p)) for p in pids)
     return Shell.raw(f"for p in {listed}; do kill -0 $p 2>/dev/null && echo $p; done; true")
+
+
+def dead_man_paths(path: str) -> tuple[str, str, str]:
+    """(the staged previous upstream, the timer's pid file, the marker it leaves when fired)"""
+    return (
+        f"{path}.deployer-deadman-conf",
+        f"{path}.deployer-deadman",
+        f"{path}.deployer-deadman-fired",
+    )
+
+
+def arm_dead_man(path: str, test: Shell, reload: Shell, pid_file: str, seconds: float) -> Shell:
+    """A timer on the router host, in its own session (it outlives deployer and its SSH
+    connection): after ``seconds`` it puts the staged previous upstream back with the same
+    switch script (test, graceful reload, restore on failure) and leaves a marker with the
+    time and the script's exit status. :func:`disarm_dead_man` calls it off."""
+    conf, timer, fired = (join([p]).text for p in dead_man_paths(path))
+    body = switch(dead_man_paths(path)[0], path, test, reload, pid_file)
+    script = (
+        f"sleep {seconds:g} && {{ ( {body.text} ) >/dev/null 2>&1; rc=$?; "
+        f'echo "$(date +%s) $rc" > {fired}; }}; rm -f {timer}'
+    )
+    text = (
+        f"rm -f {fired}; setsid bash -c {join([script]).text} >/dev/null 2>&1 </dev/null & "
+        f"echo $! > {timer}"
+    )
+    shown = f"arm a timer on the router: after {seconds:g}s put back {conf}, test, reload"
+    return Shell.around(text, shown, body)
+
+
+def disarm_dead_man(path: str) -> Shell:
+    """Call the timer off; prints ``fired TIME STATUS`` if it had already switched back."""
+    conf, timer, fired = (join([p]).text for p in dead_man_paths(path))
+    return Shell.raw(
+        f'if [ -f {timer} ]; then kill -- -"$(cat {timer})" 2>/dev/null; rm -f {timer}; fi; '
+        f'rm -f {conf}; if [ -f {fired} ]; then echo "fired $(cat {fired})"; fi; true'
+    )

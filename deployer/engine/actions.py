@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from deployer.adapters import http
 from deployer.adapters.hosts import upload
+from deployer.commands.shell import Shell
 from deployer.engine.hosts import HostPool
 from deployer.engine.signals import SignalGuard
 from deployer.errors import DeployerError, GateFailed
 from deployer.gates import GateResult
-from deployer.plan import Action, Gate, Migrate, Run, ScheduleStop, StopColor, Switch, Upload
+from deployer.plan import (
+    Action,
+    ArmDeadMan,
+    DisarmDeadMan,
+    Gate,
+    Migrate,
+    Run,
+    ScheduleStop,
+    StopColor,
+    Switch,
+    Upload,
+)
 from deployer.playbook.models import Playbook
 
 
@@ -40,6 +53,18 @@ class Actions:
                     return "no previous upstream to restore"
                 seconds = self.hosts.router.switch(conf)
                 return f"traffic on {color or 'previous'} ({version or '-'}) after {seconds:.3f}s"
+            case ArmDeadMan(conf=conf, seconds=seconds):
+                self.hosts.router.arm_dead_man(conf, seconds)
+                return f"the router switches back by itself after {seconds:g}s unless called off"
+            case DisarmDeadMan(must_not_have_fired=strict):
+                fired = self.hosts.router.disarm_dead_man()
+                if fired is None:
+                    return "dead-man timer called off"
+                when, _, status = fired.partition(" ")
+                what = f"the dead-man switch had switched traffic back at {when} (exit {status})"
+                if strict:
+                    raise DeployerError(what)
+                return what
             case StopColor(host=host, command=command):
                 drained = self.hosts.router.wait_drained()
                 self.hosts.runner(host).run(command, timeout=120)
@@ -101,14 +126,24 @@ class Actions:
             f"{record['attempts']} attempt(s){acks}"
         )
 
+    def _alive(self, host: str, status: Shell) -> Callable[[], bool]:
+        def check() -> bool:
+            try:
+                return self.hosts.runner(host).run(status, check=False, timeout=20).ok
+            except DeployerError:
+                return True  # cannot tell: let the probes decide
+
+        return check
+
     def _gate(self, gate: Gate) -> str:
         results = []
-        for url in gate.urls:
+        for i, url in enumerate(gate.urls):
             if gate.kind == "pre_switch":
-                res = http.pre_switch(url, self.pb.gates.pre_switch, gate.expect)
-            else:
-                res = http.post_switch(url, self.pb.gates.post_switch, gate.expect)
-            self.gates.append(res)
+                alive = self._alive(*gate.alive[i]) if i < len(gate.alive) else None
+                res = http.pre_switch(url, self.pb.gates.pre_switch, gate.expect, alive=alive)
+                self.gates.append(res)
+            else:  # appended before it runs: an interrupted gate keeps its samples
+                res = http.post_switch(url, self.pb.gates.post_switch, gate.expect, sink=self.gates)
             results.append(res)
             if not res.passed:
                 raise GateFailed(

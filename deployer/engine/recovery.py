@@ -69,11 +69,26 @@ def _recover(engine: Engine, pending: dict[str, Any], result: OperationResult) -
     last_phase: dict[str, str] = {}
     for rec in steps_seen:
         last_phase[rec["step"]] = rec["phase"]
-    if last_phase.get("post-switch-gate") == "done":
+    observed = Observed(
+        pending.get("from_color"),
+        pending.get("from_version"),
+        str(pending.get("upstream_before") or ""),
+        pending.get("versions_before") or {},
+    )
+    version = str(pending.get("version") or "")
+    steps = release_plan(engine.ctx, observed, version) if version else []
+    before_pivot = [s for s in steps if not s.after_pivot]
+    pivot = before_pivot[-1].key if before_pivot else "post-switch-gate"
+    if last_phase.get(pivot) == "done":
+        # the release stands; finish what was still due (the old color's scheduled stop)
+        rest = [s for s in steps if s.after_pivot and last_phase.get(s.key) != "done"]
+        out = Saga(op_id, rest, engine.actions, engine.journal, engine.reporter).run()
+        result.steps = [r.to_dict() for r in out.records]
+        result.warnings += out.warnings
         result.outcome = "succeeded"
         result.message = (
-            f"{op_id} had passed its post-switch gate; it stands. "
-            "The old color may still run; the next release stops it."
+            f"{op_id} had passed its post-switch gate; it stands"
+            + (f"; finished {len(rest)} step(s) it had not done" if rest else "")
         )
         return
     if "upstream_before" not in pending or not pending.get("version"):
@@ -82,13 +97,6 @@ def _recover(engine: Engine, pending: dict[str, Any], result: OperationResult) -
             f"({'; '.join(engine.journal.problems) or 'no begin record'}); check the hosts "
             "with `deployer status`, put the router back by hand, then move the journal away"
         )
-    observed = Observed(
-        pending.get("from_color"),
-        pending.get("from_version"),
-        str(pending.get("upstream_before") or ""),
-        pending.get("versions_before") or {},
-    )
-    steps = release_plan(engine.ctx, observed, str(pending["version"]))
     touched = [s for s in steps if last_phase.get(s.key) in NEEDS_UNDO]
     saga = Saga(op_id, [], engine.actions, engine.journal, engine.reporter)
     out = SagaOutcome()
@@ -100,9 +108,10 @@ def _recover(engine: Engine, pending: dict[str, Any], result: OperationResult) -
         result.message = "undo failed: " + "; ".join(out.undo_errors)
         return
     result.outcome = "rolled_back"
+    fired = [r.detail for r in out.records if "dead-man switch had" in r.detail]
     result.message = (
         f"undid {len(touched)} started step(s) of {op_id}; "
-        f"{observed.live_color or 'nothing'} serves"
+        f"{observed.live_color or 'nothing'} serves" + (f"; {fired[0]}" if fired else "")
     )
     engine.verify_serving(result)
 

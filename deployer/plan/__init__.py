@@ -68,6 +68,8 @@ class Gate:
     kind: Literal["pre_switch", "post_switch"]
     urls: tuple[str, ...]
     expect: Expectation
+    #: per url (pre-switch): the host and the status command that says the process runs
+    alive: tuple[tuple[str, Shell], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,22 @@ class Switch:
     color: str | None
     version: str | None
     conf: str
+
+
+@dataclass(frozen=True)
+class ArmDeadMan:
+    """A timer on the router host that puts ``conf`` back after ``seconds``."""
+
+    conf: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class DisarmDeadMan:
+    """Call the timer off; with ``must_not_have_fired``, a timer that already switched
+    back fails the step (the release did not stay live)."""
+
+    must_not_have_fired: bool = True
 
 
 @dataclass(frozen=True)
@@ -106,7 +124,9 @@ class Migrate:
     acknowledge: tuple[Any, ...]
 
 
-Action = Run | Upload | Gate | Switch | StopColor | ScheduleStop | Migrate
+Action = (
+    Run | Upload | Gate | Switch | StopColor | ScheduleStop | Migrate | ArmDeadMan | DisarmDeadMan
+)
 
 
 @dataclass(frozen=True)
@@ -278,15 +298,24 @@ def switch_steps(ctx: Context, observed: Observed, color: str, version: str) -> 
     pre_urls = tuple(f"http://{h.reach}:{pb.colors.port(color)}{pre.path}" for h in pb.app_hosts)
     post = pb.gates.post_switch
     post_url = pb.router.url.rstrip("/") + post.path
+    router = pb.router_host.name
+    margin = pb.router.dead_man_margin
+    dead_man = bool(margin and observed.live_color and observed.upstream_text)
+    deadline = post.window + post.timeout + margin
     steps = [
         Step(
             "pre-switch-gate",
             None,
-            Gate("pre_switch", pre_urls, ctx.expectation(pre, first, color, version)),
+            Gate(
+                "pre_switch",
+                pre_urls,
+                ctx.expectation(pre, first, color, version),
+                tuple((h.name, ctx.shell(pb.service.status, h, color)) for h in pb.app_hosts),
+            ),
         ),
         Step(
             "switch",
-            pb.router_host.name,
+            router,
             Switch(color, version, ctx.upstream(color, version)),
             undo=Switch(observed.live_color, observed.live_version, observed.upstream_text),
         ),
@@ -296,6 +325,15 @@ def switch_steps(ctx: Context, observed: Observed, color: str, version: str) -> 
             Gate("post_switch", (post_url,), ctx.expectation(post, first, color, version)),
         ),
     ]
+    if dead_man:  # bounds users' exposure if deployer dies after the switch
+        arm = Step(
+            "arm-dead-man",
+            router,
+            ArmDeadMan(observed.upstream_text, deadline),
+            undo=DisarmDeadMan(must_not_have_fired=False),
+        )
+        steps.insert(1, arm)
+        steps.append(Step("disarm-dead-man", router, DisarmDeadMan()))
     if observed.live_color:
         old = observed.live_color
         steps += [
@@ -350,6 +388,13 @@ def describe(action: Action) -> list[str]:
             return ["wait for old nginx workers to exit", command.shown]
         case ScheduleStop(command=command):
             return ["wait for old nginx workers to exit", command.shown]
+        case ArmDeadMan(seconds=seconds):
+            return [
+                f"arm a timer on the router host: after {seconds:g}s it puts the previous "
+                "upstream back (test, graceful reload) unless called off"
+            ]
+        case DisarmDeadMan():
+            return ["call the router's dead-man timer off (fails if it already switched back)"]
         case Migrate(scripts=scripts, current=current, upgrade=upgrade):
             return [
                 current.shown,

@@ -194,6 +194,13 @@ class NginxRouter(Strict):
         "the old color may be stopped (set nginx's worker_shutdown_timeout below it).",
     )
     keepalive: int = Field(16, ge=0, description="`keepalive` connections in the upstream.")
+    dead_man_margin: Duration = Field(
+        30.0,
+        description="Before the switch a timer is armed on the router host that puts the "
+        "previous upstream back after the post-switch window + one probe timeout + this "
+        "margin, unless the release calls it off once its gate passed: a deployer killed "
+        "after the switch exposes users for at most that long. 0 disables it.",
+    )
 
 
 class PreSwitchGate(Strict):
@@ -208,6 +215,9 @@ class PreSwitchGate(Strict):
     timeout: Duration = Field(2.0, description="Timeout of one probe.")
     interval: Duration = Field(0.5, description="Pause between probes.")
     successes: int = Field(3, ge=1, description="Consecutive successes needed.")
+    max_p95: Duration | None = Field(
+        None, description="Largest p95 latency allowed over the probes. Default: no limit."
+    )
     budget: Duration = Field(60.0, description="Total time allowed before the gate fails.")
 
 

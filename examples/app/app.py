@@ -16,15 +16,23 @@ import json
 import os
 import signal
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class State:
-    def __init__(self, version: str, color: str, unhealthy_after: int):
+    def __init__(
+        self, version: str, color: str, unhealthy_after: int, slow_after: int = -1, delay: float = 0
+    ):
         self.version, self.color = version, color
         self.unhealthy_after = unhealthy_after
+        self.slow_after, self.delay = slow_after, delay
         self.health_checks = 0
         self.lock = threading.Lock()
+
+    def slow(self) -> bool:
+        with self.lock:
+            return 0 <= self.slow_after < self.health_checks
 
     def healthy(self, count: bool) -> bool:
         with self.lock:
@@ -53,6 +61,8 @@ def handler(state: State) -> type[BaseHTTPRequestHandler]:
             }
             if path == "/health":
                 ok = state.healthy(count=True)
+                if state.slow():
+                    time.sleep(state.delay)
                 doc["status"] = "ok" if ok else "unhealthy"
                 self._send(200 if ok else 503, doc)
             elif path == "/":
@@ -79,13 +89,15 @@ def main() -> None:
     parser.add_argument("--color", default="blue")
     parser.add_argument("--version", default=None)
     parser.add_argument("--unhealthy-after", type=int, default=-1)
+    parser.add_argument("--slow-after", type=int, default=-1, help="health checks before /health slows")
+    parser.add_argument("--health-delay", type=float, default=0.0, help="seconds /health takes then")
     args = parser.parse_args()
     version = args.version
     if version is None:
         here = os.path.dirname(os.path.abspath(__file__))
         with open(os.path.join(here, "VERSION"), encoding="utf-8") as fh:
             version = fh.read().strip()
-    state = State(version, args.color, args.unhealthy_after)
+    state = State(version, args.color, args.unhealthy_after, args.slow_after, args.health_delay)
     ThreadingHTTPServer.daemon_threads = True
     ThreadingHTTPServer.block_on_close = False
     ThreadingHTTPServer.allow_reuse_address = True

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Start, stop or check one color of the example app.
-#   appctl.sh start  ROOT COLOR PORT VERSION UNHEALTHY_AFTER
+#   appctl.sh start  ROOT COLOR PORT VERSION UNHEALTHY_AFTER [SLOW_AFTER HEALTH_DELAY]
 #   appctl.sh stop   ROOT COLOR
 #   appctl.sh status ROOT COLOR
 set -eu
@@ -11,11 +11,12 @@ alive() { s=$(ps -o stat= -p "$1" 2>/dev/null) && [ -n "$s" ] && [ "${s#Z}" = "$
 running() { [ -f "$pidfile" ] && alive "$(cat "$pidfile")"; }
 case "$cmd" in
   start)
-    port=$4 version=$5 unhealthy=$6
+    port=$4 version=$5 unhealthy=$6 slow_after=${7:--1} delay=${8:-0}
     here=$(cd "$(dirname "$0")" && pwd)
     if running; then echo "$color already running (pid $(cat "$pidfile"))" >&2; exit 1; fi
     setsid python3 "$here/app.py" --port "$port" --color "$color" --version "$version" \
-      --unhealthy-after "$unhealthy" >"$root/$color.log" 2>&1 </dev/null &
+      --unhealthy-after "$unhealthy" --slow-after "$slow_after" --health-delay "$delay" \
+      >"$root/$color.log" 2>&1 </dev/null &
     echo $! >"$pidfile"
     ;;
   stop)

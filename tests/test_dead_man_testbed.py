@@ -1,0 +1,117 @@
+"""Issue 8's safety nets on the real bed: the router's dead-man switch and bounded gates.
+
+A deployer killed (SIGKILL, no cleanup) after the switch of a broken release: with nobody
+running `recover`, the router host's timer puts the old color back within the deadline
+(window + probe timeout + margin); users' errors are bounded by rate x deadline.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+import httpx
+import pytest
+from conftest import ROOT, Deploy, demo_playbook, write_playbook
+from loadgen import Load
+
+pytestmark = [pytest.mark.testbed, pytest.mark.slow]
+
+
+def _live_version(deploy: Deploy) -> str | None:
+    try:
+        return str(httpx.get(deploy.url + "/health", timeout=2, trust_env=False).json()["version"])
+    except (httpx.HTTPError, ValueError, KeyError):
+        return None
+
+
+def test_a_killed_broken_release_is_switched_back_by_the_router_alone(deploy: Deploy) -> None:
+    assert deploy.release("v1").returncode == 0
+    doc = demo_playbook(deploy.bed, deploy.root, deploy.path.parent / "journal")
+    # a gate slow to judge (2 samples/s, half may fail), so the kill lands while v2 is live
+    doc["gates"]["post_switch"].update(
+        {"window": "4s", "timeout": "2s", "rate": 2, "max_error_rate": 0.5}
+    )
+    doc["router"]["dead_man_margin"] = "3s"  # deadline: 4 + 2 + 3 = 9 s after arming
+    doc["vars"]["unhealthy_after"] = "4"  # passes the pre-switch gate, then breaks
+    write_playbook(deploy.path, doc)
+    rate = 100
+    with Load(deploy.url + "/", rate=rate, threads=2, seconds=60) as load:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "deployer",
+                "release",
+                "-p",
+                str(deploy.path),
+                "--version",
+                "v2",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and _live_version(deploy) != "v2":
+            time.sleep(0.05)
+        switched_at = time.monotonic()
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGKILL)  # a reclaimed CI runner: nothing runs after this
+        proc.wait(timeout=10)
+        back = None
+        while time.monotonic() < switched_at + 20:
+            if _live_version(deploy) == "v1":
+                back = time.monotonic()
+                break
+            time.sleep(0.05)
+        time.sleep(0.5)
+        load.stop.set()
+    assert back is not None, "the router never switched back by itself"
+    exposure = back - switched_at
+    errors = load.stats.server_errors + len(load.stats.failures)
+    print(f"\nkilled broken release: back on v1 {exposure:.2f}s after the switch, {errors} errors")
+    assert exposure <= 9 + 2.5  # the deadline, plus the switch and a reload
+    assert errors <= rate * (9 + 2.5)
+    rec = deploy.run("-o", "json", "recover", "-p", str(deploy.path))
+    assert rec.returncode == 0, rec.stderr
+    doc_rec = json.loads(rec.stdout)
+    assert doc_rec["outcome"] == "rolled_back" and "dead-man switch had" in doc_rec["message"]
+    assert doc_rec["steps"], "recover lists the steps it undid"
+    assert _live_version(deploy) == "v1"
+
+
+def test_a_healthy_release_disarms_the_dead_man_switch(deploy: Deploy) -> None:
+    assert deploy.release("v1").returncode == 0
+    doc = demo_playbook(deploy.bed, deploy.root, deploy.path.parent / "journal")
+    doc["router"]["dead_man_margin"] = "1s"  # fires 5 s after arming if not called off
+    write_playbook(deploy.path, doc)
+    proc = deploy.run("-o", "json", "release", "-p", str(deploy.path), "--version", "v2")
+    assert proc.returncode == 0, proc.stderr
+    names = [s["name"] for s in json.loads(proc.stdout)["steps"]]
+    assert names.index("arm-dead-man") < names.index("switch") < names.index("disarm-dead-man")
+    time.sleep(6)
+    assert _live_version(deploy) == "v2"  # nothing switched it back
+
+
+@pytest.mark.parametrize("delay", ["1.5", "5"])
+def test_a_slow_release_is_rolled_back_within_window_plus_timeout(
+    deploy: Deploy, delay: str
+) -> None:
+    assert deploy.release("v1").returncode == 0
+    doc = demo_playbook(deploy.bed, deploy.root, deploy.path.parent / "journal")
+    doc["service"]["start"] += f" 5 {delay}"  # /health slows after 5 checks
+    doc["gates"]["post_switch"].update({"window": "10s", "timeout": "2s", "max_p95": "1s"})
+    write_playbook(deploy.path, doc)
+    started = time.monotonic()
+    proc = deploy.run("-o", "json", "release", "-p", str(deploy.path), "--version", "v2")
+    assert proc.returncode == 4, proc.stderr
+    result: dict[str, Any] = json.loads(proc.stdout)
+    gate = next(g for g in result["gates"] if g["name"] == "post_switch")
+    assert gate["seconds"] <= 10 + 2 + 0.5, gate
+    assert time.monotonic() - started < 60
+    assert _live_version(deploy) == "v1"
