@@ -89,8 +89,12 @@ def main() -> None:
     parser.add_argument("--color", default="blue")
     parser.add_argument("--version", default=None)
     parser.add_argument("--unhealthy-after", type=int, default=-1)
-    parser.add_argument("--slow-after", type=int, default=-1, help="health checks before /health slows")
-    parser.add_argument("--health-delay", type=float, default=0.0, help="seconds /health takes then")
+    parser.add_argument(
+        "--slow-after", type=int, default=-1, help="health checks before /health slows"
+    )
+    parser.add_argument(
+        "--health-delay", type=float, default=0.0, help="seconds /health takes then"
+    )
     args = parser.parse_args()
     version = args.version
     if version is None:
