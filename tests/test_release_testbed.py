@@ -39,7 +39,7 @@ def test_successful_release_serves_new_version_and_stops_old_after_window(deploy
     assert doc["outcome"] == "succeeded" and doc["from_color"] == "blue"
     assert doc["to_color"] == "green" and doc["from_version"] == "v1"
     assert deploy.live() == {**deploy.live(), "version": "v2", "color": "green"}
-    assert [s["name"] for s in doc["steps"]][-1] == "stop-old-later"
+    assert [s["name"] for s in doc["steps"]][-2:] == ["stop-old-later", "prune-releases"]
     assert all(s["status"] == "ok" for s in doc["steps"])
     assert _running(deploy, "green")
     deadline = time.monotonic() + 10  # keep_warm is 500ms in the test playbook

@@ -7,7 +7,9 @@ is refused unless ``accept_new_host_key`` was given, and a changed key is always
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import os
 import subprocess
 import tarfile
@@ -19,7 +21,7 @@ from typing import Any
 from deployer.adapters import known_hosts as known_hosts_file
 from deployer.commands import files
 from deployer.commands.shell import Secret, Shell, join, redact, stdin_script
-from deployer.errors import CommandFailed, HostError, HostKeyError
+from deployer.errors import CommandFailed, DeployerError, HostError, HostKeyError
 from deployer.playbook.models import Host
 from deployer.ports import CommandResult, Runner
 
@@ -283,22 +285,60 @@ def archive(local: Path) -> bytes:
     return buf.getvalue()
 
 
-def upload(runner: Runner, local: Path, dest: str) -> None:
-    """Copy a local file or directory into ``dest`` on the host.
+def digest_tree(local: Path) -> str:
+    """SHA-256 of what is shipped (relative paths, modes, contents; not mtimes), so the same
+    build always has the same digest."""
+    h = hashlib.sha256()
+    files = [local] if local.is_file() else sorted(p for p in local.rglob("*") if p.is_file())
+    for path in files:
+        rel = path.name if path == local else path.relative_to(local).as_posix()
+        if "__pycache__" in rel or rel.endswith(".pyc"):
+            continue
+        h.update(f"{rel}\0{path.stat().st_mode & 0o777:o}\0".encode())
+        h.update(hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()
 
-    The archive is staged in a fresh private directory (``mktemp -d``: a random name, mode
-    0700, owned by the SSH user), never under a name another local user could guess and
-    create first in a world-writable directory.
+
+def upload(runner: Runner, local: Path, dest: str, version: str = "") -> str:
+    """Ship a local file or directory as the immutable release directory ``dest``.
+
+    A version is shipped once: staged in a fresh private directory beside ``dest`` (never a
+    name another local user could guess), unpacked, given a manifest (version, digest,
+    time) and renamed into place in one step. The same build already there is not shipped
+    again; another build under the same name is refused, never overwritten.
     """
     if not local.exists():
         raise HostError(f"{runner.name}: upload source {local} does not exist")
+    digest = digest_tree(local)
+    kind, _, text = runner.run(files.inspect_release(dest)).stdout.partition("\n")
+    if kind.strip() == "manifest":
+        try:
+            shipped = json.loads(text).get("digest")
+        except (ValueError, AttributeError):
+            shipped = None
+        if shipped == digest:
+            return f"{dest} already holds this build ({digest[:12]}); not shipped again"
+        raise DeployerError(
+            f"{runner.name}: {dest} already holds another build ({str(shipped)[:12]}, not "
+            f"{digest[:12]}); releases are immutable: release it under a new version"
+        )
+    if kind.strip() == "unmanaged":
+        raise DeployerError(
+            f"{runner.name}: {dest} exists but was not shipped by deployer (no manifest); "
+            "move it away or release under a new version"
+        )
     data = archive(local)
-    staging = runner.run(files.make_staging_dir()).stdout.strip()
+    staging = runner.run(files.make_staging_dir(dest)).stdout.strip()
     if not staging.startswith("/") or "\n" in staging:
         raise HostError(f"{runner.name}: mktemp -d printed {staging[:80]!r}, not a directory")
+    manifest = json.dumps(
+        {"version": version, "digest": digest, "shipped_at": time.time(), "source": str(local)},
+        sort_keys=True,
+    )
     try:
         runner.put_bytes(data, f"{staging}/upload.tar.gz")
     except BaseException:
         runner.run(join(["rm", "-rf", "--", staging]), check=False)
         raise
-    runner.run(files.extract_archive(f"{staging}/upload.tar.gz", dest, cleanup=staging))
+    runner.run(files.install_release(staging, dest, manifest))
+    return f"{dest} ({digest[:12]})"

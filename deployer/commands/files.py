@@ -49,17 +49,60 @@ def observe_host(state_dir: str, statuses: dict[str, Shell]) -> Shell:
     )
 
 
-def make_staging_dir() -> Shell:
-    """A fresh private directory for an upload (prints its path)."""
-    return Shell.raw("umask 077 && mktemp -d -t deployer-upload.XXXXXXXXXX")
+MANIFEST = ".deployer-manifest"
 
 
-def extract_archive(archive: str, dest: str, cleanup: str | None = None) -> Shell:
-    """Unpack an uploaded tar.gz into ``dest`` (created), then remove the archive (and the
-    staging directory ``cleanup``, whatever the outcome)."""
-    unpack = join(["mkdir", "-p", "--", dest]).then(join(["tar", "-xzf", archive, "-C", dest]))
-    gone = join(["rm", "-rf", "--", cleanup or archive])
-    return Shell.raw(f"{{ {unpack.text}; }}; rc=$?; {gone.text}; exit $rc")
+def make_staging_dir(dest: str) -> Shell:
+    """A fresh private directory for an upload, beside ``dest`` (so the final rename is
+    atomic and on one filesystem); prints its path."""
+    parent = dest.rstrip("/").rsplit("/", 1)[0] or "/"
+    template = f"{parent.rstrip('/')}/.deployer-upload.XXXXXXXXXX"
+    return join(["mkdir", "-p", "--", parent]).then(
+        Shell.raw(f"umask 077 && mktemp -d -- {join([template]).text}")
+    )
+
+
+def inspect_release(dest: str) -> Shell:
+    """``absent``, ``unmanaged`` (there, not shipped by deployer) or ``manifest`` and its
+    JSON on the next line."""
+    d, m = join([dest]).text, join([f"{dest.rstrip('/')}/{MANIFEST}"]).text
+    return Shell.raw(
+        f"if [ -f {m} ]; then echo manifest; head -c 4096 {m}; "
+        f"elif [ -e {d} ] || [ -L {d} ]; then echo unmanaged; else echo absent; fi"
+    )
+
+
+def install_release(staging: str, dest: str, manifest: str) -> Shell:
+    """Unpack the staged archive into ``staging/tree``, write the manifest, rename the tree
+    to ``dest`` in one rename(2) (never over an existing release), remove the staging."""
+    s, tree = join([staging]).text, join([f"{staging}/tree"]).text
+    archive = join([f"{staging}/upload.tar.gz"]).text
+    m = join([f"{staging}/tree/{MANIFEST}"]).text
+    return Shell.raw(
+        f"{{ mkdir -- {tree} && tar -xzf {archive} -C {tree} && "
+        f"printf '%s\\n' {join([manifest]).text} > {m} && chmod 755 {tree} && "
+        f"mv -T -- {tree} {join([dest]).text}; }}; rc=$?; rm -rf -- {s}; exit $rc"
+    )
+
+
+def require_release(dest: str, version: str) -> Shell:
+    """Fails (before anything changed) when a version's directory is not on the host."""
+    m = join([f"{dest.rstrip('/')}/{MANIFEST}"]).text
+    why = join([f"{dest} (version {version}) is no longer on this host; a rollback never uploads"])
+    return Shell.raw(f"if [ ! -f {m} ]; then echo {why.text} >&2; exit 3; fi")
+
+
+def prune_releases(parent: str, keep: int, protect: list[str]) -> Shell:
+    """Remove the oldest shipped versions beyond ``keep`` (by manifest time), never one in
+    ``protect`` (the live and the warm version) and never a name deployer could not have made."""
+    listed = " ".join(protect)
+    return Shell.raw(
+        f"cd -- {join([parent]).text} 2>/dev/null || exit 0; n=0; "
+        f"for m in $(ls -1t -- */{MANIFEST} 2>/dev/null); do d=${{m%/{MANIFEST}}}; "
+        'case $d in *[!A-Za-z0-9._+-]*|"") continue;; esac; n=$((n+1)); '
+        f"[ $n -le {int(keep)} ] && continue; "
+        f'case " {listed} " in *" $d "*) continue;; esac; rm -rf -- "./$d"; done; true'
+    )
 
 
 def make_parent(path: str) -> Shell:

@@ -40,9 +40,8 @@ class Actions:
                 for cmd in commands:
                     runner.run(cmd, timeout=600)
                 return ""
-            case Upload(host=host, src=src, dest=dest):
-                upload(self.hosts.runner(host), src, dest)
-                return dest
+            case Upload(host=host, src=src, dest=dest, version=version):
+                return upload(self.hosts.runner(host), src, dest, version)
             case Gate():
                 with self.guard.interruptible():  # a gate changes nothing: stop at once
                     return self._gate(action)

@@ -86,9 +86,8 @@ def _recover(engine: Engine, pending: dict[str, Any], result: OperationResult) -
         result.steps = [r.to_dict() for r in out.records]
         result.warnings += out.warnings
         result.outcome = "succeeded"
-        result.message = (
-            f"{op_id} had passed its post-switch gate; it stands"
-            + (f"; finished {len(rest)} step(s) it had not done" if rest else "")
+        result.message = f"{op_id} had passed its post-switch gate; it stands" + (
+            f"; finished {len(rest)} step(s) it had not done" if rest else ""
         )
         return
     if "upstream_before" not in pending or not pending.get("version"):

@@ -61,6 +61,7 @@ class Upload:
     host: str
     src: Path
     dest: str
+    version: str = ""
 
 
 @dataclass(frozen=True)
@@ -234,11 +235,22 @@ def _plain(value: Token) -> str:
 
 
 def prepare_steps(
-    ctx: Context, color: str, version: str, observed: Observed | None = None
+    ctx: Context,
+    color: str,
+    version: str,
+    observed: Observed | None = None,
+    *,
+    rollback: bool = False,
 ) -> list[Step]:
     """Ship ``version`` to ``color`` on every host and start it (undo: stop it and put back
-    the version the color had, so a later rollback never picks the failed one)."""
+    the version the color had, so a later rollback never picks the failed one).
+
+    A rollback never uploads the local folder (it holds newer code): it checks, before
+    anything changes, that the version's directory is still on each host and starts it
+    from there; only an ``upload.src`` that names the version (``builds/${version}``) is
+    shipped, and only if missing (releases are immutable)."""
     pb = ctx.pb
+    checks: list[Step] = []
     steps: list[Step] = []
     starts: list[Step] = []
     for host in pb.app_hosts:
@@ -246,8 +258,14 @@ def prepare_steps(
         for item in pb.ship:
             if item.upload is not None:
                 dest = ctx.value(item.upload.dest, host, color, version)
-                src = ctx.loaded.local_path(item.upload.src)
-                steps.append(Step(f"ship:{item.label}", host.name, Upload(host.name, src, dest)))
+                versioned = "${version}" in item.upload.src
+                if rollback and not versioned:
+                    check = Run(host.name, (files.require_release(dest, version),))
+                    checks.append(Step(f"check:{item.label}", host.name, check))
+                    continue
+                src = ctx.loaded.local_path(item.upload.src.replace("${version}", version))
+                upload = Upload(host.name, src, dest, version)
+                steps.append(Step(f"ship:{item.label}", host.name, upload))
             elif item.run is not None:
                 cmd = ctx.shell(item.run, host, color, version)
                 steps.append(Step(f"ship:{item.label}", host.name, Run(host.name, (cmd,))))
@@ -262,9 +280,9 @@ def prepare_steps(
             host.name, color, stop.command.then(files.restore_state(state_dir, color, before))
         )
         starts.append(Step("start", host.name, Run(host.name, start), undo=undo))
-    if pb.migrate is not None:
+    if pb.migrate is not None and not rollback:  # a rollback never migrates forward
         steps.append(migrate_step(ctx, color, version))
-    return steps + starts
+    return checks + steps + starts
 
 
 def migrate_step(ctx: Context, color: str, version: str) -> Step:
@@ -340,7 +358,25 @@ def switch_steps(ctx: Context, observed: Observed, color: str, version: str) -> 
             Step("stop-old-later", h.name, ctx.stop_later(h, old), after_pivot=True)
             for h in pb.app_hosts
         ]
+    steps += prune_steps(ctx, observed, color, version)
     return steps
+
+
+def prune_steps(ctx: Context, observed: Observed, color: str, version: str) -> list[Step]:
+    """Keep the newest ``keep_releases`` versions under each ``…/${version}`` upload
+    directory, never the new one nor the warm one."""
+    pb = ctx.pb
+    protect = [v for v in (version, observed.live_version) if v]
+    out = []
+    for host in pb.app_hosts:
+        for item in pb.ship:
+            if item.upload is None or not item.upload.dest.rstrip("/").endswith("/${version}"):
+                continue
+            dest = ctx.value(item.upload.dest, host, color, version)
+            parent = dest.rstrip("/").rsplit("/", 1)[0]
+            cmd = files.prune_releases(parent, pb.keep_releases, protect)
+            out.append(Step("prune-releases", host.name, Run(host.name, (cmd,)), after_pivot=True))
+    return out
 
 
 def release_plan(ctx: Context, observed: Observed, version: str) -> list[Step]:
@@ -367,7 +403,8 @@ def rollback_plan(ctx: Context, observed: Observed) -> tuple[str, list[Step]]:
             for h in ctx.pb.app_hosts
         ]
         return version, keep + switch_steps(ctx, observed, color, version)
-    return version, release_plan(ctx, observed, version)
+    steps = prepare_steps(ctx, color, version, observed, rollback=True)
+    return version, steps + switch_steps(ctx, observed, color, version)
 
 
 def describe(action: Action) -> list[str]:
@@ -376,7 +413,10 @@ def describe(action: Action) -> list[str]:
         case Run(commands=commands):
             return [c.shown for c in commands]
         case Upload(src=src, dest=dest):
-            return [f"upload {src} -> {dest} (tar.gz, extracted with tar -xzf)"]
+            return [
+                f"ship {src} -> {dest} once (staged beside it, manifest with its digest, "
+                "renamed into place; the same build already there is kept)"
+            ]
         case Gate(kind=kind, urls=urls):
             return [f"{kind} gate: GET {u}" for u in urls]
         case Switch(color=color, version=version):

@@ -142,7 +142,18 @@ class Colors(Strict):
 
 
 class Upload(Strict):
-    src: str = Field(description="Local file or directory (relative to the playbook).")
+    src: str = Field(
+        description="Local file or directory (relative to the playbook). It may name the "
+        "version (`builds/${version}`): then a rollback to a version whose directory is gone "
+        "from a host ships it from there; no other `${...}` is allowed."
+    )
+
+    @model_validator(mode="after")
+    def _src_template(self) -> Upload:
+        if "${" in self.src.replace("${version}", ""):
+            raise ValueError("upload.src: only ${version} may be used here")
+        return self
+
     dest: Path_ = Field(description="Remote destination directory (a template).")
 
 
@@ -331,6 +342,13 @@ class Playbook(Strict):
     state_dir: Path_ = Field(
         "/var/lib/deployer/${app}",
         description="Directory on each host where deployer records each color's version.",
+    )
+    keep_releases: int = Field(
+        5,
+        ge=2,
+        le=1000,
+        description="Shipped versions kept on each host under an upload directory ending in "
+        "`/${version}` (older ones are removed after a release; never the live or warm one).",
     )
     journal_dir: str = Field(
         ".deployer", description="Local directory (relative to the playbook) for the journal."
