@@ -313,9 +313,9 @@ http {{
                 },
                 "post_switch": {
                     "path": "/health",
-                    "window": "2s",
+                    "window": "1s",
                     "rate": 20,
-                    "max_error_rate": 0.05,
+                    "max_error_rate": 0.1,
                     "max_p95": "1s",
                 },
             },

@@ -64,13 +64,11 @@ MATRIX = [
     ("observe", [signal.SIGTERM], 0.2, 3),  # lock held, nothing begun: released, exit 3
     ("stop-idle", [signal.SIGTERM], 0.2, 3),
     ("ship-run", [signal.SIGTERM], 0.2, 3),
-    ("ship-run", [signal.SIGINT], 0.2, 3),
     ("start", [signal.SIGTERM], 0.2, 3),
-    ("start", [signal.SIGTERM, signal.SIGTERM], 0.2, 3),
+    ("start", [signal.SIGINT, signal.SIGINT], 0.2, 3),
     ("pre-switch-gate", [signal.SIGTERM], 2.5, 3),
     ("switch", [signal.SIGTERM], 0.2, 4),
-    ("switch", [signal.SIGINT, signal.SIGINT], 0.2, 4),
-    ("post-switch-gate", [signal.SIGTERM], 3.0, 4),
+    ("post-switch-gate", [signal.SIGTERM, signal.SIGTERM], 3.0, 4),
 ]
 
 

@@ -48,7 +48,7 @@ def test_successful_release_serves_new_version_and_stops_old_after_window(deploy
     assert not _running(deploy, "blue")
     gates = {g["name"]: g for g in doc["gates"]}
     assert gates["pre_switch"]["passed"] and gates["post_switch"]["passed"]
-    assert gates["post_switch"]["probes"] == 40  # 2 s at 20/s
+    assert gates["post_switch"]["probes"] == 20  # 1 s at 20/s
 
 
 def test_failed_pre_switch_gate_never_shows_new_version_and_exits_3(deploy: Deploy) -> None:

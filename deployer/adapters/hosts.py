@@ -328,7 +328,7 @@ def upload(runner: Runner, local: Path, dest: str, version: str = "") -> str:
             "move it away or release under a new version"
         )
     data = archive(local)
-    staging = runner.run(files.make_staging_dir(dest)).stdout.strip()
+    staging = text.strip()
     if not staging.startswith("/") or "\n" in staging:
         raise HostError(f"{runner.name}: mktemp -d printed {staging[:80]!r}, not a directory")
     manifest = json.dumps(

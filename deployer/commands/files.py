@@ -63,12 +63,14 @@ def make_staging_dir(dest: str) -> Shell:
 
 
 def inspect_release(dest: str) -> Shell:
-    """``absent``, ``unmanaged`` (there, not shipped by deployer) or ``manifest`` and its
-    JSON on the next line."""
+    """``unmanaged`` (there, not shipped by deployer), ``manifest`` and its JSON on the next
+    line, or (absent) ``staged`` and a fresh staging directory for the upload (one round
+    trip for the common case)."""
     d, m = join([dest]).text, join([f"{dest.rstrip('/')}/{MANIFEST}"]).text
     return Shell.raw(
         f"if [ -f {m} ]; then echo manifest; head -c 4096 {m}; "
-        f"elif [ -e {d} ] || [ -L {d} ]; then echo unmanaged; else echo absent; fi"
+        f"elif [ -e {d} ] || [ -L {d} ]; then echo unmanaged; "
+        f"else echo staged; {make_staging_dir(dest).text}; fi"
     )
 
 

@@ -15,6 +15,7 @@ from deployer.gates import GateResult
 from deployer.plan import (
     Action,
     ArmDeadMan,
+    Commit,
     DisarmDeadMan,
     Gate,
     Migrate,
@@ -32,6 +33,9 @@ class Actions:
         self.pb, self.hosts, self.guard = pb, hosts, guard
         self.gates: list[GateResult] = []
         self.migrations: dict[str, Any] | None = None
+        #: set by the operation: records the commit on the router host (calling the dead-man
+        #: timer off first when one is armed); returns what the timer printed if it fired
+        self.on_commit: Callable[[bool], str | None] = lambda dead_man: None
 
     def __call__(self, action: Action) -> str:
         match action:
@@ -64,6 +68,16 @@ class Actions:
                 if strict:
                     raise DeployerError(what)
                 return what
+            case Commit(dead_man=dead_man):
+                fired = self.on_commit(dead_man)
+                if fired is not None:
+                    when, _, status = fired.partition(" ")
+                    raise DeployerError(
+                        f"the dead-man switch had switched traffic back at {when} "
+                        f"(exit {status}) before the release could stand"
+                    )
+                timer = "; dead-man timer called off" if dead_man else ""
+                return f"the release stands (recorded on the router host){timer}"
             case StopColor(host=host, command=command):
                 drained = self.hosts.router.wait_drained()
                 self.hosts.runner(host).run(command, timeout=120)

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 
 from deployer.commands import lock
+from deployer.commands.shell import Shell
 from deployer.errors import DeployerError, InputError, LockHeldError
 from deployer.ports import Reporter, Runner
 
@@ -155,9 +156,13 @@ class DeployLock:
             self._thread.join(timeout=30)
             self._thread = None
 
-    def release(self, op_id: str) -> None:
+    def release(self, op_id: str, also: Shell | None = None) -> None:
+        """Give the lock back (and run ``also`` first, in the same round trip)."""
         self.stop_heartbeat()
-        self.runner.run(lock.release(self.path, op_id), check=False)
+        cmd = lock.release(self.path, op_id)
+        if also is not None:
+            cmd = Shell.around(f"{also.text}; {cmd.text}", f"{also.shown}; {cmd.shown}", also)
+        self.runner.run(cmd, check=False)
         self._info = None
 
     def break_(self) -> lock.LockState:

@@ -7,6 +7,8 @@ The lock is taken before the journal is read (a second release while one runs is
 
 from __future__ import annotations
 
+import getpass
+import socket
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -15,9 +17,11 @@ from typing import Any
 from deployer.adapters import http
 from deployer.adapters.journal import FileJournal, JournalError
 from deployer.commands import files, nginx
+from deployer.commands.shell import Shell
 from deployer.engine.actions import Actions
 from deployer.engine.hosts import HostPool
 from deployer.engine.locking import DeployLock
+from deployer.engine.opstate import OperationState
 from deployer.engine.saga import Saga, SagaOutcome, describe_error
 from deployer.engine.signals import Interrupted, SignalGuard
 from deployer.errors import AbortedError, ExitCode, RecoveryNeededError, RolledBackError
@@ -76,6 +80,7 @@ class Engine:
             self.reporter,
             heartbeat_runner=lambda: self.hosts.fresh_runner(router.name),
         )
+        self.opstate = OperationState(self.hosts.runner(router.name), self.lock.path)
 
     # ----- observe -----
     def observe(self) -> Observed:
@@ -98,6 +103,13 @@ class Engine:
         return self.guard.requested or self.lock.lost
 
     def check_journal(self) -> None:
+        remote = self.opstate.read()
+        if remote:
+            raise RecoveryNeededError(
+                f"{remote.get('kind', 'operation')} {remote.get('id')} did not finish "
+                f"(recorded on the router host in {self.opstate.path}); "
+                "run `deployer recover` first (from any checkout of the playbook)"
+            )
         pending = self.journal.unfinished()
         if pending:
             damaged = " (its begin record is damaged)" if pending.get("damaged") else ""
@@ -142,6 +154,10 @@ class Engine:
                     "versions_before": {h: dict(v) for h, v in observed.versions.items()},
                 }
                 self.guard.check()
+                owner = {"owner": getpass.getuser(), "machine": socket.gethostname()}
+                self.opstate.write({"id": op_id, "phase": "begun", **owner, **op})
+                committed = {"id": op_id, "phase": "committed", **owner, **op}
+                self.actions.on_commit = lambda dead_man: self._commit(committed, dead_man)
                 self.journal.append({"id": op_id, "event": "begin", "ts": time.time(), **op})
                 result = OperationResult(
                     kind,
@@ -177,12 +193,32 @@ class Engine:
                 self._close(op_id, result)
         return result
 
+    def _commit(self, doc: dict[str, Any], dead_man: bool) -> str | None:
+        """The commit point, in one round trip on the router host: call the dead-man timer
+        off and, only if it had not fired, record that the release stands. Returns what the
+        timer printed if it had fired."""
+        write = self.opstate.write_command(doc)
+        if not dead_man:
+            self.opstate.runner.run(write)
+            return None
+        disarm = nginx.disarm_dead_man(self.hosts.router.upstream_file)
+        cmd = Shell.around(
+            f'out=$({disarm.text}); if [ -n "$out" ]; then echo "$out"; else {write.text}; fi',
+            f"{disarm.shown}; unless it had fired: {write.shown}",
+            disarm,
+            write,
+        )
+        out = self.opstate.runner.run(cmd).stdout.strip()
+        return out.removeprefix("fired").strip() or "?" if out.startswith("fired") else None
+
     def _close(self, op_id: str, result: OperationResult | None) -> None:
+        finished = None  # the router's operation record goes with the lock, when finished
         try:
             if result is not None:
                 result.ended_at = time.time()
                 # an operation whose undo failed stays open: `deployer recover` finishes it
                 if result.exit_code != ExitCode.NEEDS_RECOVERY:
+                    finished = self.opstate.clear_command(op_id)
                     try:
                         self.journal.append(
                             {
@@ -195,7 +231,7 @@ class Engine:
                     except JournalError as exc:
                         result.warnings.append(str(exc))
             try:
-                self.lock.release(op_id)
+                self.lock.release(op_id, also=finished)
             except Exception as exc:
                 if result is None:
                     raise
@@ -268,6 +304,7 @@ class Engine:
         try:
             observed = self.observe()
             state = self.lock.state()
+            remote = self.opstate.read()
         finally:
             self.hosts.close()
         hosts = []
@@ -285,7 +322,7 @@ class Engine:
                     },
                 }
             )
-        pending = self.journal.unfinished()
+        pending = self.journal.unfinished() or remote
         holder = state.info
         lock: dict[str, Any] | None = None
         if holder is not None:

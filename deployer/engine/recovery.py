@@ -34,7 +34,14 @@ def recover(engine: Engine) -> OperationResult:
             raise
         result = OperationResult("recover", pb.app, pb.environment, "-")
         try:
-            pending = engine.journal.unfinished()
+            local = engine.journal.unfinished()
+            remote = engine.opstate.read()
+            if remote is not None and remote.get("damaged"):
+                raise RecoveryNeededError(
+                    f"the operation record {engine.opstate.path} on the router host is "
+                    "unreadable; check the router with `deployer status`, then remove it"
+                )
+            pending = local if local is not None else remote
             if pending is None:
                 result.outcome, result.message = "succeeded", "nothing to recover"
                 result.warnings = list(engine.journal.problems)
@@ -51,8 +58,15 @@ def recover(engine: Engine) -> OperationResult:
                 pending.get("to_color"),
             )
             result.warnings = list(engine.journal.problems)
-            _recover(engine, pending, result)
+            if local is None:
+                result.warnings.append(
+                    f"no local journal of {op_id}: recovering from the router host's record "
+                    "(every step before the commit point is undone; undos are idempotent)"
+                )
+            _recover(engine, pending, result, precise=local is not None)
             if result.exit_code != ExitCode.NEEDS_RECOVERY:
+                engine.opstate.clear(op_id)
+                # always: the undo steps recover journalled here belong to this operation
                 engine.journal.append(
                     {"id": op_id, "event": "end", "outcome": "recovered", "ts": time.time()}
                 )
@@ -63,11 +77,15 @@ def recover(engine: Engine) -> OperationResult:
     return result
 
 
-def _recover(engine: Engine, pending: dict[str, Any], result: OperationResult) -> None:
+def _recover(
+    engine: Engine, pending: dict[str, Any], result: OperationResult, *, precise: bool
+) -> None:
+    """Undo or finish ``pending``. With the local journal (``precise``) only the steps it
+    started are undone; from the router host's record alone, every step before the commit
+    point is (or, once committed, the steps after it are finished)."""
     op_id = result.id
-    steps_seen = engine.journal.steps(op_id)
     last_phase: dict[str, str] = {}
-    for rec in steps_seen:
+    for rec in engine.journal.steps(op_id) if precise else []:
         last_phase[rec["step"]] = rec["phase"]
     observed = Observed(
         pending.get("from_color"),
@@ -79,9 +97,12 @@ def _recover(engine: Engine, pending: dict[str, Any], result: OperationResult) -
     steps = release_plan(engine.ctx, observed, version) if version else []
     before_pivot = [s for s in steps if not s.after_pivot]
     pivot = before_pivot[-1].key if before_pivot else "post-switch-gate"
-    if last_phase.get(pivot) == "done":
+    committed = last_phase.get(pivot) == "done" or pending.get("phase") == "committed"
+    if committed:
         # the release stands; finish what was still due (the old color's scheduled stop)
         rest = [s for s in steps if s.after_pivot and last_phase.get(s.key) != "done"]
+        if not precise:  # no journal: only what is safe to repeat (stop timers, pruning)
+            rest = [s for s in steps if s.after_pivot]
         out = Saga(op_id, rest, engine.actions, engine.journal, engine.reporter).run()
         result.steps = [r.to_dict() for r in out.records]
         result.warnings += out.warnings
@@ -96,7 +117,10 @@ def _recover(engine: Engine, pending: dict[str, Any], result: OperationResult) -
             f"({'; '.join(engine.journal.problems) or 'no begin record'}); check the hosts "
             "with `deployer status`, put the router back by hand, then move the journal away"
         )
-    touched = [s for s in steps if last_phase.get(s.key) in NEEDS_UNDO]
+    if precise:
+        touched = [s for s in steps if last_phase.get(s.key) in NEEDS_UNDO]
+    else:
+        touched = [s for s in steps if not s.after_pivot and s.undo is not None]
     saga = Saga(op_id, [], engine.actions, engine.journal, engine.reporter)
     out = SagaOutcome()
     saga.compensate(touched, out)

@@ -97,6 +97,14 @@ class DisarmDeadMan:
 
 
 @dataclass(frozen=True)
+class Commit:
+    """The commit point: the router's dead-man timer is called off (``dead_man``) and its
+    operation record says the release stands, in one round trip."""
+
+    dead_man: bool = False
+
+
+@dataclass(frozen=True)
 class StopColor:
     host: str
     color: str
@@ -126,7 +134,16 @@ class Migrate:
 
 
 Action = (
-    Run | Upload | Gate | Switch | StopColor | ScheduleStop | Migrate | ArmDeadMan | DisarmDeadMan
+    Run
+    | Upload
+    | Gate
+    | Switch
+    | StopColor
+    | ScheduleStop
+    | Migrate
+    | ArmDeadMan
+    | DisarmDeadMan
+    | Commit
 )
 
 
@@ -351,7 +368,7 @@ def switch_steps(ctx: Context, observed: Observed, color: str, version: str) -> 
             undo=DisarmDeadMan(must_not_have_fired=False),
         )
         steps.insert(1, arm)
-        steps.append(Step("disarm-dead-man", router, DisarmDeadMan()))
+    steps.append(Step("commit", router, Commit(dead_man)))  # the last step before the pivot
     if observed.live_color:
         old = observed.live_color
         steps += [
@@ -435,6 +452,9 @@ def describe(action: Action) -> list[str]:
             ]
         case DisarmDeadMan():
             return ["call the router's dead-man timer off (fails if it already switched back)"]
+        case Commit(dead_man=dead_man):
+            timer = "call the dead-man timer off (fails if it fired), then " if dead_man else ""
+            return [f"{timer}record on the router host that the release stands"]
         case Migrate(scripts=scripts, current=current, upgrade=upgrade):
             return [
                 current.shown,
