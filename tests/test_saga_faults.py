@@ -233,3 +233,35 @@ def test_an_operation_whose_undo_failed_stays_open_for_recover(tmp_path: Path) -
     engine.lock.acquire("op-1")
     engine._close("op-1", ok)
     assert engine.journal.unfinished() is None
+
+
+def test_a_release_that_cannot_journal_its_begin_leaves_no_router_record(tmp_path: Path) -> None:
+    """Disk full at `begin`: nothing changed (exit 3) and the router host's operation record
+    is gone, so the next release is not told to recover."""
+    from deployer.adapters.journal import JournalError
+    from deployer.engine.operations import Engine
+    from deployer.errors import AbortedError
+    from deployer.plan import Context
+    from deployer.playbook import load_playbook
+
+    pb = tmp_path / "p.yml"
+    pb.write_text(
+        "app: shop\nhosts: [{name: here, transport: local}]\n"
+        "colors: {blue: {port: 8001}, green: {port: 8002}}\n"
+        "service: {start: 'true', stop: 'true', status: 'false'}\n"
+        f"router: {{upstream_file: {tmp_path}/u.conf, url: 'http://127.0.0.1:9'}}\n"
+        f"state_dir: {tmp_path}/state\njournal_dir: {tmp_path}/journal\n"
+    )
+    engine = Engine(Context(load_playbook(pb), {}))
+    real_append = engine.journal.append
+
+    def full_disk(record: dict[str, Any]) -> None:
+        if record.get("event") == "begin":
+            raise JournalError("cannot write journal: No space left on device")
+        real_append(record)
+
+    engine.journal.append = full_disk  # type: ignore[method-assign]
+    with pytest.raises(AbortedError, match="nothing was changed"):
+        engine.release("v1")
+    assert engine.opstate.read() is None
+    assert engine.lock.state().kind == "absent"

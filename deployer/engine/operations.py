@@ -212,13 +212,15 @@ class Engine:
         return out.removeprefix("fired").strip() or "?" if out.startswith("fired") else None
 
     def _close(self, op_id: str, result: OperationResult | None) -> None:
-        finished = None  # the router's operation record goes with the lock, when finished
+        # the router's operation record goes with the lock, unless the operation needs
+        # recovery (an undo failed); nothing begun (result None) clears it too
+        needs_recovery = result is not None and result.exit_code == ExitCode.NEEDS_RECOVERY
+        finished = None if needs_recovery else self.opstate.clear_command(op_id)
         try:
             if result is not None:
                 result.ended_at = time.time()
                 # an operation whose undo failed stays open: `deployer recover` finishes it
-                if result.exit_code != ExitCode.NEEDS_RECOVERY:
-                    finished = self.opstate.clear_command(op_id)
+                if not needs_recovery:
                     try:
                         self.journal.append(
                             {
