@@ -206,10 +206,9 @@ def test_the_checkpoint_of_an_empty_store_verifies() -> None:
     assert not verify([], (0, "f" * 64)).ok
 
 
-def test_an_operation_whose_undo_failed_stays_open_for_recover(tmp_path: Path) -> None:
-    """Undo failure (exit 6) writes no `end`: `deployer recover` still sees the operation."""
-    from deployer.engine.operations import Engine, OperationResult
-    from deployer.errors import ExitCode
+def _local_engine(tmp_path: Path) -> Any:
+    """An engine on a `transport: local` playbook (lock, journal, router record; no SSH)."""
+    from deployer.engine.operations import Engine
     from deployer.plan import Context
     from deployer.playbook import load_playbook
 
@@ -221,7 +220,15 @@ def test_an_operation_whose_undo_failed_stays_open_for_recover(tmp_path: Path) -
         f"router: {{upstream_file: {tmp_path}/u.conf, url: 'http://127.0.0.1:9'}}\n"
         f"state_dir: {tmp_path}/state\njournal_dir: {tmp_path}/journal\n"
     )
-    engine = Engine(Context(load_playbook(pb), {}))
+    return Engine(Context(load_playbook(pb), {}))
+
+
+def test_an_operation_whose_undo_failed_stays_open_for_recover(tmp_path: Path) -> None:
+    """Undo failure (exit 6) writes no `end`: `deployer recover` still sees the operation."""
+    from deployer.engine.operations import OperationResult
+    from deployer.errors import ExitCode
+
+    engine = _local_engine(tmp_path)
     engine.lock.acquire("op-1")
     engine.journal.append({"id": "op-1", "event": "begin", "kind": "release"})
     failed = OperationResult("release", "shop", "production", "op-1")
@@ -239,20 +246,9 @@ def test_a_release_that_cannot_journal_its_begin_leaves_no_router_record(tmp_pat
     """Disk full at `begin`: nothing changed (exit 3) and the router host's operation record
     is gone, so the next release is not told to recover."""
     from deployer.adapters.journal import JournalError
-    from deployer.engine.operations import Engine
     from deployer.errors import AbortedError
-    from deployer.plan import Context
-    from deployer.playbook import load_playbook
 
-    pb = tmp_path / "p.yml"
-    pb.write_text(
-        "app: shop\nhosts: [{name: here, transport: local}]\n"
-        "colors: {blue: {port: 8001}, green: {port: 8002}}\n"
-        "service: {start: 'true', stop: 'true', status: 'false'}\n"
-        f"router: {{upstream_file: {tmp_path}/u.conf, url: 'http://127.0.0.1:9'}}\n"
-        f"state_dir: {tmp_path}/state\njournal_dir: {tmp_path}/journal\n"
-    )
-    engine = Engine(Context(load_playbook(pb), {}))
+    engine = _local_engine(tmp_path)
     real_append = engine.journal.append
 
     def full_disk(record: dict[str, Any]) -> None:
