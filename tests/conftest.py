@@ -75,6 +75,19 @@ class Deploy:
             check=False,
         )
 
+    def spawn(
+        self, *args: str, stdout: Any = subprocess.DEVNULL, stderr: Any = subprocess.DEVNULL
+    ) -> subprocess.Popen[str]:
+        """`deployer ARGS` in the background, to signal or kill it mid-operation."""
+        return subprocess.Popen(
+            [sys.executable, "-m", "deployer", *args],
+            cwd=ROOT,
+            stdout=stdout,
+            stderr=stderr,
+            text=True,
+            env={**os.environ, "NO_COLOR": "1"},
+        )
+
     def release(self, version: str, *extra: str, **kw: Any) -> subprocess.CompletedProcess[str]:
         return self.run("release", "-p", str(self.path), "--version", version, *extra, **kw)
 

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import time
 from typing import Any
 
 import httpx
 import pytest
-from conftest import ROOT, Deploy, demo_playbook, write_playbook
+from conftest import Deploy, demo_playbook, write_playbook
 from loadgen import Load
 
 pytestmark = [pytest.mark.testbed, pytest.mark.slow]
@@ -41,21 +39,7 @@ def test_a_killed_broken_release_is_switched_back_by_the_router_alone(deploy: De
     write_playbook(deploy.path, doc)
     rate = 100
     with Load(deploy.url + "/", rate=rate, threads=2, seconds=60) as load:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "deployer",
-                "release",
-                "-p",
-                str(deploy.path),
-                "--version",
-                "v2",
-            ],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        proc = deploy.spawn("release", "-p", str(deploy.path), "--version", "v2")
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and _live_version(deploy) != "v2":
             time.sleep(0.05)
@@ -152,21 +136,7 @@ def test_sigkill_anywhere_then_recover_from_a_fresh_checkout(
     write_playbook(deploy.path, doc)
     delay = {"pre-switch-gate": 1.8, "post-switch-gate": 2.5}.get(where, 0.3)
     with Load(deploy.url + "/", rate=100, threads=2, seconds=60) as load:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "deployer",
-                "release",
-                "-p",
-                str(deploy.path),
-                "--version",
-                "v2",
-            ],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        proc = deploy.spawn("release", "-p", str(deploy.path), "--version", "v2")
         _wait_for(marks / f"{mark}.reached")
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)

@@ -9,11 +9,9 @@ users never saw the new version (3), they got zero errors.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -88,16 +86,9 @@ def test_signal_at_each_step_tells_the_truth_and_leaves_a_clean_state(
     write_playbook(deploy.path, doc)
     for name in {"observe", "stop-idle", "ship-run", "start", "switch"} - {mark}:
         (marks / f"{name}.once").mkdir()  # only the step under test pauses
-    cmd = [sys.executable, "-m", "deployer", "-o", "json", "release", "-p", str(deploy.path)]
+    cmd = ["-o", "json", "release", "-p", str(deploy.path)]
     with Load(deploy.url + "/", rate=100, threads=2, seconds=60) as load:
-        proc = subprocess.Popen(
-            [*cmd, "--version", "v2"],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "NO_COLOR": "1"},
-        )
+        proc = deploy.spawn(*cmd, "--version", "v2", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             _wait_for(marks / f"{mark}.reached")
             time.sleep(delay)
@@ -130,24 +121,8 @@ def test_signal_at_each_step_tells_the_truth_and_leaves_a_clean_state(
 def _slow_release(deploy: Deploy, marks: Path) -> subprocess.Popen[str]:
     doc = _hooked(deploy, marks, post={"window": "4s"})
     write_playbook(deploy.path, doc)
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "deployer",
-            "-o",
-            "json",
-            "release",
-            "-p",
-            str(deploy.path),
-            "--version",
-            "v2",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    args = ("-o", "json", "release", "-p", str(deploy.path), "--version", "v2")
+    return deploy.spawn(*args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def test_recover_and_a_second_release_are_refused_while_a_release_runs(
@@ -178,12 +153,7 @@ def test_the_lock_heartbeat_renews_the_holder_record(deploy: Deploy, tmp_path: P
     doc = _hooked(deploy, marks, post={"window": "6s"})
     doc["lock"]["ttl"] = "16s"  # heartbeat every 5.3 s; the gates' worst case is 15 s
     write_playbook(deploy.path, doc)
-    live = subprocess.Popen(
-        [sys.executable, "-m", "deployer", "release", "-p", str(deploy.path), "--version", "v2"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    live = deploy.spawn("release", "-p", str(deploy.path), "--version", "v2")
     try:
         _wait_for(marks / "switch.reached")
         info_path = Path(doc["lock"]["path"]) / "info"

@@ -6,12 +6,11 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import httpx
 import pytest
-from conftest import ROOT, Deploy, demo_playbook, write_playbook
+from conftest import Deploy, demo_playbook, write_playbook
 from loadgen import Load
 
 pytestmark = pytest.mark.testbed
@@ -278,18 +277,12 @@ def test_killed_release_needs_recovery_then_recover_restores_old_color(deploy: D
     write_playbook(deploy.path, doc)
     log = deploy.path.parent / "killed-release.log"
     with log.open("w") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "deployer",
-                "release",
-                "-p",
-                str(deploy.path),
-                "--version",
-                "v2",
-            ],
-            cwd=ROOT,
+        proc = deploy.spawn(
+            "release",
+            "-p",
+            str(deploy.path),
+            "--version",
+            "v2",
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -317,24 +310,8 @@ def test_sigterm_during_post_switch_gate_rolls_back(deploy: Deploy) -> None:
     doc = demo_playbook(deploy.bed, deploy.root, deploy.path.parent / "journal")
     doc["gates"]["post_switch"]["window"] = "30s"
     write_playbook(deploy.path, doc)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "deployer",
-            "-o",
-            "json",
-            "release",
-            "-p",
-            str(deploy.path),
-            "--version",
-            "v2",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    args = ("-o", "json", "release", "-p", str(deploy.path), "--version", "v2")
+    proc = deploy.spawn(*args, stdout=subprocess.PIPE)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and deploy.live()["version"] != "v2":
         time.sleep(0.1)
