@@ -8,8 +8,12 @@
     ├── RolledBackError (4)           the release switched, failed after, and traffic is back
     ├── LockHeldError (5)             another release holds the lock (names the holder)
     ├── RecoveryNeededError (6)       an unfinished journal: run `deployer recover`
-    └── HostError (7)                 a host cannot be reached or trusted
-        └── HostKeyError (7)          unknown or changed SSH host key
+    ├── HostError (7)                 a host cannot be reached or trusted
+    │   └── HostKeyError (7)          unknown or changed SSH host key
+    └── DrillVerdict (1)              a drill's forced rollback (never leaves the engine)
+
+A drill that ran but did not prove rollback (too slow, a broken build its gates missed, a
+system not as it started) exits 8 (``ExitCode.DRILL_FAILED``).
 
 Adapters translate library errors (paramiko, invoke, httpx, OSError) into this tree at the
 boundary, most specific first, with ``raise ... from exc``; the CLI maps ``exit_code``.
@@ -48,6 +52,7 @@ class ExitCode(IntEnum):
     LOCKED = 5
     NEEDS_RECOVERY = 6
     HOST_UNREACHABLE = 7
+    DRILL_FAILED = 8
 
 
 class DeployerError(Exception):
@@ -108,3 +113,17 @@ class CommandFailed(DeployerError):
         self.host, self.command, self.exit_status, self.stderr = host, command, exit_status, stderr
         tail = stderr.strip().splitlines()[-1] if stderr.strip() else "no output"
         super().__init__(f"{host}: `{command}` exited {exit_status}: {tail}")
+
+
+class DrillVerdict(DeployerError):
+    """A drill rolls back here as a failing post-switch gate would; ``broken_passed``: the
+    build meant to fail its gate passed it."""
+
+    def __init__(self, broken_passed: bool):
+        self.broken_passed = broken_passed
+        super().__init__(
+            "the broken build passed the post-switch gate: a release like it would have stayed "
+            "live (check drill.broken_vars and the gates)"
+            if broken_passed
+            else "drill: rolling back as a failing post-switch gate would"
+        )

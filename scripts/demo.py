@@ -1,21 +1,26 @@
 #!/usr/bin/env python3
 """The demo: real blue-green releases on this machine, behind a real nginx, over real SSH.
 
-1. release v1, then v2 under a steady load through nginx (zero errors expected);
+1. release v1 (its migrate step lints migrations_safe's revisions, then applies them to the
+   bed's PostgreSQL), then v2 under a steady load through nginx (zero errors expected);
 2. release a broken v3: it passes the pre-switch gate, fails the post-switch gate, and
    deployer switches back to v2 by itself;
-3. show the evidence those releases recorded (verified hash chain, score, DORA).
+3. a rollback drill under load: v2 to the idle color, switch, rolled back as a failing gate
+   would, measured against the playbook's bound;
+4. show the evidence those left (verified hash chain, the score, 5/5, and DORA).
 Everything it started is stopped at the end (KEEP=1 leaves the bed and the app running).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -36,6 +41,25 @@ def deployer(*args: str) -> int:
     cmd = [sys.executable, "-m", "deployer", *args]
     print("$ deployer " + " ".join(args), flush=True)
     return subprocess.run(cmd, cwd=ROOT, check=False).returncode
+
+
+def deployer_json(*args: str) -> Any:
+    cmd = [sys.executable, "-m", "deployer", "-o", "json", *args]
+    return json.loads(subprocess.run(cmd, cwd=ROOT, check=False, capture_output=True).stdout)
+
+
+#: the migrate step runs Alembic with this Python on the "host" (this machine)
+PYTHON = f"python={sys.executable}"
+
+
+def fresh_database(bed: Testbed) -> None:
+    """An empty `demo` database on the bed's PostgreSQL (the migrate step fills it)."""
+    import psycopg
+
+    url = f"postgresql://postgres@127.0.0.1:{bed.ports.pg}/postgres"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS demo WITH (FORCE)")
+        conn.execute("CREATE DATABASE demo")
 
 
 def stop_apps() -> None:
@@ -61,18 +85,24 @@ def report(name: str, load: Load) -> None:
 
 def main() -> int:
     bed = Testbed(Path(DEFAULT_DIR), env_ports())
-    say("starting the test bed: sshd on 127.0.0.1:2222, nginx on 127.0.0.1:8080")
-    bed.up({"ssh", "nginx"})
+    say(
+        "starting the test bed: sshd on 127.0.0.1:2222, nginx on 127.0.0.1:8080, "
+        "PostgreSQL on 127.0.0.1:54329"
+    )
+    bed.up({"ssh", "nginx", "pg"})
     url = f"http://127.0.0.1:{bed.ports.http}/"
     codes: list[int] = []
     try:
         reset(bed)
-        say("release v1 (first release: nothing live yet)")
-        codes.append(deployer("release", "-p", str(PLAYBOOK), "--version", "v1"))
+        fresh_database(bed)
+        say("release v1 (first release: nothing live yet; migrations linted, then applied)")
+        codes.append(deployer("release", "-p", str(PLAYBOOK), "--version", "v1", "--var", PYTHON))
 
         say("release v2 while a client sends ~200 requests/s through nginx")
         with Load(url, rate=200, threads=4, seconds=120) as load:
-            codes.append(deployer("release", "-p", str(PLAYBOOK), "--version", "v2"))
+            codes.append(
+                deployer("release", "-p", str(PLAYBOOK), "--version", "v2", "--var", PYTHON)
+            )
             load.stop.set()
         report("v1 -> v2", load)
 
@@ -80,11 +110,25 @@ def main() -> int:
         with Load(url, rate=200, threads=4, seconds=120) as load:
             codes.append(
                 deployer(
-                    "release", "-p", str(PLAYBOOK), "--version", "v3", "--var", "unhealthy_after=5"
+                    "release",
+                    "-p",
+                    str(PLAYBOOK),
+                    "--version",
+                    "v3",
+                    "--var",
+                    "unhealthy_after=5",
+                    "--var",
+                    PYTHON,
                 )
             )
             load.stop.set()
         report("the broken v3 and its rollback", load)
+
+        say("a rollback drill under load: v2 to the idle color, switched, rolled back, measured")
+        with Load(url, rate=200, threads=4, seconds=120) as load:
+            codes.append(deployer("drill", "-p", str(PLAYBOOK)))
+            load.stop.set()
+        report("the drill", load)
 
         say("status")
         deployer("status", "-p", str(PLAYBOOK))
@@ -93,11 +137,12 @@ def main() -> int:
         deployer("evidence", "list", "-p", str(PLAYBOOK))
         deployer("evidence", "verify", "-p", str(PLAYBOOK))
         deployer("score", "-p", str(PLAYBOOK))
+        points = deployer_json("score", "-p", str(PLAYBOOK))["points"]
         time.sleep(0.2)
-        expected = [0, 0, 4]
-        ok = codes == expected
+        expected = [0, 0, 4, 0]
+        ok = codes == expected and points == 5
         say(
-            f"exit codes {codes} (expected {expected}: 4 = rolled back): "
+            f"exit codes {codes} (expected {expected}: 4 = rolled back), score {points}/5: "
             + ("demo OK" if ok else "UNEXPECTED")
         )
         return 0 if ok else 1

@@ -7,4 +7,4 @@ cd "$(dirname "$0")/.."
 bash scripts/install.sh
 .venv/bin/ruff check deployer tests scripts bench examples migrations_safe
 .venv/bin/mypy
-exec .venv/bin/python -m pytest -q "$@"
+exec .venv/bin/python -m pytest -q -n "${DEPLOYER_TEST_WORKERS:-2}" --dist loadfile "$@"

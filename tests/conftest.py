@@ -23,7 +23,12 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from testbed import Ports, Testbed, write_playbook  # noqa: E402
 
-TEST_PORTS = Ports(ssh=22229, http=18089, pg=54339, blue=18001, green=18002)
+#: pytest-xdist workers (gw0, gw1, ...) each get their own bed: ports shifted by 100 per worker
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+_OFF = 100 * _WORKER
+TEST_PORTS = Ports(
+    ssh=22229 + _OFF, http=18089 + _OFF, pg=54339 + _OFF, blue=18001 + _OFF, green=18002 + _OFF
+)
 
 
 def _need(binary: str) -> None:

@@ -146,7 +146,12 @@ def test_status_shows_live_and_idle_colors(deploy: Deploy) -> None:
     assert proc.returncode == 0, proc.stderr
     doc = _doc(proc)
     assert doc["live_color"] == "blue" and doc["live_version"] == "v1"
-    assert doc["hosts"][0]["colors"]["blue"] == {"version": "v1", "running": True, "live": True}
+    assert doc["hosts"][0]["colors"]["blue"] == {
+        "version": "v1",
+        "running": True,
+        "routed": True,
+        "live": True,
+    }
     assert doc["lock"] is None and doc["unfinished"] is None
 
 

@@ -65,7 +65,8 @@ def cli(ctx: click.Context, output: str, evidence_url: str | None) -> None:
     """Zero-downtime blue-green releases: health-gated, rolled back by themselves.
 
     Exit codes: 0 ok, 1 unexpected, 2 bad input, 3 aborted before the switch, 4 rolled back
-    after the switch, 5 locked, 6 needs recovery, 7 host unreachable or untrusted.
+    after the switch, 5 locked, 6 needs recovery, 7 host unreachable or untrusted, 8 a drill
+    that did not prove rollback.
     """
     ctx.obj = Application(output, evidence_url)
 
@@ -258,7 +259,11 @@ def status(app: Application, playbook: str, accept_new_host_key: bool) -> None:
                 color,
                 c["version"] or "-",
                 "yes" if c["running"] else "no",
-                "[bold green]live[/]" if c["live"] else "",
+                "[bold green]live[/]"
+                if c["live"]
+                else "[bold red]routed, not running[/]"
+                if c.get("routed")
+                else "",
             )
     app.out.print(table)
     lock = doc["lock"]
@@ -405,9 +410,11 @@ def docs(app: Application, section: str | None) -> None:
         app.out.print(f"    {row['description']}", markup=False)
 
 
+from deployer.cli import drill as _drill_command  # noqa: E402
 from deployer.cli import evidence as _evidence_commands  # noqa: E402
 from deployer.cli import lint as _lint_command  # noqa: E402
 
+_drill_command.register(cli)
 _evidence_commands.register(cli)
 _lint_command.register(cli)
 

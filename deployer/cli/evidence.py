@@ -137,7 +137,9 @@ def show(app: Application, record_id: str, playbook: str | None) -> None:
     Example: deployer evidence show 3 -p playbooks/demo.yml
     """
     recs = _records(app, playbook)
-    found = [r for r in recs if r["id"].startswith(record_id) or str(r["seq"]) == record_id]
+    found = [r for r in recs if str(r["seq"]) == record_id]  # a seq number first
+    if not found:
+        found = [r for r in recs if r["id"].startswith(record_id)]
     if len(found) != 1:
         raise InputError(f"{'no' if not found else 'more than one'} record matches {record_id!r}")
     app.emit_json(found[0])

@@ -5,7 +5,16 @@ from __future__ import annotations
 import re
 import shlex
 
-from deployer.commands.shell import Secret, Shell, Token, join, merge_env, quote, secret_env
+from deployer.commands.shell import (
+    REDACTED,
+    Secret,
+    Shell,
+    Token,
+    join,
+    merge_env,
+    quote,
+    secret_env,
+)
 
 _REV = re.compile(r"^([0-9A-Za-z_]+)(?: \(head\))?(?: \(.*\))?\s*$")
 LOCK_TIMEOUT_MARKERS = ("lock timeout", "LockNotAvailable", "canceling statement due to lock")
@@ -32,11 +41,14 @@ def alembic(
         f"DEPLOYER_STATEMENT_TIMEOUT={_ms(statement_timeout)}"
     )
     tail = join(args)
-    # the template may be compound (`cd dir && alembic`): run it in sh -c with the args after
+    # the template may be compound (`cd dir && alembic`): run it in sh -c with the args after;
+    # what `plan` shows is that same command (it runs as shown once *** is the real URL)
     script = join([command.text + ' "$@"']).text
+    shown_script = shlex.quote(command.shown + ' "$@"')
+    shown_assigns = assigns.replace(quote(url)[0], REDACTED, 1)
     return Shell(
         f"{assigns} sh -c {script} alembic {tail.text}",
-        f"DATABASE_URL=*** PGOPTIONS={shlex.quote(pgoptions)} {command.shown} {tail.shown}",
+        f"{shown_assigns} sh -c {shown_script} alembic {tail.shown}",
         merge_env(secret_env([url]), command.env, tail.env),
     )
 

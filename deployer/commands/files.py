@@ -141,3 +141,23 @@ def cancel_stop(state_dir: str, color: str) -> Shell:
     return Shell.raw(
         f'if [ -f {timer} ]; then kill -- -"$(cat {timer})" 2>/dev/null; rm -f {timer}; fi; true'
     )
+
+
+def _db_revision_file(state_dir: str, version: str) -> str:
+    return f"{state_dir.rstrip('/')}/db-revision.{version}"
+
+
+def write_db_revision(state_dir: str, version: str, revision: str | None) -> Shell:
+    """Remember the database revision ``version`` went live with (a rollback to it later
+    names the revisions the database is ahead by)."""
+    f = join([_db_revision_file(state_dir, version)]).text
+    return Shell.raw(
+        f"mkdir -p -- {join([state_dir]).text} && printf '%s\\n' {join([revision or 'base']).text}"
+        f" > {f}.tmp && mv -f -- {f}.tmp {f}"
+    )
+
+
+def read_db_revision(state_dir: str, version: str) -> Shell:
+    """Prints the recorded revision, or nothing."""
+    f = join([_db_revision_file(state_dir, version)]).text
+    return Shell.raw(f"cat -- {f} 2>/dev/null; true")

@@ -7,16 +7,20 @@ from typing import Any
 
 from deployer.adapters import http
 from deployer.adapters.hosts import upload
+from deployer.commands import files
 from deployer.commands.shell import Shell
 from deployer.engine.hosts import HostPool
 from deployer.engine.signals import SignalGuard
 from deployer.errors import DeployerError, GateFailed
+from deployer.errors import DrillVerdict as DrillVerdictError
 from deployer.gates import GateResult
 from deployer.plan import (
     Action,
     ArmDeadMan,
+    CheckDatabase,
     Commit,
     DisarmDeadMan,
+    DrillVerdict,
     Gate,
     Migrate,
     Run,
@@ -33,16 +37,24 @@ class Actions:
         self.pb, self.hosts, self.guard = pb, hosts, guard
         self.gates: list[GateResult] = []
         self.migrations: dict[str, Any] | None = None
+        self.warnings: list[str] = []
         #: set by the operation: records the commit on the router host (calling the dead-man
         #: timer off first when one is armed); returns what the timer printed if it fired
         self.on_commit: Callable[[bool], str | None] = lambda dead_man: None
 
     def __call__(self, action: Action) -> str:
         match action:
-            case Run(host=host, commands=commands):
+            case Run(host=host, commands=commands, best_effort=best_effort):
                 runner = self.hosts.runner(host)
-                for cmd in commands:
-                    runner.run(cmd, timeout=600)
+                try:
+                    for cmd in commands:
+                        runner.run(cmd, timeout=600)
+                except DeployerError as exc:
+                    if not best_effort:
+                        raise
+                    what = f"{host}: not done ({exc})"
+                    self.warnings.append(what)
+                    return what
                 return ""
             case Upload(host=host, src=src, dest=dest, version=version):
                 return upload(self.hosts.runner(host), src, dest, version)
@@ -51,6 +63,8 @@ class Actions:
                     return self._gate(action)
             case Migrate():
                 return self._migrate(action)
+            case CheckDatabase():
+                return self._check_database(action)
             case Switch(conf=conf, color=color, version=version):
                 if not conf:
                     return "no previous upstream to restore"
@@ -68,6 +82,8 @@ class Actions:
                 if strict:
                     raise DeployerError(what)
                 return what
+            case DrillVerdict(broken=broken):
+                raise DrillVerdictError(broken_passed=broken)
             case Commit(dead_man=dead_man):
                 fired = self.on_commit(dead_man)
                 if fired is not None:
@@ -112,6 +128,7 @@ class Actions:
             raise GateFailed(f"migration lint gate: {gate.message()}")
         if not gate.pending:
             record["to"] = current
+            self._remember_revision(m, current)
             return f"database at {current or 'base'}: nothing to apply"
 
         def upgrade() -> None:
@@ -133,11 +150,56 @@ class Actions:
             record["to"] = after
             if after in gate.pending:
                 record["applied"] = gate.pending[: gate.pending.index(after) + 1]
+        self._remember_revision(m, after)
         acks = f", {len(gate.acknowledged)} acknowledged" if gate.acknowledged else ""
         return (
             f"{current or 'base'} -> {after}: {len(record['applied'])} revision(s) in "
             f"{record['attempts']} attempt(s){acks}"
         )
+
+    def _remember_revision(self, m: Migrate, revision: str | None) -> None:
+        if m.state_dir and m.version:
+            cmd = files.write_db_revision(m.state_dir, m.version, revision)
+            self.hosts.runner(m.host).run(cmd, timeout=60)
+
+    def _check_database(self, c: CheckDatabase) -> str:
+        from deployer.commands.alembic import parse_current
+        from deployer.lint.gate import revisions_ahead
+
+        runner = self.hosts.runner(c.host)
+        try:
+            current = parse_current(runner.run(c.current, timeout=120).stdout)
+            recorded = runner.run(files.read_db_revision(c.state_dir, c.version)).stdout.strip()
+        except DeployerError as exc:
+            what = f"could not read the database's revision: {exc}"
+            self.warnings.append(f"check-database: {what}")
+            self.migrations = {"rollback_to": c.version, "unknown": what}
+            return what
+        if not recorded:
+            what = (
+                f"database at {current or 'base'}; no revision was recorded for {c.version} "
+                "(released before deployer recorded it): cannot say what it is ahead by"
+            )
+            self.migrations = {"rollback_to": c.version, "database": current, "unknown": what}
+            return what
+        older = None if recorded == "base" else recorded
+        ahead = revisions_ahead(c.scripts, current, older)
+        self.migrations = {"rollback_to": c.version, **ahead.to_dict()}
+        if ahead.unknown:
+            self.warnings.append(f"check-database: {ahead.unknown}")
+            return ahead.unknown
+        if not ahead.revisions:
+            return f"database at {current or 'base'}, as when {c.version} went live"
+        text = (
+            f"database at {current}, ahead of {c.version} ({recorded}) by "
+            f"{len(ahead.revisions)} revision(s): {', '.join(ahead.revisions)}; not migrated back"
+        )
+        for k in ahead.contract:
+            self.warnings.append(
+                f"revision {k['revision']} contracts the schema ({k['rule']}: {k['message']}) "
+                f"since {c.version} went live: {c.version} may fail against it"
+            )
+        return text
 
     def _alive(self, host: str, status: Shell) -> Callable[[], bool]:
         def check() -> bool:

@@ -11,6 +11,7 @@ import getpass
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +26,7 @@ from deployer.engine.opstate import OperationState
 from deployer.engine.saga import Saga, SagaOutcome, describe_error
 from deployer.engine.signals import Interrupted, SignalGuard
 from deployer.errors import AbortedError, ExitCode, RecoveryNeededError, RolledBackError
-from deployer.plan import COLORS, Context, Observed, release_plan, rollback_plan
+from deployer.plan import COLORS, Context, Observed, Step, release_plan, rollback_plan
 from deployer.ports import NullReporter, Reporter
 
 
@@ -49,6 +50,7 @@ class OperationResult:
     restore_seconds: float | None = None
     warnings: list[str] = field(default_factory=list)
     migrations: dict[str, Any] | None = None
+    drill: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -120,12 +122,24 @@ class Engine:
 
     # ----- operations -----
     def release(self, version: str) -> OperationResult:
-        return self._run("release", version)
+        return self._run("release", lambda seen: (version, release_plan(self.ctx, seen, version)))
 
     def rollback(self) -> OperationResult:
-        return self._run("rollback", None)
+        return self._run("rollback", lambda observed: rollback_plan(self.ctx, observed))
 
-    def _run(self, kind: str, version: str | None) -> OperationResult:
+    def drill(self, version: str | None, *, broken: bool, bound: float | None) -> OperationResult:
+        from deployer.engine.drill import Drill
+
+        return Drill(self, version, broken=broken, bound=bound).run()
+
+    def _run(
+        self,
+        kind: str,
+        planner: Callable[[Observed], tuple[str, list[Step]]],
+        conclude: Callable[[OperationResult, SagaOutcome, Observed], None] | None = None,
+    ) -> OperationResult:
+        """Lock, observe, plan, record the operation (router host, then journal), run the
+        saga, conclude (``conclude`` replaces the release's verdict: a drill's), close."""
         with self.guard:
             started_at = time.time()
             op_id = new_id()
@@ -139,11 +153,7 @@ class Engine:
                 self.guard.check()
                 self.check_journal()
                 observed = self.observe()
-                if kind == "release":
-                    assert version is not None
-                    steps = release_plan(self.ctx, observed, version)
-                else:
-                    version, steps = rollback_plan(self.ctx, observed)
+                version, steps = planner(observed)
                 op = {
                     "kind": kind,
                     "version": version,
@@ -152,6 +162,7 @@ class Engine:
                     "to_color": observed.idle_color,
                     "upstream_before": observed.upstream_text,
                     "versions_before": {h: dict(v) for h, v in observed.versions.items()},
+                    "running_before": {h: dict(r) for h, r in observed.running.items()},
                 }
                 self.guard.check()
                 owner = {"owner": getpass.getuser(), "machine": socket.gethostname()}
@@ -184,7 +195,11 @@ class Engine:
                     interrupt=self._interrupt,
                     op=op,
                 )
-                self._conclude(result, saga.run())
+                out = saga.run()
+                if conclude is None:
+                    self._conclude(result, out)
+                else:
+                    conclude(result, out, observed)
             except (Interrupted, JournalError) as exc:
                 if result is not None:
                     raise
@@ -241,15 +256,24 @@ class Engine:
         finally:
             self.hosts.close()
 
-    def _conclude(self, result: OperationResult, out: SagaOutcome) -> None:
+    def record(self, result: OperationResult, out: SagaOutcome) -> None:
+        """What the saga and the actions did, into the result."""
         result.steps = [r.to_dict() for r in out.records]
         result.gates = [g.to_dict() for g in self.actions.gates]
-        result.warnings = out.warnings
+        result.warnings = out.warnings + self.actions.warnings
         result.restore_seconds = out.restore_seconds
         result.migrations = self.actions.migrations
+
+    def _conclude(self, result: OperationResult, out: SagaOutcome) -> None:
+        self.record(result, out)
         if out.failed is None:
             result.outcome, result.exit_code = "succeeded", ExitCode.OK
             result.message = f"{result.version} is live on {result.to_color}"
+            if result.kind == "rollback" and out.switched_at is not None:
+                # a rollback restores from its start to its switch
+                switched = time.time() - (time.monotonic() - out.switched_at)
+                result.restore_seconds = round(switched - result.started_at, 3)
+                result.message += f"; traffic restored in {result.restore_seconds:.2f}s"
             return
         cause = describe_error(out.error) if out.error is not None else "failed"
         interrupted = isinstance(out.error, KeyboardInterrupt)
@@ -314,14 +338,7 @@ class Engine:
             hosts.append(
                 {
                     "host": host.name,
-                    "colors": {
-                        c: {
-                            "version": observed.versions.get(host.name, {}).get(c),
-                            "running": observed.running.get(host.name, {}).get(c, False),
-                            "live": c == observed.live_color,
-                        }
-                        for c in COLORS
-                    },
+                    "colors": {c: _color_status(observed, host.name, c) for c in COLORS},
                 }
             )
         pending = self.journal.unfinished() or remote
@@ -343,3 +360,16 @@ class Engine:
             "unfinished": pending.get("id") if pending else None,
             "journal_problems": self.journal.problems,
         }
+
+
+def _color_status(observed: Observed, host: str, color: str) -> dict[str, Any]:
+    """A color is live on a host only if the router sends it traffic *and* it runs there;
+    routed to but not running (a host added since, a crashed process) is said as such."""
+    running = observed.running.get(host, {}).get(color, False)
+    routed = color == observed.live_color
+    return {
+        "version": observed.versions.get(host, {}).get(color),
+        "running": running,
+        "routed": routed,
+        "live": routed and running,
+    }

@@ -92,6 +92,7 @@ def _recover(
         pending.get("from_version"),
         str(pending.get("upstream_before") or ""),
         pending.get("versions_before") or {},
+        pending.get("running_before") or {},
     )
     version = str(pending.get("version") or "")
     steps = release_plan(engine.ctx, observed, version) if version else []

@@ -52,6 +52,8 @@ class SagaOutcome:
     warnings: list[str] = field(default_factory=list)
     verdict_at: float | None = None
     restored_at: float | None = None
+    #: when a forward switch finished (time.monotonic())
+    switched_at: float | None = None
     records: list[StepRecord] = field(default_factory=list)
 
     @property
@@ -202,7 +204,7 @@ class Saga:
             self.reporter.step_finished(step.name, step.host, "ok", seconds, detail)
             done.append(step)
             if isinstance(step.do, Switch):
-                out.switched = True
+                out.switched, out.switched_at = True, time.monotonic()
         return out
 
     def compensate(self, done: list[Step], out: SagaOutcome) -> None:

@@ -61,6 +61,7 @@ def _custom(rec: dict[str, Any]) -> dict[str, Any]:
         "traffic",
         "migrations",
         "time_to_restore_s",
+        "drill",
         "playbook_digest",
         "message",
         "seq",

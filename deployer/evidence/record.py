@@ -115,6 +115,7 @@ def build(
         "message": op.get("message", ""),
         "warnings": op.get("warnings") or [],
         "time_to_restore_s": time_to_restore(op),
+        "drill": op.get("drill"),
         "playbook": playbook,
         "playbook_digest": playbook_digest,
     }

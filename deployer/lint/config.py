@@ -33,6 +33,8 @@ class LintConfig:
     lock_timeout_in_env: bool = False
     sql_in_transaction: bool = False
     include_downgrade: bool = False
+    #: False: inline ignores suppress nothing (a rollback asks what *did* contract the schema)
+    honor_ignores: bool = True
     source: Path | None = None
 
     def validate(self, known: set[str]) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from deployer.errors import AbortedError
-from deployer.lint.config import load_config
+from deployer.lint.config import LintConfig, load_config
 from deployer.lint.runner import Finding, Linter, default_paths
 
 CONTRACT_RULES = frozenset({"drop-column", "drop-table", "rename-column", "rename-table"})
@@ -82,3 +82,53 @@ def lint_pending(scripts: Path, current: str | None, acknowledgements: list[Any]
         else:
             gate.blocking.append((rev, f))
     return gate
+
+
+@dataclass
+class Ahead:
+    """Where the database stands against an older version's revision."""
+
+    database: str | None
+    version_revision: str | None
+    revisions: list[str] = field(default_factory=list)
+    contract: list[dict[str, str]] = field(default_factory=list)
+    unknown: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "database": self.database,
+            "version_revision": self.version_revision,
+            "ahead": self.revisions,
+            "contract": self.contract,
+            "unknown": self.unknown or None,
+        }
+
+
+def revisions_ahead(scripts: Path, database: str | None, older: str | None) -> Ahead:
+    """The revisions applied after ``older`` up to ``database`` (from the local scripts, which
+    hold the newer history), and those among them that contract the schema (drop, rename):
+    the older version may not work against those."""
+    out = Ahead(database, older)
+    if database == older:
+        return out
+    # the contract rules only, whatever the project's config, and acknowledged or not
+    config = LintConfig(enable=set(CONTRACT_RULES), start_after=older, honor_ignores=False)
+    folder = versions_folder(scripts)
+    result = Linter(config).lint([folder])
+    if database is not None and database not in result.revisions:
+        out.unknown = f"the database's revision {database} is not in {folder}"
+        return out
+    if older is not None and older not in result.revisions:
+        out.unknown = f"the version's revision {older} is not in {folder}"
+        return out
+    rev_of = {}
+    for m in result.migrations:
+        out.revisions.append(m.revision or "?")
+        rev_of[m.path.resolve()] = m.revision or "?"
+        if m.revision == database:
+            break
+    for f in result.findings:
+        rev = rev_of.get(Path(f.path).resolve())
+        if rev is not None and f.rule in CONTRACT_RULES:
+            out.contract.append({"revision": rev, "rule": f.rule, "message": f.message})
+    return out

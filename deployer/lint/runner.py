@@ -252,7 +252,7 @@ class Linter:
         out: list[Finding] = []
         for rule, op, msg in raw:
             ig = suppressing(ignores, rule.id, op.line, op.end_line)
-            if ig is not None:
+            if ig is not None and self.config.honor_ignores:
                 ig.used.add(rule.id)
                 continue
             out.append(

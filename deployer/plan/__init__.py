@@ -7,248 +7,53 @@ steps after it (keep warm, stop the old color) only go forward.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
-
 from deployer.commands import alembic as alembic_cmd
 from deployer.commands import files
-from deployer.commands import nginx as nginx_cmd
-from deployer.commands.shell import Secret, Shell, Token
-from deployer.gates import Expectation
-from deployer.playbook.loader import LoadedPlaybook
-from deployer.playbook.models import Host, Playbook
-from deployer.playbook.variables import references, render, render_value
-
-COLORS = ("blue", "green")
-
-
-def other(color: str) -> str:
-    return "green" if color == "blue" else "blue"
-
-
-@dataclass(frozen=True)
-class Observed:
-    """What the hosts and the router showed before the operation."""
-
-    live_color: str | None
-    live_version: str | None
-    upstream_text: str
-    versions: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # host -> color -> v
-    running: Mapping[str, Mapping[str, bool]] = field(default_factory=dict)  # host -> color -> up
-
-    @property
-    def idle_color(self) -> str:
-        return other(self.live_color) if self.live_color else "blue"
-
-    def idle_version(self) -> str | None:
-        seen = {v.get(self.idle_color) for v in self.versions.values()}
-        return seen.pop() if len(seen) == 1 else None
-
-    def idle_running_everywhere(self) -> bool:
-        return bool(self.running) and all(r.get(self.idle_color) for r in self.running.values())
-
-
-@dataclass(frozen=True)
-class Run:
-    host: str
-    commands: tuple[Shell, ...]
-
-
-@dataclass(frozen=True)
-class Upload:
-    host: str
-    src: Path
-    dest: str
-    version: str = ""
-
-
-@dataclass(frozen=True)
-class Gate:
-    kind: Literal["pre_switch", "post_switch"]
-    urls: tuple[str, ...]
-    expect: Expectation
-    #: per url (pre-switch): the host and the status command that says the process runs
-    alive: tuple[tuple[str, Shell], ...] = ()
-
-
-@dataclass(frozen=True)
-class Switch:
-    color: str | None
-    version: str | None
-    conf: str
-
-
-@dataclass(frozen=True)
-class ArmDeadMan:
-    """A timer on the router host that puts ``conf`` back after ``seconds``."""
-
-    conf: str
-    seconds: float
-
-
-@dataclass(frozen=True)
-class DisarmDeadMan:
-    """Call the timer off; with ``must_not_have_fired``, a timer that already switched
-    back fails the step (the release did not stay live)."""
-
-    must_not_have_fired: bool = True
-
-
-@dataclass(frozen=True)
-class Commit:
-    """The commit point: the router's dead-man timer is called off (``dead_man``) and its
-    operation record says the release stands, in one round trip."""
-
-    dead_man: bool = False
-
-
-@dataclass(frozen=True)
-class StopColor:
-    host: str
-    color: str
-    command: Shell
-
-
-@dataclass(frozen=True)
-class ScheduleStop:
-    """Keep ``color`` warm for the rollback window, then stop it (a timer on the host)."""
-
-    host: str
-    color: str
-    seconds: float
-    command: Shell
-
-
-@dataclass(frozen=True)
-class Migrate:
-    """Lint the pending revisions (local scripts), then `alembic upgrade head` on the host."""
-
-    host: str
-    scripts: Path
-    current: Shell
-    upgrade: Shell
-    retries: int
-    acknowledge: tuple[Any, ...]
-
-
-Action = (
-    Run
-    | Upload
-    | Gate
-    | Switch
-    | StopColor
-    | ScheduleStop
-    | Migrate
-    | ArmDeadMan
-    | DisarmDeadMan
-    | Commit
+from deployer.commands.shell import Shell
+from deployer.plan.actions import (
+    Action,
+    ArmDeadMan,
+    CheckDatabase,
+    Commit,
+    DisarmDeadMan,
+    DrillVerdict,
+    Gate,
+    Migrate,
+    Run,
+    ScheduleStop,
+    Step,
+    StopColor,
+    Switch,
+    Upload,
+    describe,
 )
+from deployer.plan.context import COLORS, Context, Observed, other
+from deployer.playbook.variables import render_value
 
-
-@dataclass(frozen=True)
-class Step:
-    name: str
-    host: str | None
-    do: Action
-    undo: Action | None = None
-    after_pivot: bool = False
-
-    @property
-    def key(self) -> str:
-        return f"{self.name}@{self.host}" if self.host else self.name
-
-
-@dataclass(frozen=True)
-class Context:
-    """Everything a plan needs besides the observed state."""
-
-    loaded: LoadedPlaybook
-    env: Mapping[str, str]
-    vars: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def pb(self) -> Playbook:
-        return self.loaded.model
-
-    def values(self, host: Host, color: str = "", version: str = "") -> dict[str, Token]:
-        pb = self.pb
-        port = str(pb.colors.port(color)) if color else ""
-        vals: dict[str, Token] = {
-            "app": pb.app,
-            "environment": pb.environment,
-            "version": version,
-            "color": color,
-            "port": port,
-            "host": host.name,
-            "address": host.reach,
-        }
-        for name, template in pb.vars.items():
-            vals[name] = render_value(self.vars.get(name, template), vals, self.env)
-        vals["state_dir"] = _plain(render_value(pb.state_dir, vals, self.env))
-        return vals
-
-    def shell(self, template: str, host: Host, color: str = "", version: str = "") -> Shell:
-        return render(template, self.values(host, color, version), self.env)
-
-    def value(self, template: str, host: Host, color: str = "", version: str = "") -> str:
-        return _plain(render_value(template, self.values(host, color, version), self.env))
-
-    def env_names(self) -> list[str]:
-        """Every environment variable the playbook references as ``${env:NAME}``."""
-        return sorted(
-            {
-                ref[4:]
-                for _, t in self.pb.templates()
-                for ref in references(t)
-                if ref.startswith("env:")
-            }
-        )
-
-    def missing_env(self) -> list[str]:
-        return [n for n in self.env_names() if n not in self.env]
-
-    def secrets(self) -> list[Secret]:
-        return [Secret(self.env[n], n) for n in self.env_names() if n in self.env]
-
-    def state_dir(self, host: Host) -> str:
-        return self.value(self.pb.state_dir, host)
-
-    def stop(self, host: Host, color: str) -> StopColor:
-        """Stop a color now, calling off any stop timer it had."""
-        cancel = files.cancel_stop(self.state_dir(host), color)
-        return StopColor(
-            host.name, color, cancel.then(self.shell(self.pb.service.stop, host, color))
-        )
-
-    def stop_later(self, host: Host, color: str) -> ScheduleStop:
-        stop = self.shell(self.pb.service.stop, host, color)
-        delay = self.pb.rollback.keep_warm
-        return ScheduleStop(
-            host.name, color, delay, files.schedule_stop(self.state_dir(host), color, delay, stop)
-        )
-
-    def upstream(self, color: str, version: str) -> str:
-        pb = self.pb
-        servers = [f"{h.reach}:{pb.colors.port(color)}" for h in pb.app_hosts]
-        return nginx_cmd.upstream_conf(
-            pb.router.upstream_name or pb.app, color, version, servers, pb.router.keepalive
-        )
-
-    def expectation(self, gate: Any, host: Host, color: str, version: str) -> Expectation:
-        fields = None
-        if getattr(gate, "expect_json", None):
-            vals = self.values(host, color, version)
-            fields = {
-                k: _plain(render_value(v, vals, self.env)) if isinstance(v, str) else v
-                for k, v in gate.expect_json.items()
-            }
-        return Expectation(gate.expect_status, getattr(gate, "expect_body", None), fields)
-
-
-def _plain(value: Token) -> str:
-    return value.value if isinstance(value, Secret) else value
+__all__ = [
+    "COLORS",
+    "Action",
+    "ArmDeadMan",
+    "CheckDatabase",
+    "Commit",
+    "Context",
+    "DisarmDeadMan",
+    "DrillVerdict",
+    "Gate",
+    "Migrate",
+    "Observed",
+    "Run",
+    "ScheduleStop",
+    "Step",
+    "StopColor",
+    "Switch",
+    "Upload",
+    "describe",
+    "drill_plan",
+    "other",
+    "release_plan",
+    "rollback_plan",
+]
 
 
 def prepare_steps(
@@ -257,26 +62,36 @@ def prepare_steps(
     version: str,
     observed: Observed | None = None,
     *,
-    rollback: bool = False,
+    reuse: bool = False,
+    migrate: bool = True,
+    restore: Context | None = None,
 ) -> list[Step]:
     """Ship ``version`` to ``color`` on every host and start it (undo: stop it and put back
-    the version the color had, so a later rollback never picks the failed one).
+    the version the color had, so a later rollback never picks the failed one, and start
+    that version again if it was warm, with ``restore``'s values: by default the playbook's
+    vars without this run's ``--var`` overrides, which were meant for ``version``).
 
-    A rollback never uploads the local folder (it holds newer code): it checks, before
-    anything changes, that the version's directory is still on each host and starts it
-    from there; only an ``upload.src`` that names the version (``builds/${version}``) is
-    shipped, and only if missing (releases are immutable)."""
+    With ``reuse`` (a rollback, a drill of the live version) the local folder is never
+    uploaded (it holds newer code): it checks, before anything changes, that the version's
+    directory is still on each host and starts it from there; only an ``upload.src`` that
+    names the version (``builds/${version}``) is shipped, and only if missing (releases are
+    immutable). ``migrate`` False: no migrate step (a rollback or drill never migrates)."""
     pb = ctx.pb
     checks: list[Step] = []
     steps: list[Step] = []
     starts: list[Step] = []
     for host in pb.app_hosts:
-        steps.append(Step("stop-idle", host.name, ctx.stop(host, color)))
+        before = observed.versions.get(host.name, {}).get(color) if observed else None
+        warm = bool(observed and observed.running.get(host.name, {}).get(color))
+        # undo: an aborted release leaves the previous color as warm as it found it
+        again = restore or ctx.defaults()
+        rewarm = again.rewarm(host, color, before) if warm and before else None
+        steps.append(Step("stop-idle", host.name, ctx.stop(host, color), undo=rewarm))
         for item in pb.ship:
             if item.upload is not None:
                 dest = ctx.value(item.upload.dest, host, color, version)
                 versioned = "${version}" in item.upload.src
-                if rollback and not versioned:
+                if reuse and not versioned:
                     check = Run(host.name, (files.require_release(dest, version),))
                     checks.append(Step(f"check:{item.label}", host.name, check))
                     continue
@@ -291,13 +106,12 @@ def prepare_steps(
             ctx.shell(pb.service.start, host, color, version),
             files.write_state(state_dir, color, version),
         )
-        before = observed.versions.get(host.name, {}).get(color) if observed else None
         stop = ctx.stop(host, color)
         undo = StopColor(
             host.name, color, stop.command.then(files.restore_state(state_dir, color, before))
         )
         starts.append(Step("start", host.name, Run(host.name, start), undo=undo))
-    if pb.migrate is not None and not rollback:  # a rollback never migrates forward
+    if pb.migrate is not None and migrate:
         steps.append(migrate_step(ctx, color, version))
     return checks + steps + starts
 
@@ -321,8 +135,23 @@ def migrate_step(ctx: Context, color: str, version: str) -> Step:
         run("upgrade", "head"),
         m.retries,
         tuple(m.acknowledge),
+        ctx.state_dir(host),
+        version,
     )
     return Step("migrate", host.name, action)
+
+
+def check_database_step(ctx: Context, color: str, version: str) -> Step:
+    m = ctx.pb.migrate
+    assert m is not None
+    host = ctx.pb.migrate_host
+    command = ctx.shell(m.command, host, color, version)
+    url = render_value(m.database_url, ctx.values(host, color, version), ctx.env)
+    current = alembic_cmd.alembic(command, url, m.lock_timeout, m.statement_timeout, "current")
+    action = CheckDatabase(
+        host.name, ctx.loaded.local_path(m.scripts), current, ctx.state_dir(host), version
+    )
+    return Step("check-database", host.name, action)
 
 
 def switch_steps(ctx: Context, observed: Observed, color: str, version: str) -> list[Step]:
@@ -414,51 +243,31 @@ def rollback_plan(ctx: Context, observed: Observed) -> tuple[str, list[Step]]:
             "nothing to roll back to"
         )
     color = observed.idle_color
+    database = [check_database_step(ctx, color, version)] if ctx.pb.migrate else []
     if observed.idle_running_everywhere():
         keep = [
             Step("keep-warm", h.name, Run(h.name, (files.cancel_stop(ctx.state_dir(h), color),)))
             for h in ctx.pb.app_hosts
         ]
-        return version, keep + switch_steps(ctx, observed, color, version)
-    steps = prepare_steps(ctx, color, version, observed, rollback=True)
-    return version, steps + switch_steps(ctx, observed, color, version)
+        return version, database + keep + switch_steps(ctx, observed, color, version)
+    steps = prepare_steps(ctx, color, version, observed, reuse=True, migrate=False)
+    return version, database + steps + switch_steps(ctx, observed, color, version)
 
 
-def describe(action: Action) -> list[str]:
-    """What an action does, as lines for `deployer plan` (secrets shown as ***)."""
-    match action:
-        case Run(commands=commands):
-            return [c.shown for c in commands]
-        case Upload(src=src, dest=dest):
-            return [
-                f"ship {src} -> {dest} once (staged beside it, manifest with its digest, "
-                "renamed into place; the same build already there is kept)"
-            ]
-        case Gate(kind=kind, urls=urls):
-            return [f"{kind} gate: GET {u}" for u in urls]
-        case Switch(color=color, version=version):
-            return [
-                f"write upstream -> {color or 'previous'} ({version or '-'}), "
-                "nginx -t, graceful reload, wait for new workers"
-            ]
-        case StopColor(command=command):
-            return ["wait for old nginx workers to exit", command.shown]
-        case ScheduleStop(command=command):
-            return ["wait for old nginx workers to exit", command.shown]
-        case ArmDeadMan(seconds=seconds):
-            return [
-                f"arm a timer on the router host: after {seconds:g}s it puts the previous "
-                "upstream back (test, graceful reload) unless called off"
-            ]
-        case DisarmDeadMan():
-            return ["call the router's dead-man timer off (fails if it already switched back)"]
-        case Commit(dead_man=dead_man):
-            timer = "call the dead-man timer off (fails if it fired), then " if dead_man else ""
-            return [f"{timer}record on the router host that the release stands"]
-        case Migrate(scripts=scripts, current=current, upgrade=upgrade):
-            return [
-                current.shown,
-                f"lint the pending revisions in {scripts}; refuse errors",
-                f"{upgrade.shown} (retried on lock timeout)",
-            ]
-    return []
+def drill_plan(
+    ctx: Context, observed: Observed, version: str, *, broken: Context | None = None
+) -> list[Step]:
+    """A release of ``version`` to the idle color that always ends switched back: prepare
+    (never migrating; the live version's directory is reused, not uploaded), pre-switch gate,
+    dead-man timer, switch, post-switch gate, then the drill's verdict, which rolls back the
+    way a failing gate does. ``broken``: the values that make the build fail its gate."""
+    build = broken or ctx
+    color = observed.idle_color
+    reuse = version == observed.live_version
+    steps = prepare_steps(build, color, version, observed, reuse=reuse, migrate=False, restore=ctx)
+    switch = [
+        s
+        for s in switch_steps(build, observed, color, version)
+        if not s.after_pivot and not isinstance(s.do, Commit)
+    ]
+    return steps + switch + [Step("drill-verdict", None, DrillVerdict(broken is not None))]

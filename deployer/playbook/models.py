@@ -6,102 +6,29 @@ here) and unknown keys are rejected. Durations are written ``500ms``, ``30s``, `
 
 from __future__ import annotations
 
-import math
-import re
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    WithJsonSchema,
-    model_validator,
+from pydantic import Field, model_validator
+
+from deployer.playbook.fields import (
+    MAX_DURATION,
+    NGINX_NAME,
+    AppAddress,
+    Duration,
+    Path_,
+    SshAddress,
+    StatusCode,
+    Strict,
+    parse_duration,
 )
-
-from deployer.errors import printable
 from deployer.playbook.variables import BUILTINS, check_reference, references
 
-_DURATION = re.compile(r"^[ ]*([0-9]{1,9}(?:\.[0-9]{1,6})?)[ ]*(ms|s|m|h)[ ]*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-#: the longest duration any key accepts: a week (a release never waits longer)
-MAX_DURATION = 7 * 24 * 3600.0
-
-
-def parse_duration(value: Any) -> float:
-    if isinstance(value, bool):
-        raise ValueError("must be a duration like 30s")
-    seconds: float | None = None
-    if isinstance(value, int | float) and math.isfinite(value) and value >= 0:
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _DURATION.fullmatch(value)):
-        seconds = float(m.group(1)) * _UNITS[m.group(2)]
-    if seconds is None:
-        raise ValueError("must be a duration like 30s (digits 0-9, then ms, s, m or h)")
-    if seconds > MAX_DURATION:
-        raise ValueError("must be at most 168h")
-    return seconds
-
-
-def _status(code: int) -> int:
-    if not 100 <= code <= 599:
-        raise ValueError("must be an HTTP status code (100-599)")
-    return code
-
-
-StatusCode = Annotated[int, AfterValidator(_status)]
-_HOSTNAME = re.compile(
-    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\])$"
-)
-_SSH_ADDRESS = re.compile(
-    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,251}[A-Za-z0-9])?|[0-9A-Fa-f:.]{2,45}|\[[0-9A-Fa-f:.]{2,45}\])$"
-)
-_NGINX_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
-
-
-def _address(value: str) -> str:
-    if not _HOSTNAME.fullmatch(value):
-        raise ValueError(
-            f"{printable(value)!r} is not a host name or address nginx accepts "
-            "(letters, digits, . - _, or [IPv6])"
-        )
-    return value
-
-
-def _ssh_address(value: str) -> str:
-    if not _SSH_ADDRESS.fullmatch(value):
-        raise ValueError(f"{printable(value)!r} is not a host name or IP address")
-    return value
-
-
-def _path(value: str) -> str:
-    if not value.strip() or not value.strip("/ "):
-        raise ValueError("must be a path below the root (not empty, not /)")
-    if "\x00" in value or "\n" in value:
-        raise ValueError("must not contain NUL or newline characters")
-    return value
-
-
-Path_ = Annotated[str, AfterValidator(_path)]
-
-
-Duration = Annotated[
-    float,
-    BeforeValidator(parse_duration),
-    WithJsonSchema({"type": ["string", "number"], "pattern": r"^\d+(\.\d+)?(ms|s|m|h)$"}),
-]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+__all__ = ["MAX_DURATION", "Duration", "Path_", "StatusCode", "Strict", "parse_duration"]
 
 
 class Host(Strict):
     name: str = Field(description="Name used in output, in `router.host` and in `${host}`.")
-    address: Annotated[str, AfterValidator(_ssh_address)] = Field(
-        "127.0.0.1", description="Address deployer connects to over SSH."
-    )
+    address: SshAddress = Field("127.0.0.1", description="Address deployer connects to over SSH.")
     port: int = Field(22, ge=1, le=65535, description="SSH port.")
     user: str = Field("root", description="SSH user.")
     key: str | None = Field(
@@ -118,7 +45,7 @@ class Host(Strict):
     runs_app: bool = Field(
         True, description="Whether the app runs here (false for a host that only routes)."
     )
-    app_address: Annotated[str, AfterValidator(_address)] | None = Field(
+    app_address: AppAddress | None = Field(
         None,
         description="Address at which gates and the router reach the app on this host. "
         "Default: `address`.",
@@ -189,7 +116,7 @@ class NginxRouter(Strict):
     upstream_file: Path_ = Field(description="File included by nginx's config; deployer owns it.")
     upstream_name: str | None = Field(
         None,
-        pattern=_NGINX_NAME.pattern,
+        pattern=NGINX_NAME.pattern,
         description="Upstream block name (letters, digits, . - _). Default: the app.",
     )
     test: str = Field("nginx -t", description="Command that tests nginx's configuration.")
@@ -315,6 +242,28 @@ class Lock(Strict):
     )
 
 
+class Drill(Strict):
+    restore_bound: Duration = Field(
+        10.0,
+        gt=0,
+        description="`deployer drill` passes only if traffic is back on the old color within "
+        "this long after the rollback verdict (`--bound` overrides it).",
+    )
+    broken_vars: dict[str, str] = Field(
+        default_factory=dict,
+        description="Var overrides that make a build whose post-switch gate fails, for "
+        '`deployer drill --broken` (e.g. `{unhealthy_after: "0"}`); they apply to the '
+        "drill's release only, never to the color it restores.",
+    )
+    watch_rate: float = Field(
+        10.0,
+        gt=0,
+        le=100,
+        description="Requests per second a drill sends through the router from its start to "
+        "its end, to report what users saw (bounded by the lock's ttl).",
+    )
+
+
 class Playbook(Strict):
     app: str = Field(
         pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="The app's name (lowercase, - and _)."
@@ -336,6 +285,7 @@ class Playbook(Strict):
     gates: Gates = Field(default_factory=Gates, description="Health gates.")
     rollback: RollbackPolicy = Field(default_factory=RollbackPolicy, description="Rollback.")
     lock: Lock = Field(default_factory=Lock, description="The deploy lock.")
+    drill: Drill = Field(default_factory=Drill, description="`deployer drill`.")
     migrate: Migrate | None = Field(
         None, description="Alembic migrations, lint-gated, run before the new color starts."
     )
@@ -384,6 +334,12 @@ class Playbook(Strict):
                         "file names, output and the hosts' process lists"
                     )
         self._check_var_order()
+        unknown = sorted(set(self.drill.broken_vars) - set(self.vars))
+        if unknown:
+            raise ValueError(
+                f"drill.broken_vars.{unknown[0]}: no such var in vars "
+                f"(vars: {', '.join(sorted(self.vars)) or 'none'})"
+            )
         worst = self.gates.worst_case_seconds()
         if self.lock.ttl < worst:
             raise ValueError(
@@ -416,6 +372,7 @@ class Playbook(Strict):
     def templates(self) -> list[tuple[str, str]]:
         """(key path, template) for every field that takes ``${...}`` references."""
         out = [(f"vars.{k}", v) for k, v in self.vars.items()]
+        out += [(f"drill.broken_vars.{k}", v) for k, v in self.drill.broken_vars.items()]
         for i, step in enumerate(self.ship):
             if step.run is not None:
                 out.append((f"ship.{i}.run", step.run))

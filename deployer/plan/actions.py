@@ -1,0 +1,202 @@
+"""The actions a plan is made of: pure data the engine carries out (see
+:mod:`deployer.engine.actions`), and how each reads in `deployer plan`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from deployer.commands.shell import Shell
+from deployer.gates import Expectation
+
+
+@dataclass(frozen=True)
+class Run:
+    host: str
+    commands: tuple[Shell, ...]
+    #: a failure is reported, not raised (re-warming the previous color after an abort:
+    #: users never depended on it, so it must not turn an abort into "needs recovery")
+    best_effort: bool = False
+
+
+@dataclass(frozen=True)
+class Upload:
+    host: str
+    src: Path
+    dest: str
+    version: str = ""
+
+
+@dataclass(frozen=True)
+class Gate:
+    kind: Literal["pre_switch", "post_switch"]
+    urls: tuple[str, ...]
+    expect: Expectation
+    #: per url (pre-switch): the host and the status command that says the process runs
+    alive: tuple[tuple[str, Shell], ...] = ()
+
+
+@dataclass(frozen=True)
+class Switch:
+    color: str | None
+    version: str | None
+    conf: str
+
+
+@dataclass(frozen=True)
+class ArmDeadMan:
+    """A timer on the router host that puts ``conf`` back after ``seconds``."""
+
+    conf: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class DisarmDeadMan:
+    """Call the timer off; with ``must_not_have_fired``, a timer that already switched
+    back fails the step (the release did not stay live)."""
+
+    must_not_have_fired: bool = True
+
+
+@dataclass(frozen=True)
+class Commit:
+    """The commit point: the router's dead-man timer is called off (``dead_man``) and its
+    operation record says the release stands, in one round trip."""
+
+    dead_man: bool = False
+
+
+@dataclass(frozen=True)
+class DrillVerdict:
+    """A drill's verdict after the post-switch gate: roll back as a failing gate would.
+    With ``broken``, reaching it means the broken build passed the gate."""
+
+    broken: bool = False
+
+
+@dataclass(frozen=True)
+class StopColor:
+    host: str
+    color: str
+    command: Shell
+
+
+@dataclass(frozen=True)
+class ScheduleStop:
+    """Keep ``color`` warm for the rollback window, then stop it (a timer on the host)."""
+
+    host: str
+    color: str
+    seconds: float
+    command: Shell
+
+
+@dataclass(frozen=True)
+class Migrate:
+    """Lint the pending revisions (local scripts), then `alembic upgrade head` on the host;
+    the revision reached is remembered on the host for ``version`` (see CheckDatabase)."""
+
+    host: str
+    scripts: Path
+    current: Shell
+    upgrade: Shell
+    retries: int
+    acknowledge: tuple[Any, ...]
+    state_dir: str = ""
+    version: str = ""
+
+
+@dataclass(frozen=True)
+class CheckDatabase:
+    """A rollback never migrates: it says which revisions the database is ahead of
+    ``version``'s by, and which of them contract the schema. Never fails the rollback."""
+
+    host: str
+    scripts: Path
+    current: Shell
+    state_dir: str
+    version: str
+
+
+Action = (
+    Run
+    | Upload
+    | Gate
+    | Switch
+    | StopColor
+    | ScheduleStop
+    | Migrate
+    | CheckDatabase
+    | ArmDeadMan
+    | DisarmDeadMan
+    | Commit
+    | DrillVerdict
+)
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    host: str | None
+    do: Action
+    undo: Action | None = None
+    after_pivot: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}@{self.host}" if self.host else self.name
+
+
+def describe(action: Action) -> list[str]:
+    """What an action does, as lines for `deployer plan` (secrets shown as ***)."""
+    match action:
+        case Run(commands=commands):
+            return [c.shown for c in commands]
+        case Upload(src=src, dest=dest):
+            return [
+                f"ship {src} -> {dest} once (staged beside it, manifest with its digest, "
+                "renamed into place; the same build already there is kept)"
+            ]
+        case Gate(kind=kind, urls=urls):
+            return [f"{kind} gate: GET {u}" for u in urls]
+        case Switch(color=color, version=version):
+            return [
+                f"write upstream -> {color or 'previous'} ({version or '-'}), "
+                "nginx -t, graceful reload, wait for new workers"
+            ]
+        case StopColor(command=command):
+            return ["wait for old nginx workers to exit", command.shown]
+        case ScheduleStop(command=command):
+            return ["wait for old nginx workers to exit", command.shown]
+        case ArmDeadMan(seconds=seconds):
+            return [
+                f"arm a timer on the router host: after {seconds:g}s it puts the previous "
+                "upstream back (test, graceful reload) unless called off"
+            ]
+        case DisarmDeadMan():
+            return ["call the router's dead-man timer off (fails if it already switched back)"]
+        case DrillVerdict(broken=broken):
+            if broken:
+                return [
+                    "(reached only if the broken build passed the post-switch gate: the "
+                    "drill fails) roll back"
+                ]
+            return ["roll back, as a failing post-switch gate would (undo in reverse)"]
+        case Commit(dead_man=dead_man):
+            timer = "call the dead-man timer off (fails if it fired), then " if dead_man else ""
+            return [f"{timer}record on the router host that the release stands"]
+        case CheckDatabase(current=current, version=version):
+            return [
+                current.shown,
+                f"compare with the revision {version} went live with; name the revisions "
+                "the database is ahead by (a contract one is a warning); never migrates",
+            ]
+        case Migrate(scripts=scripts, current=current, upgrade=upgrade):
+            return [
+                current.shown,
+                f"lint the pending revisions in {scripts}; refuse errors",
+                f"{upgrade.shown} (retried on lock timeout)",
+            ]
+    return []
