@@ -8,8 +8,11 @@ running `recover`, the router host's timer puts the old color back within the de
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -104,20 +107,32 @@ def test_a_slow_release_is_rolled_back_within_window_plus_timeout(
 KILL_POINTS = [
     "observe",
     "stop-idle",
+    "upload",  # mid-upload: the staged archive is being written on the host
     "ship-run",
     "start",
     "pre-switch-gate",
+    "armed",  # the dead-man timer armed, the switch not begun
     "switch",
     "post-switch-gate",
+    "finish",  # committed on the router host, the old color's stop not yet scheduled
 ]
+#: points watched on the host instead of a pause hook: (glob under the app root) or the file
+WATCHED = {"upload", "armed", "finish"}
+
+
+def _appeared(deploy: Deploy, where: str) -> bool:
+    if where == "upload":
+        return any(deploy.root.glob("releases/.deployer-upload.*/upload.tar.gz"))
+    if where == "armed":
+        return Path(str(deploy.bed.upstream_file) + ".deployer-deadman").exists()
+    record = deploy.path.parent / "deploy.lock.operation"  # the bed's lock.path + .operation
+    return record.exists() and '"committed"' in record.read_text()
 
 
 @pytest.mark.parametrize("where", KILL_POINTS)
 def test_sigkill_anywhere_then_recover_from_a_fresh_checkout(
     deploy: Deploy, tmp_path: Any, where: str
 ) -> None:
-    import shutil
-
     from test_faults_testbed import _hooked, _wait_for
 
     assert deploy.release("v1").returncode == 0
@@ -131,22 +146,40 @@ def test_sigkill_anywhere_then_recover_from_a_fresh_checkout(
         post={"window": "3s", "timeout": "1s"},
     )
     doc["router"]["dead_man_margin"] = "2s"  # deadline: 3 + 1 + 2 = 6 s after arming
+    if where == "upload":  # a build big enough that the kill lands while it is shipped
+        build = tmp_path / "build"
+        shutil.copytree(
+            deploy.bed.playbook(deploy.root, tmp_path)["ship"][0]["upload"]["src"], build
+        )
+        (build / "blob.bin").write_bytes(os.urandom(16 << 20))
+        doc["ship"][0]["upload"]["src"] = str(build)
     for name in {"observe", "stop-idle", "ship-run", "start", "switch"} - {mark}:
         (marks / f"{name}.once").mkdir()
     write_playbook(deploy.path, doc)
     delay = {"pre-switch-gate": 1.8, "post-switch-gate": 2.5}.get(where, 0.3)
+    stands = where == "finish"  # committed: the release stands, nothing switches back
     with Load(deploy.url + "/", rate=100, threads=2, seconds=60) as load:
         proc = deploy.spawn("release", "-p", str(deploy.path), "--version", "v2")
-        _wait_for(marks / f"{mark}.reached")
-        time.sleep(delay)
+        if where in WATCHED:
+            deadline = time.monotonic() + 30
+            while not _appeared(deploy, where):
+                assert time.monotonic() < deadline and proc.poll() is None, f"{where} not seen"
+                time.sleep(0.005)
+        else:
+            _wait_for(marks / f"{mark}.reached")
+            time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         killed_at = time.monotonic()
-        while time.monotonic() < killed_at + 12 and _live_version(deploy) != "v1":
-            time.sleep(0.05)  # nobody acts: the router host's timer, if armed, does
-        assert _live_version(deploy) == "v1"
+        expected = "v2" if stands else "v1"
+        # nobody acts: the router host's timer, if armed, does (and, once fired, stays off)
+        while time.monotonic() < killed_at + 12 and _live_version(deploy) != expected:
+            time.sleep(0.05)
+        if where == "armed":  # the timer fires on the upstream that is live anyway
+            time.sleep(max(0.0, killed_at + 7 - time.monotonic()))
+        assert _live_version(deploy) == expected
         load.stop.set()
-    if where not in ("switch", "post-switch-gate"):  # never switched: nobody saw anything
+    if where not in ("switch", "post-switch-gate"):  # users saw no error
         assert load.stats.server_errors == 0 and not load.stats.failures, load.stats.statuses
     # a new CI runner: a fresh copy of the playbook folder, no journal
     fresh = tmp_path / "fresh"
@@ -162,8 +195,17 @@ def test_sigkill_anywhere_then_recover_from_a_fresh_checkout(
     assert rec.returncode == 0, rec.stderr
     status = json.loads(deploy.run("-o", "json", "status", "-p", str(pb)).stdout)
     assert status["unfinished"] is None and status["lock"] is None, status
+    if stands:  # recover finished it: the old color's stop scheduled, old builds pruned
+        assert "stands" in json.loads(rec.stdout)["message"]
+        assert status["live_version"] == "v2"
+        deadline = time.monotonic() + 10  # keep_warm 500ms
+        while time.monotonic() < deadline and (deploy.root / "blue.pid").exists():
+            time.sleep(0.1)
+        assert not (deploy.root / "blue.pid").exists()
+        return
     assert status["live_version"] == "v1"
     assert not status["hosts"][0]["colors"]["green"]["running"]
+    assert not list(deploy.root.glob("releases/.deployer-upload.*"))  # no half upload left
     if where != "post-switch-gate":
         return  # the next release from the fresh checkout: proven once (time budget)
     shutil.rmtree(marks)

@@ -128,6 +128,19 @@ def test_unsafe_pending_migration_aborts_until_acknowledged(migrating: Deploy) -
     mig = json.loads(ok.stdout)["migrations"]
     assert mig["applied"] == ["0017"] and mig["lint"]["acknowledged"][0]["rule"] == "drop-column"
     assert _revision(migrating) == "0017"
+    # a rollback to v1 never migrates; it names what the database is ahead of v1 by
+    back = migrating.run(
+        "-o", "json", "rollback", "-p", str(migrating.path), env={"TEST_DATABASE_URL": migrating.db}
+    )
+    assert back.returncode == 0, back.stderr
+    doc = json.loads(back.stdout)
+    assert doc["version"] == "v1" and doc["steps"][0]["name"] == "check-database"
+    assert (
+        doc["migrations"]["ahead"] == ["0017"] and doc["migrations"]["version_revision"] == "0016"
+    )
+    assert doc["migrations"]["contract"][0]["rule"] == "drop-column"
+    assert any("0017 contracts the schema" in w for w in doc["warnings"])
+    assert _revision(migrating) == "0017"  # nothing ran backwards or forwards
 
 
 def test_upgrade_is_retried_when_it_hits_lock_timeout(migrating: Deploy) -> None:

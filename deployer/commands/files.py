@@ -74,6 +74,13 @@ def inspect_release(dest: str) -> Shell:
     )
 
 
+def clean_staging(dest: str) -> Shell:
+    """Remove the upload staging directories beside ``dest`` (one left by a release that was
+    killed mid-upload; under the deploy lock no other upload is in flight)."""
+    parent = dest.rstrip("/").rsplit("/", 1)[0] or "/"
+    return Shell.raw(f"rm -rf -- {join([parent]).text}/.deployer-upload.*")
+
+
 def install_release(staging: str, dest: str, manifest: str) -> Shell:
     """Unpack the staged archive into ``staging/tree``, write the manifest, rename the tree
     to ``dest`` in one rename(2) (never over an existing release), remove the staging."""

@@ -97,7 +97,8 @@ def prepare_steps(
                     continue
                 src = ctx.loaded.local_path(item.upload.src.replace("${version}", version))
                 upload = Upload(host.name, src, dest, version)
-                steps.append(Step(f"ship:{item.label}", host.name, upload))
+                clean = Run(host.name, (files.clean_staging(dest),))  # a half upload
+                steps.append(Step(f"ship:{item.label}", host.name, upload, undo=clean))
             elif item.run is not None:
                 cmd = ctx.shell(item.run, host, color, version)
                 steps.append(Step(f"ship:{item.label}", host.name, Run(host.name, (cmd,))))
