@@ -66,9 +66,9 @@ class Application:
         sys.stdout.write(scrub(text) + "\n")
 
     def reporter(self) -> Any:
-        from deployer.ports import NullReporter
-
-        return NullReporter() if self.json else RichReporter(self.err)
+        """Progress always goes to stderr (with ``-o json`` too: stdout holds only the JSON
+        document, and a CI log still shows each step as it happens)."""
+        return RichReporter(self.err)
 
 
 class RichReporter:
