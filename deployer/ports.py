@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from deployer.commands.shell import Shell
+
+if TYPE_CHECKING:
+    from deployer.gates import Expectation
+    from deployer.plan import Action, Context, Observed, Step
 
 
 @dataclass(frozen=True)
@@ -62,4 +66,63 @@ class NullReporter:
         pass
 
 
-__all__ = ["CommandResult", "Journal", "NullReporter", "Reporter", "Runner"]
+class Target(Protocol):
+    """Where traffic is switched (nginx over SSH, Vercel): everything that differs per
+    platform. The engine (lock, saga, journal, gates, recovery, evidence) is shared; each
+    platform is one module in :mod:`deployer.targets`."""
+
+    def observe(self) -> Observed:
+        """What serves now (and, for hosts, what each color runs)."""
+        ...
+
+    def release_plan(
+        self, observed: Observed, version: str, candidate: str | None
+    ) -> tuple[Observed, list[Step]]:
+        """The release's steps; the observed state with the candidate named (``idle``)."""
+        ...
+
+    def rollback_plan(self, observed: Observed) -> tuple[str, Observed, list[Step]]:
+        """Back to what served before: (its version, the observed state, the steps)."""
+        ...
+
+    def drill_plan(
+        self, observed: Observed, version: str, broken: Context | None
+    ) -> list[Step]: ...
+
+    def recovery_plan(self, op: dict[str, Any]) -> tuple[Observed, list[Step]]:
+        """The steps of an unfinished operation, from its record (to undo or finish them)."""
+        ...
+
+    def op_record(self, observed: Observed) -> dict[str, Any]:
+        """What the operation record must hold to undo from any checkout."""
+        ...
+
+    def execute(self, action: Action) -> str | None:
+        """Carry out one of this target's own actions (None: not one of them)."""
+        ...
+
+    def serving(self, live: str, version: str) -> tuple[str, Expectation, dict[str, Any]]:
+        """How to check that ``live`` serves users: (URL, expectation, request headers)."""
+        ...
+
+    def status(self, observed: Observed) -> dict[str, Any]:
+        """Target-specific status (hosts and colors, or deployments)."""
+        ...
+
+    def changes(self, before: Observed, after: Observed) -> list[str]:
+        """How ``after`` differs from ``before`` (a drill must leave nothing changed)."""
+        ...
+
+    def dead_man_off(self) -> Shell | None:
+        """The command that calls the router's dead-man timer off (None: no timer)."""
+        ...
+
+    def result_facts(self, observed: Observed | None) -> dict[str, Any] | None:
+        """What the result and the evidence record should carry about the target (e.g. the
+        deployments from and to, the API calls made); None: nothing beyond the colors."""
+        ...
+
+    def close(self) -> None: ...
+
+
+__all__ = ["CommandResult", "Journal", "NullReporter", "Reporter", "Runner", "Target"]

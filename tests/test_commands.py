@@ -211,10 +211,11 @@ def test_scheduled_stop_returns_at_once_runs_later_and_can_be_cancelled(tmp_path
         timeout=5,
     )
     assert time.monotonic() - t0 < 0.25 and not marker.exists()
-    deadline = time.monotonic() + 5
-    while not marker.exists() and time.monotonic() < deadline:
+    timer = tmp_path / "state" / "blue.stop-timer"
+    deadline = time.monotonic() + 5  # the timer stops, then removes its pid file
+    while not (marker.exists() and not timer.exists()) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert marker.exists() and not (tmp_path / "state" / "blue.stop-timer").exists()
+    assert marker.exists() and not timer.exists()
 
     marker.unlink()
     subprocess.run(

@@ -176,10 +176,12 @@ def test_cli_unknown_var_exits_2(tmp_path: Path) -> None:
 def test_schema_is_json_schema_with_every_top_level_key() -> None:
     proc = _cli("schema")
     schema = json.loads(proc.stdout)
+    nginx, vercel = (schema["$defs"][ref["$ref"].rsplit("/", 1)[1]] for ref in schema["anyOf"])
     assert {"app", "hosts", "colors", "router", "gates", "rollback", "lock"} <= set(
-        schema["properties"]
+        nginx["properties"]
     )
-    assert schema["additionalProperties"] is False
+    assert {"target", "vercel", "gates", "migrate"} <= set(vercel["properties"])
+    assert nginx["additionalProperties"] is False and vercel["additionalProperties"] is False
 
 
 def test_docs_explains_each_key_with_default() -> None:

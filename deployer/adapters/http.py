@@ -26,8 +26,11 @@ from deployer.gates import Expectation, GateResult
 from deployer.playbook.models import PostSwitchGate, PreSwitchGate
 
 
-def _client(timeout: float) -> httpx.Client:
-    return httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False)
+def _client(timeout: float, headers: dict[str, str] | None = None) -> httpx.Client:
+    """Probes' client; ``headers`` go with every probe (a Vercel protection bypass)."""
+    return httpx.Client(
+        timeout=timeout, follow_redirects=False, trust_env=False, headers=headers or {}
+    )
 
 
 def probe(client: httpx.Client, url: str, expect: Expectation) -> tuple[str | None, float]:
@@ -52,6 +55,7 @@ def pre_switch(
     *,
     client: httpx.Client | None = None,
     alive: Callable[[], bool] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> GateResult:
     """Probe ``url`` until ``spec.successes`` consecutive passes, within ``spec.budget``.
 
@@ -61,7 +65,7 @@ def pre_switch(
     """
     result = GateResult("pre_switch", url, passed=False)
     own = client is None
-    http = client or _client(spec.timeout)
+    http = client or _client(spec.timeout, headers)
     streak = 0
     started = time.monotonic()
     asked = -1e9
@@ -142,6 +146,7 @@ def post_switch(
     sleep: Callable[[float], None] = time.sleep,
     executor: Any = None,
     sink: list[GateResult] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> GateResult:
     """Sample ``url`` at ``spec.rate`` over ``spec.window``, each probe fired on schedule
     (in a thread pool, so a slow answer never delays the next probe), and judge as samples
@@ -153,7 +158,7 @@ def post_switch(
     if sink is not None:
         sink.append(result)
     own = client is None
-    http = client or _client(spec.timeout)
+    http = client or _client(spec.timeout, headers)
     planned = max(1, round(spec.window * spec.rate))
     allowed_errors = int(spec.max_error_rate * planned)
     max_ms = spec.max_p95 * 1000
@@ -231,11 +236,12 @@ def wait_serving(
     attempts: int = 50,
     interval: float = 0.1,
     timeout: float = 2.0,
+    headers: dict[str, str] | None = None,
 ) -> GateResult:
     """After a switch back: confirm the router serves a healthy response again (bounded)."""
     result = GateResult("verify", url, passed=False)
     started = time.monotonic()
-    with _client(timeout) as http:
+    with _client(timeout, headers) as http:
         for _ in range(attempts):
             failure, ms = probe(http, url, expect)
             result.probes += 1

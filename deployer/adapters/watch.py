@@ -23,8 +23,17 @@ class Sample:
 
 
 class RouterWatch:
-    def __init__(self, url: str, *, rate: float, limit: float, timeout: float = 2.0):
+    def __init__(
+        self,
+        url: str,
+        *,
+        rate: float,
+        limit: float,
+        timeout: float = 2.0,
+        headers: dict[str, str] | None = None,
+    ):
         self.url, self.interval, self.limit, self.timeout = url, 1.0 / rate, limit, timeout
+        self.headers = {"Cache-Control": "no-cache", **(headers or {})}
         self.samples: list[Sample] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -42,6 +51,8 @@ class RouterWatch:
     def _loop(self) -> None:
         started = time.monotonic()
         most = int(self.limit / self.interval) + 1
+        if not self.url:
+            return
         with httpx.Client(timeout=self.timeout, trust_env=False) as client:
             for _ in range(most):
                 if self._stop.is_set() or time.monotonic() - started > self.limit:
@@ -52,7 +63,7 @@ class RouterWatch:
 
     def _one(self, client: httpx.Client, at: float) -> Sample:
         try:
-            resp = client.get(self.url, headers={"Cache-Control": "no-cache"})
+            resp = client.get(self.url, headers=self.headers)
         except httpx.HTTPError:
             return Sample(at, None, None)
         version = None

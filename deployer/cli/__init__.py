@@ -152,7 +152,14 @@ def _finish(app: Application, engine: Any, result: Any, commit: str | None = Non
 
 @cli.command()
 @PLAYBOOK
-@click.option("--version", "version", required=True, help="The version to release.")
+@click.option("--version", "version", default=None, help="The version to release.")
+@click.option(
+    "--deployment",
+    default=None,
+    metavar="ID_OR_URL",
+    help="A target that promotes built deployments (vercel): the deployment to release "
+    "(--version then only labels it; default: its commit).",
+)
 @VARS
 @ACCEPT
 @click.option("--dry-run", is_flag=True, help="Print the plan (like `deployer plan`), run nothing.")
@@ -166,7 +173,8 @@ def _finish(app: Application, engine: Any, result: Any, commit: str | None = Non
 def release(
     app: Application,
     playbook: str,
-    version: str,
+    version: str | None,
+    deployment: str | None,
     vars_: tuple[str, ...],
     accept_new_host_key: bool,
     dry_run: bool,
@@ -174,16 +182,25 @@ def release(
 ) -> None:
     """Release VERSION: ship to the idle color, gate, switch, gate, finish (or roll back).
 
-    Example: deployer release -p playbooks/demo.yml --version v2
+    Examples: deployer release -p playbooks/demo.yml --version v2;
+    deployer release -p playbooks/vercel.yml --deployment dpl_8x2k
     """
-    from deployer.playbook.variables import check_version
+    from deployer.errors import InputError
+    from deployer.playbook.variables import check_deployment, check_version
 
-    check_version(version)
+    if version is None and deployment is None:
+        raise InputError("give --version (or --deployment, for the vercel target)")
+    if version is not None:
+        check_version(version)
+    if deployment is not None:
+        check_deployment(deployment)
     if dry_run:
+        if version is None:
+            raise InputError("--dry-run needs --version")
         _print_plan(app, playbook, version, vars_, None)
         return
     engine = _engine(app, playbook, vars_, accept_new_host_key)
-    _operate(app, engine, lambda: engine.release(version), commit)
+    _operate(app, engine, lambda: engine.release(version or "", deployment), commit)
 
 
 @cli.command()
@@ -265,7 +282,19 @@ def status(app: Application, playbook: str, accept_new_host_key: bool) -> None:
                 if c.get("routed")
                 else "",
             )
-    app.out.print(table)
+    if doc["hosts"]:
+        app.out.print(table)
+    vercel = doc.get("vercel")
+    if vercel:
+        for label in ("production", "previous"):
+            d = vercel.get(label)
+            text = f"{d['id']} {d['url']} ({d['version']})" if d else "none"
+            app.out.print(f"{label}: {escape(text)}")
+        if vercel.get("pinned"):
+            app.out.print(
+                "[yellow]pinned:[/] an earlier rollback pinned production; new production "
+                "deployments do not take the domains until one is promoted"
+            )
     lock = doc["lock"]
     if not lock:
         app.out.print("lock: free")
@@ -321,6 +350,7 @@ def _print_plan(
             observed = engine.observe()
         finally:
             engine.hosts.close()
+            engine.target.close()
     else:
         color = None if live == "none" else live
         observed = Observed(color, "<live version>" if color else None, "")
@@ -384,9 +414,13 @@ def schema(app: Application) -> None:
 
     Example: deployer schema > playbook.schema.json
     """
-    from deployer.playbook.models import Playbook
+    from pydantic import TypeAdapter
 
-    app.emit_json(Playbook.model_json_schema())
+    from deployer.playbook.models import Playbook
+    from deployer.playbook.vercel_model import VercelPlaybook
+
+    # one schema for both targets: `target` tells them apart (absent: nginx)
+    app.emit_json(TypeAdapter(Playbook | VercelPlaybook).json_schema())
 
 
 @cli.command()

@@ -6,9 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 from deployer.adapters import http
-from deployer.adapters.hosts import upload
 from deployer.commands import files
-from deployer.commands.shell import Shell
+from deployer.commands.shell import Secret, Shell
 from deployer.engine.hosts import HostPool
 from deployer.engine.signals import SignalGuard
 from deployer.errors import DeployerError, GateFailed
@@ -16,25 +15,22 @@ from deployer.errors import DrillVerdict as DrillVerdictError
 from deployer.gates import GateResult
 from deployer.plan import (
     Action,
-    ArmDeadMan,
     CheckDatabase,
     Commit,
-    DisarmDeadMan,
     DrillVerdict,
     Gate,
     Migrate,
     Run,
-    ScheduleStop,
-    StopColor,
-    Switch,
-    Upload,
 )
 from deployer.playbook.models import Playbook
+from deployer.ports import Target
 
 
 class Actions:
-    def __init__(self, pb: Playbook, hosts: HostPool, guard: SignalGuard):
-        self.pb, self.hosts, self.guard = pb, hosts, guard
+    def __init__(
+        self, pb: Playbook, hosts: HostPool, guard: SignalGuard, target: Target | None = None
+    ):
+        self.pb, self.hosts, self.guard, self.target = pb, hosts, guard, target
         self.gates: list[GateResult] = []
         self.migrations: dict[str, Any] | None = None
         self.warnings: list[str] = []
@@ -56,8 +52,6 @@ class Actions:
                     self.warnings.append(what)
                     return what
                 return ""
-            case Upload(host=host, src=src, dest=dest, version=version):
-                return upload(self.hosts.runner(host), src, dest, version)
             case Gate():
                 with self.guard.interruptible():  # a gate changes nothing: stop at once
                     return self._gate(action)
@@ -65,23 +59,6 @@ class Actions:
                 return self._migrate(action)
             case CheckDatabase():
                 return self._check_database(action)
-            case Switch(conf=conf, color=color, version=version):
-                if not conf:
-                    return "no previous upstream to restore"
-                seconds = self.hosts.router.switch(conf)
-                return f"traffic on {color or 'previous'} ({version or '-'}) after {seconds:.3f}s"
-            case ArmDeadMan(conf=conf, seconds=seconds):
-                self.hosts.router.arm_dead_man(conf, seconds)
-                return f"the router switches back by itself after {seconds:g}s unless called off"
-            case DisarmDeadMan(must_not_have_fired=strict):
-                fired = self.hosts.router.disarm_dead_man()
-                if fired is None:
-                    return "dead-man timer called off"
-                when, _, status = fired.partition(" ")
-                what = f"the dead-man switch had switched traffic back at {when} (exit {status})"
-                if strict:
-                    raise DeployerError(what)
-                return what
             case DrillVerdict(broken=broken):
                 raise DrillVerdictError(broken_passed=broken)
             case Commit(dead_man=dead_man):
@@ -94,17 +71,10 @@ class Actions:
                     )
                 timer = "; dead-man timer called off" if dead_man else ""
                 return f"the release stands (recorded on the router host){timer}"
-            case StopColor(host=host, command=command):
-                drained = self.hosts.router.wait_drained()
-                self.hosts.runner(host).run(command, timeout=120)
-                return f"old nginx workers drained in {drained:.2f}s"
-            case ScheduleStop(host=host, color=color, seconds=seconds, command=command):
-                drained = self.hosts.router.wait_drained()
-                self.hosts.runner(host).run(command)
-                return (
-                    f"old nginx workers drained in {drained:.2f}s; {color} stays warm "
-                    f"for {seconds:g}s"
-                )
+            case _:
+                done = self.target.execute(action) if self.target is not None else None
+                if done is not None:
+                    return done
         raise DeployerError(f"unknown action {action!r}")
 
     def _migrate(self, m: Migrate) -> str:
@@ -212,13 +182,18 @@ class Actions:
 
     def _gate(self, gate: Gate) -> str:
         results = []
+        headers = {k: v.value if isinstance(v, Secret) else v for k, v in gate.headers}
         for i, url in enumerate(gate.urls):
             if gate.kind == "pre_switch":
                 alive = self._alive(*gate.alive[i]) if i < len(gate.alive) else None
-                res = http.pre_switch(url, self.pb.gates.pre_switch, gate.expect, alive=alive)
+                res = http.pre_switch(
+                    url, self.pb.gates.pre_switch, gate.expect, alive=alive, headers=headers
+                )
                 self.gates.append(res)
             else:  # appended before it runs: an interrupted gate keeps its samples
-                res = http.post_switch(url, self.pb.gates.post_switch, gate.expect, sink=self.gates)
+                res = http.post_switch(
+                    url, self.pb.gates.post_switch, gate.expect, sink=self.gates, headers=headers
+                )
             results.append(res)
             if not res.passed:
                 raise GateFailed(

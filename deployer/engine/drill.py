@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from deployer.adapters.watch import RouterWatch
 from deployer.engine.saga import SagaOutcome, describe_error
 from deployer.errors import AbortedError, DrillVerdict, ExitCode, InputError
-from deployer.plan import COLORS, Context, Observed, Step, drill_plan
+from deployer.plan import Context, Observed, Step
 
 if TYPE_CHECKING:
     from deployer.engine.operations import Engine, OperationResult
@@ -41,18 +41,16 @@ class Drill:
             Context(ctx.loaded, ctx.env, {**ctx.vars, **pb.drill.broken_vars}) if broken else None
         )
         post = pb.gates.post_switch
-        self.watch = RouterWatch(
-            pb.router.url.rstrip("/") + post.path,
-            rate=pb.drill.watch_rate,
-            limit=pb.lock.ttl,
-            timeout=post.timeout,
-        )
+        self.watch_url: str | None = None
+        self.watch = RouterWatch("", rate=pb.drill.watch_rate, limit=0, timeout=post.timeout)
 
     def run(self) -> OperationResult:
-        with self.watch:
+        try:
             return self.engine._run("drill", self.plan, self.conclude)
+        finally:
+            self.watch.__exit__()
 
-    def plan(self, observed: Observed) -> tuple[str, list[Step]]:
+    def plan(self, observed: Observed) -> tuple[str, Observed, list[Step]]:
         if observed.live_color is None:
             raise AbortedError("nothing is live: a drill needs a live color to come back to")
         version = self.version or observed.live_version
@@ -61,7 +59,19 @@ class Drill:
                 f"the router does not say which version {observed.live_color} runs: "
                 "give the drill one with --version"
             )
-        return version, drill_plan(self.engine.ctx, observed, version, broken=self.build)
+        steps = self.engine.target.drill_plan(observed, version, self.build)
+        # what users see, watched from here to the end (bounded by the lock's ttl)
+        url, _, headers = self.engine.target.serving(observed.live_color, version)
+        post = self.engine.pb.gates.post_switch
+        self.watch = RouterWatch(
+            url,
+            rate=self.engine.pb.drill.watch_rate,
+            limit=self.engine.pb.lock.ttl,
+            timeout=post.timeout,
+            headers=headers,
+        )
+        self.watch.__enter__()
+        return version, observed, steps
 
     # ----- the verdict -----
     def conclude(self, result: OperationResult, out: SagaOutcome, before: Observed) -> None:
@@ -160,18 +170,4 @@ class Drill:
             after = self.engine.observe()
         except Exception as exc:  # the verdict stands on what could be seen
             return [f"could not look at the hosts after the drill: {describe_error(exc)}"]
-        out = []
-        if after.live_color != before.live_color:
-            out.append(f"the router serves {after.live_color}, not {before.live_color}")
-        for host in self.engine.pb.app_hosts:
-            for c in COLORS:
-                v0 = before.versions.get(host.name, {}).get(c)
-                v1 = after.versions.get(host.name, {}).get(c)
-                if v0 != v1:
-                    out.append(f"{host.name}: {c} records {v1 or 'nothing'}, not {v0 or 'nothing'}")
-                r0 = before.running.get(host.name, {}).get(c, False)
-                r1 = after.running.get(host.name, {}).get(c, False)
-                if r0 != r1:
-                    state = "running" if r1 else "stopped"
-                    out.append(f"{host.name}: {c} is {state} now, not before the drill")
-        return out
+        return self.engine.target.changes(before, after)

@@ -17,7 +17,6 @@ from typing import Any
 
 from deployer.adapters import http
 from deployer.adapters.journal import FileJournal, JournalError
-from deployer.commands import files, nginx
 from deployer.commands.shell import Shell
 from deployer.engine.actions import Actions
 from deployer.engine.hosts import HostPool
@@ -26,7 +25,7 @@ from deployer.engine.opstate import OperationState
 from deployer.engine.saga import Saga, SagaOutcome, describe_error
 from deployer.engine.signals import Interrupted, SignalGuard
 from deployer.errors import AbortedError, ExitCode, RecoveryNeededError, RolledBackError
-from deployer.plan import COLORS, Context, Observed, Step, release_plan, rollback_plan
+from deployer.plan import Context, Observed, Step
 from deployer.ports import NullReporter, Reporter
 
 
@@ -51,6 +50,7 @@ class OperationResult:
     warnings: list[str] = field(default_factory=list)
     migrations: dict[str, Any] | None = None
     drill: dict[str, Any] | None = None
+    target: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -73,7 +73,11 @@ class Engine:
         journal_dir = ctx.loaded.local_path(self.pb.journal_dir)
         self.journal = FileJournal(journal_dir / f"{self.pb.app}-{self.pb.environment}.journal")
         self.guard = SignalGuard()
-        self.actions = Actions(self.pb, self.hosts, self.guard)
+        from deployer.targets import make_target
+
+        self.target = make_target(ctx, self.hosts)
+        self.actions = Actions(self.pb, self.hosts, self.guard, self.target)
+        self._observed: Observed | None = None
         router = self.pb.router_host
         self.lock = DeployLock(
             self.hosts.runner(router.name),
@@ -86,20 +90,7 @@ class Engine:
 
     # ----- observe -----
     def observe(self) -> Observed:
-        text = self.hosts.router.read()
-        live = nginx.parse_live(text)
-        versions: dict[str, dict[str, str]] = {}
-        running: dict[str, dict[str, bool]] = {}
-        for host in self.pb.app_hosts:
-            statuses = {c: self.ctx.shell(self.pb.service.status, host, c) for c in COLORS}
-            cmd = files.observe_host(self.ctx.state_dir(host), statuses)
-            lines = self.hosts.runner(host.name).run(cmd).stdout.splitlines()
-            pairs = [line.split(" ", 1) for line in lines if " " in line]
-            versions[host.name] = {k: v for k, v in pairs if k in COLORS}
-            running[host.name] = {c: ["up", c] in pairs for c in COLORS}
-        return Observed(
-            live[0] if live else None, live[1] if live else None, text, versions, running
-        )
+        return self.target.observe()
 
     def _interrupt(self) -> BaseException | None:
         return self.guard.requested or self.lock.lost
@@ -121,11 +112,15 @@ class Engine:
             )
 
     # ----- operations -----
-    def release(self, version: str) -> OperationResult:
-        return self._run("release", lambda seen: (version, release_plan(self.ctx, seen, version)))
+    def release(self, version: str, candidate: str | None = None) -> OperationResult:
+        def plan(seen: Observed) -> tuple[str, Observed, list[Step]]:
+            seen, steps = self.target.release_plan(seen, version, candidate)
+            return version, seen, steps
+
+        return self._run("release", plan)
 
     def rollback(self) -> OperationResult:
-        return self._run("rollback", lambda observed: rollback_plan(self.ctx, observed))
+        return self._run("rollback", self.target.rollback_plan)
 
     def drill(self, version: str | None, *, broken: bool, bound: float | None) -> OperationResult:
         from deployer.engine.drill import Drill
@@ -135,7 +130,7 @@ class Engine:
     def _run(
         self,
         kind: str,
-        planner: Callable[[Observed], tuple[str, list[Step]]],
+        planner: Callable[[Observed], tuple[str, Observed, list[Step]]],
         conclude: Callable[[OperationResult, SagaOutcome, Observed], None] | None = None,
     ) -> OperationResult:
         """Lock, observe, plan, record the operation (router host, then journal), run the
@@ -153,16 +148,14 @@ class Engine:
                 self.guard.check()
                 self.check_journal()
                 observed = self.observe()
-                version, steps = planner(observed)
+                version, observed, steps = planner(observed)
                 op = {
                     "kind": kind,
                     "version": version,
                     "from_color": observed.live_color,
                     "from_version": observed.live_version,
                     "to_color": observed.idle_color,
-                    "upstream_before": observed.upstream_text,
-                    "versions_before": {h: dict(v) for h, v in observed.versions.items()},
-                    "running_before": {h: dict(r) for h, r in observed.running.items()},
+                    **self.target.op_record(observed),
                 }
                 self.guard.check()
                 owner = {"owner": getpass.getuser(), "machine": socket.gethostname()}
@@ -181,6 +174,7 @@ class Engine:
                     observed.idle_color,
                     started_at=started_at,
                 )
+                self._observed = observed
                 self.lock.start_heartbeat()
                 self.reporter.note(
                     f"{kind} {self.pb.app} {version}: live {observed.live_color or 'none'} "
@@ -213,10 +207,10 @@ class Engine:
         off and, only if it had not fired, record that the release stands. Returns what the
         timer printed if it had fired."""
         write = self.opstate.write_command(doc)
-        if not dead_man:
+        disarm = self.target.dead_man_off() if dead_man else None
+        if disarm is None:
             self.opstate.runner.run(write)
             return None
-        disarm = nginx.disarm_dead_man(self.hosts.router.upstream_file)
         cmd = Shell.around(
             f'out=$({disarm.text}); if [ -n "$out" ]; then echo "$out"; else {write.text}; fi',
             f"{disarm.shown}; unless it had fired: {write.shown}",
@@ -234,6 +228,7 @@ class Engine:
         try:
             if result is not None:
                 result.ended_at = time.time()
+                result.target = self.target.result_facts(self._observed)
                 # an operation whose undo failed stays open: `deployer recover` finishes it
                 if not needs_recovery:
                     try:
@@ -255,12 +250,15 @@ class Engine:
                 result.warnings.append(f"lock not released: {describe_error(exc)}")
         finally:
             self.hosts.close()
+            self.target.close()
 
     def record(self, result: OperationResult, out: SagaOutcome) -> None:
         """What the saga and the actions did, into the result."""
         result.steps = [r.to_dict() for r in out.records]
         result.gates = [g.to_dict() for g in self.actions.gates]
-        result.warnings = out.warnings + self.actions.warnings
+        seen = self._observed
+        noted = list(seen.extra.get("warnings", [])) if seen is not None else []
+        result.warnings = noted + out.warnings + self.actions.warnings
         result.restore_seconds = out.restore_seconds
         result.migrations = self.actions.migrations
 
@@ -303,12 +301,8 @@ class Engine:
         """After an abort or a switch back: the router must serve the old color, healthy."""
         if not result.from_color:
             return
-        post = self.pb.gates.post_switch
-        url = self.pb.router.url.rstrip("/") + post.path
-        expect = self.ctx.expectation(
-            post, self.pb.app_hosts[0], result.from_color, result.from_version or ""
-        )
-        check = http.wait_serving(url, expect)
+        url, expect, headers = self.target.serving(result.from_color, result.from_version or "")
+        check = http.wait_serving(url, expect, headers=headers)
         self.actions.gates.append(check)
         result.gates.append(check.to_dict())
         if not check.passed:
@@ -333,14 +327,6 @@ class Engine:
             remote = self.opstate.read()
         finally:
             self.hosts.close()
-        hosts = []
-        for host in self.pb.app_hosts:
-            hosts.append(
-                {
-                    "host": host.name,
-                    "colors": {c: _color_status(observed, host.name, c) for c in COLORS},
-                }
-            )
         pending = self.journal.unfinished() or remote
         holder = state.info
         lock: dict[str, Any] | None = None
@@ -355,21 +341,8 @@ class Engine:
             "live_version": observed.live_version,
             "idle_color": observed.idle_color,
             "idle_version": observed.idle_version(),
-            "hosts": hosts,
+            **self.target.status(observed),
             "lock": lock,
             "unfinished": pending.get("id") if pending else None,
             "journal_problems": self.journal.problems,
         }
-
-
-def _color_status(observed: Observed, host: str, color: str) -> dict[str, Any]:
-    """A color is live on a host only if the router sends it traffic *and* it runs there;
-    routed to but not running (a host added since, a crashed process) is said as such."""
-    running = observed.running.get(host, {}).get(color, False)
-    routed = color == observed.live_color
-    return {
-        "version": observed.versions.get(host, {}).get(color),
-        "running": running,
-        "routed": routed,
-        "live": routed and running,
-    }

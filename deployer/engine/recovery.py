@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from deployer.engine.saga import Saga, SagaOutcome
 from deployer.errors import ExitCode, InputError, RecoveryNeededError
-from deployer.plan import Observed, release_plan
 
 if TYPE_CHECKING:
     from deployer.engine.operations import Engine, OperationResult
@@ -87,15 +86,7 @@ def _recover(
     last_phase: dict[str, str] = {}
     for rec in engine.journal.steps(op_id) if precise else []:
         last_phase[rec["step"]] = rec["phase"]
-    observed = Observed(
-        pending.get("from_color"),
-        pending.get("from_version"),
-        str(pending.get("upstream_before") or ""),
-        pending.get("versions_before") or {},
-        pending.get("running_before") or {},
-    )
-    version = str(pending.get("version") or "")
-    steps = release_plan(engine.ctx, observed, version) if version else []
+    observed, steps = engine.target.recovery_plan(pending)
     before_pivot = [s for s in steps if not s.after_pivot]
     pivot = before_pivot[-1].key if before_pivot else "post-switch-gate"
     committed = last_phase.get(pivot) == "done" or pending.get("phase") == "committed"
@@ -112,7 +103,7 @@ def _recover(
             f"; finished {len(rest)} step(s) it had not done" if rest else ""
         )
         return
-    if "upstream_before" not in pending or not pending.get("version"):
+    if not steps or not pending.get("version"):
         raise RecoveryNeededError(
             f"{op_id}: the journal does not say what it changed "
             f"({'; '.join(engine.journal.problems) or 'no begin record'}); check the hosts "

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from deployer.plan import Action, Step, Switch
+from deployer.plan import Action, Step
 from deployer.ports import Journal, Reporter
 
 Interrupt = Callable[[], BaseException | None]
@@ -61,6 +61,11 @@ class SagaOutcome:
         if self.verdict_at is None or self.restored_at is None:
             return None
         return round(self.restored_at - self.verdict_at, 3)
+
+
+def _switches(action: Action | None) -> bool:
+    """Whether the action moves users' traffic (a switch, a promote, a rollback)."""
+    return bool(getattr(action, "switches_traffic", False))
 
 
 def describe_error(exc: BaseException) -> str:
@@ -180,7 +185,7 @@ class Saga:
                         break
                     continue
                 applied = not not_applied(exc)
-                if isinstance(step.do, Switch) and applied:
+                if _switches(step.do) and applied:
                     out.switched = True  # the reload may have happened: users may have seen it
                 out.failed, out.error, out.verdict_at = step, exc, time.monotonic()
                 self.compensate(done + ([step] if applied else []), out)
@@ -192,7 +197,7 @@ class Saga:
                 # the step ran; without a record of it the release must not go on
                 out.records.append(StepRecord(step.name, step.host, "ok", seconds, detail))
                 done.append(step)
-                if isinstance(step.do, Switch):
+                if _switches(step.do):
                     out.switched = True
                 if step.after_pivot:
                     out.warnings.append(f"journal: {describe_error(exc)}")
@@ -203,7 +208,7 @@ class Saga:
             out.records.append(StepRecord(step.name, step.host, "ok", seconds, detail))
             self.reporter.step_finished(step.name, step.host, "ok", seconds, detail)
             done.append(step)
-            if isinstance(step.do, Switch):
+            if _switches(step.do):
                 out.switched, out.switched_at = True, time.monotonic()
         return out
 
@@ -234,7 +239,7 @@ class Saga:
                 self.reporter.step_finished(name, step.host, "failed", seconds, reason)
                 continue
             seconds = time.monotonic() - t0
-            if isinstance(step.undo, Switch):
+            if _switches(step.undo):
                 out.restored_at = time.monotonic()
             try:
                 self._log(step, "undone", detail=detail)

@@ -62,6 +62,7 @@ def _custom(rec: dict[str, Any]) -> dict[str, Any]:
         "migrations",
         "time_to_restore_s",
         "drill",
+        "target",
         "playbook_digest",
         "message",
         "seq",

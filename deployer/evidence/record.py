@@ -116,6 +116,7 @@ def build(
         "warnings": op.get("warnings") or [],
         "time_to_restore_s": time_to_restore(op),
         "drill": op.get("drill"),
+        "target": op.get("target"),
         "playbook": playbook,
         "playbook_digest": playbook_digest,
     }

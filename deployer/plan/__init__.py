@@ -24,6 +24,7 @@ from deployer.plan.actions import (
     Step,
     StopColor,
     Switch,
+    TargetAction,
     Upload,
     describe,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "Step",
     "StopColor",
     "Switch",
+    "TargetAction",
     "Upload",
     "describe",
     "drill_plan",

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from deployer.commands.shell import Shell
+from deployer.commands.shell import Shell, Token
 from deployer.gates import Expectation
 
 
@@ -35,13 +35,26 @@ class Gate:
     expect: Expectation
     #: per url (pre-switch): the host and the status command that says the process runs
     alive: tuple[tuple[str, Shell], ...] = ()
+    #: request headers for every probe (values may be secrets: a protection bypass)
+    headers: tuple[tuple[str, Token], ...] = ()
 
 
 @dataclass(frozen=True)
 class Switch:
+    switches_traffic: ClassVar[bool] = True
     color: str | None
     version: str | None
     conf: str
+
+
+class TargetAction:
+    """Base of a target's own actions (deployer.targets): it says how it reads in `plan` and
+    whether it moves users' traffic (the saga then counts the release as switched)."""
+
+    switches_traffic: ClassVar[bool] = False
+
+    def describe(self) -> list[str]:
+        return []
 
 
 @dataclass(frozen=True)
@@ -133,6 +146,7 @@ Action = (
     | DisarmDeadMan
     | Commit
     | DrillVerdict
+    | TargetAction
 )
 
 
@@ -187,6 +201,8 @@ def describe(action: Action) -> list[str]:
         case Commit(dead_man=dead_man):
             timer = "call the dead-man timer off (fails if it fired), then " if dead_man else ""
             return [f"{timer}record on the router host that the release stands"]
+        case TargetAction():
+            return action.describe()
         case CheckDatabase(current=current, version=version):
             return [
                 current.shown,

@@ -32,9 +32,15 @@ class Observed:
     upstream_text: str
     versions: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # host -> color -> v
     running: Mapping[str, Mapping[str, bool]] = field(default_factory=dict)  # host -> color -> up
+    #: what receives the release when it is not simply the other color (a Vercel deployment)
+    idle: str | None = None
+    #: target-specific facts (a Vercel target's production and candidate deployments)
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def idle_color(self) -> str:
+        if self.idle is not None:
+            return self.idle
         return other(self.live_color) if self.live_color else "blue"
 
     def idle_version(self) -> str | None:

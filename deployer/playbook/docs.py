@@ -59,7 +59,13 @@ def _rows(model: type[BaseModel], prefix: str) -> list[dict[str, Any]]:
 
 
 def reference(section: str | None = None) -> list[dict[str, Any]]:
+    """Every key of the nginx playbook, then the keys only a `target: vercel` playbook has
+    (its shared sections are the same models)."""
+    from deployer.playbook.vercel_model import VercelPlaybook
+
     rows = _rows(Playbook, "")
+    known = {r["key"] for r in rows}
+    rows += [r for r in _rows(VercelPlaybook, "") if r["key"] not in known]
     if section:
         picked = [
             r

@@ -7,7 +7,7 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -155,9 +155,9 @@ def _line_for(loc: Loc, lines: dict[Loc, int]) -> int | None:
     return None
 
 
-def _model_at(loc: Loc) -> type[BaseModel] | None:
+def _model_at(loc: Loc, root: type[BaseModel] = Playbook) -> type[BaseModel] | None:
     """The pydantic model that holds the last key of ``loc`` (for did-you-mean)."""
-    model: type[BaseModel] | None = Playbook
+    model: type[BaseModel] | None = root
     for part in loc[:-1]:
         if isinstance(part, int):
             continue
@@ -178,10 +178,10 @@ def _inner_model(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-def _message(err: dict[str, Any], loc: Loc) -> str:
+def _message(err: dict[str, Any], loc: Loc, root: type[BaseModel] = Playbook) -> str:
     kind = err["type"]
     if kind == "extra_forbidden":
-        model = _model_at(loc)
+        model = _model_at(loc, root)
         known = sorted(model.model_fields) if model else []
         close = difflib.get_close_matches(str(loc[-1]), known, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
@@ -196,11 +196,13 @@ def _message(err: dict[str, Any], loc: Loc) -> str:
     return msg
 
 
-def _problems(exc: ValidationError, lines: dict[Loc, int], path: str) -> list[PlaybookError]:
+def _problems(
+    exc: ValidationError, lines: dict[Loc, int], path: str, root: type[BaseModel] = Playbook
+) -> list[PlaybookError]:
     out: list[PlaybookError] = []
     for err in exc.errors():
         loc: Loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
-        msg = _message(dict(err), loc)
+        msg = _message(dict(err), loc, root)
         key = _dotted(loc)
         if (
             not loc
@@ -214,16 +216,37 @@ def _problems(exc: ValidationError, lines: dict[Loc, int], path: str) -> list[Pl
     return out
 
 
+def _model_for(data: dict[Any, Any], lines: dict[Loc, int], path: str) -> type[BaseModel]:
+    """The model the playbook's ``target`` names (default: nginx)."""
+    from deployer.playbook.vercel_model import VercelPlaybook
+
+    targets: dict[str, type[BaseModel]] = {"nginx": Playbook, "vercel": VercelPlaybook}
+    target = data.get("target", "nginx")
+    if not isinstance(target, str) or target not in targets:
+        raise PlaybookError(
+            f"unknown target {printable(target)!r} (known: {', '.join(targets)})",
+            path=path,
+            line=_line_for(("target",), lines),
+            key="target",
+        )
+    return targets[target]
+
+
 def parse_playbook(text: str, path: str = "<playbook>") -> Playbook:
+    """The validated playbook. A `target: vercel` playbook is a
+    :class:`~deployer.playbook.vercel_model.VercelPlaybook`, typed here as its nginx sibling:
+    it has every attribute the shared code (engine, lock, migrate, evidence) uses, and only
+    the targets read the rest (``deployer.targets``)."""
     data, lines = _compose(text, path)
     if not isinstance(data, dict):
         raise PlaybookError(
             "a playbook is a YAML mapping (app:, hosts:, colors:, ...)", path=path, line=1
         )
+    model = _model_for(data, lines, path)
     try:
-        return Playbook.model_validate(data)
+        return cast(Playbook, model.model_validate(data))
     except ValidationError as exc:
-        problems = _problems(exc, lines, path)
+        problems = _problems(exc, lines, path, model)
         if len(problems) == 1:
             raise problems[0] from None
         raise PlaybookProblems(problems) from None

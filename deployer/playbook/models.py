@@ -265,6 +265,11 @@ class Drill(Strict):
 
 
 class Playbook(Strict):
+    target: Literal["nginx"] = Field(
+        "nginx",
+        description="Where traffic is switched: `nginx` (app hosts over SSH behind nginx, "
+        "this model) or `vercel` (see `deployer docs vercel`).",
+    )
     app: str = Field(
         pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="The app's name (lowercase, - and _)."
     )

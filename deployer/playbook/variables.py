@@ -105,6 +105,21 @@ def check_version(version: str) -> str:
     return version
 
 
+_DEPLOYMENT = re.compile(
+    r"^(?:https?://)?[A-Za-z0-9][A-Za-z0-9._-]{0,250}(?::[0-9]{1,5})?(?:/[A-Za-z0-9._-]+){0,4}/?$"
+)
+
+
+def check_deployment(ref: str) -> str:
+    """A deployment id (``dpl_...``) or URL given on the command line."""
+    if not _DEPLOYMENT.fullmatch(ref):
+        raise InputError(
+            f"--deployment {printable(ref)!r}: not a deployment id or URL "
+            "(dpl_..., my-app-abc123.vercel.app or https://...)"
+        )
+    return ref
+
+
 def parse_var(assignment: str) -> tuple[str, str]:
     """``KEY=VALUE`` from ``--var``; the value is checked against a safe pattern."""
     key, sep, value = assignment.partition("=")

@@ -1,0 +1,197 @@
+"""Vercel's REST API, the calls a release needs, through httpx with bounded tenacity retries.
+
+Retried: 429 (waiting what ``Retry-After`` or ``X-RateLimit-Reset`` says) and 5xx and
+connection errors, within ``budget`` seconds. Never retried: a 4xx that says the request is
+wrong; 401/403 (token, team), 404 (project, deployment) and 409 (a conflicting promote) are
+named. The token is sent as a bearer header only; it never enters a message.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+)
+
+from deployer.errors import DeployerError, HostError, InputError, printable
+
+#: deployment states (``readyState``): what a release waits through, and where it stops
+WAITING = ("QUEUED", "INITIALIZING", "BUILDING")
+FAILED = ("ERROR", "CANCELED", "DELETED")
+
+
+class ApiError(DeployerError):
+    def __init__(self, status: int, code: str, message: str, retry_after: float | None = None):
+        self.status, self.code, self.retry_after = status, code, retry_after
+        super().__init__(f"Vercel API {status} {code}: {message}")
+
+
+class _Retry(Exception):
+    """A response worth another try (429, 5xx, a dropped connection)."""
+
+    def __init__(self, why: str, wait: float | None = None):
+        self.why, self.wait = why, wait
+        super().__init__(why)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    id: str
+    url: str
+    state: str
+    target: str | None
+    meta: dict[str, Any]
+
+    @classmethod
+    def from_api(cls, doc: dict[str, Any]) -> Deployment:
+        return cls(
+            str(doc.get("id") or doc.get("uid") or ""),
+            str(doc.get("url") or ""),
+            str(doc.get("readyState") or doc.get("state") or ""),
+            doc.get("target"),
+            dict(doc.get("meta") or {}),
+        )
+
+    @property
+    def version(self) -> str:
+        """The commit it was built from when known, else its id."""
+        sha = self.meta.get("githubCommitSha") or self.meta.get("gitCommitSha")
+        return str(sha)[:12] if sha else self.id
+
+
+class VercelApi:
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        team: str | None = None,
+        timeout: float = 10.0,
+        budget: float = 60.0,
+        attempts: int = 12,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.scheme = httpx.URL(self.base_url).scheme
+        self.params: dict[str, str] = {}
+        if team:
+            self.params["teamId" if team.startswith("team_") else "slug"] = team
+        self.budget, self.attempts = budget, attempts
+        self.calls = 0  # requests sent, retries included
+        self.client = httpx.Client(
+            base_url=self.base_url,
+            headers={"Authorization": f"Bearer {token}", "User-Agent": "deployer"},
+            timeout=timeout,
+            trust_env=False,
+            follow_redirects=False,
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+    # ----- one request, retried -----
+    def request(self, method: str, path: str, **params: str) -> dict[str, Any]:
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            asked = exc.wait if isinstance(exc, _Retry) else None
+            backoff = min(8.0, 0.25 * 2 ** (state.attempt_number - 1))
+            return min(asked if asked is not None else backoff, self.budget)
+
+        retrying = Retrying(
+            retry=retry_if_exception(lambda e: isinstance(e, _Retry)),
+            stop=stop_after_delay(self.budget) | stop_after_attempt(self.attempts),
+            wait=wait,
+            reraise=True,
+        )
+        try:
+            out: dict[str, Any] = retrying(self._once, method, path, {**self.params, **params})
+            return out
+        except _Retry as exc:
+            raise HostError(
+                f"Vercel API: {method} {path} still failing after {self.budget:g}s of retries "
+                f"({exc.why})"
+            ) from None
+
+    def _once(self, method: str, path: str, params: dict[str, str]) -> dict[str, Any]:
+        self.calls += 1
+        try:
+            resp = self.client.request(method, path, params=params)
+        except httpx.TransportError as exc:
+            raise _Retry(f"{type(exc).__name__}") from None
+        if resp.status_code == 429:
+            raise _Retry("429 rate limited", _retry_after(resp))
+        if resp.status_code >= 500:
+            raise _Retry(f"{resp.status_code} from Vercel")
+        body = _json(resp)
+        if resp.status_code >= 400:
+            raw = body.get("error")
+            err: dict[str, Any] = raw if isinstance(raw, dict) else {}
+            code = printable(err.get("code") or "error", 60)
+            message = printable(err.get("message") or resp.reason_phrase, 200)
+            if resp.status_code in (401, 403):
+                raise HostError(
+                    f"Vercel refused the request ({resp.status_code} {code}: {message}): check "
+                    "vercel.token and vercel.team"
+                )
+            if resp.status_code == 404:
+                raise InputError(f"Vercel: not found ({code}: {message}): check {path}")
+            raise ApiError(resp.status_code, code, message)
+        return body
+
+    # ----- the calls a release makes -----
+    def project(self, project: str) -> dict[str, Any]:
+        return self.request("GET", f"/v9/projects/{project}")
+
+    def deployment(self, id_or_url: str) -> Deployment:
+        ref = id_or_url.removeprefix("https://").removeprefix("http://").rstrip("/")
+        return Deployment.from_api(self.request("GET", f"/v13/deployments/{ref}"))
+
+    def promote(self, project_id: str, deployment_id: str) -> None:
+        self.request("POST", f"/v10/projects/{project_id}/promote/{deployment_id}")
+
+    def rollback(self, project_id: str, deployment_id: str) -> None:
+        self.request("POST", f"/v1/projects/{project_id}/rollback/{deployment_id}")
+
+    def production_deployments(self, project_id: str, limit: int = 10) -> list[Deployment]:
+        doc = self.request(
+            "GET",
+            "/v6/deployments",
+            projectId=project_id,
+            target="production",
+            state="READY",
+            limit=str(limit),
+        )
+        return [Deployment.from_api(d) for d in doc.get("deployments") or []]
+
+    def url_of(self, deployment: Deployment) -> str:
+        """A deployment's own URL, reached with the API's scheme."""
+        return f"{self.scheme}://{deployment.url}"
+
+
+def _json(resp: httpx.Response) -> dict[str, Any]:
+    if not resp.content:
+        return {}
+    try:
+        body = resp.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _retry_after(resp: httpx.Response) -> float:
+    """Seconds the API asks to wait: ``Retry-After`` (seconds), or ``X-RateLimit-Reset``
+    (epoch seconds); 1 s when it says neither."""
+    after = resp.headers.get("retry-after", "")
+    if after.strip().isdigit():
+        return float(after.strip())
+    reset = resp.headers.get("x-ratelimit-reset", "")
+    if reset.strip().isdigit():
+        return max(0.0, float(reset.strip()) - time.time())
+    return 1.0

@@ -1,0 +1,176 @@
+"""The nginx target: app hosts over SSH, two colors, an upstream file switched gracefully."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from deployer.adapters.hosts import upload
+from deployer.commands import files, nginx
+from deployer.commands.shell import Shell
+from deployer.engine.hosts import HostPool
+from deployer.errors import DeployerError, InputError
+from deployer.gates import Expectation
+from deployer.plan import (
+    COLORS,
+    Action,
+    ArmDeadMan,
+    Context,
+    DisarmDeadMan,
+    Observed,
+    ScheduleStop,
+    Step,
+    StopColor,
+    Switch,
+    Upload,
+    drill_plan,
+    release_plan,
+    rollback_plan,
+)
+
+
+class NginxTarget:
+    def __init__(self, ctx: Context, hosts: HostPool):
+        self.ctx, self.pb, self.hosts = ctx, ctx.pb, hosts
+
+    # ----- what serves -----
+    def observe(self) -> Observed:
+        text = self.hosts.router.read()
+        live = nginx.parse_live(text)
+        versions: dict[str, dict[str, str]] = {}
+        running: dict[str, dict[str, bool]] = {}
+        for host in self.pb.app_hosts:
+            statuses = {c: self.ctx.shell(self.pb.service.status, host, c) for c in COLORS}
+            cmd = files.observe_host(self.ctx.state_dir(host), statuses)
+            lines = self.hosts.runner(host.name).run(cmd).stdout.splitlines()
+            pairs = [line.split(" ", 1) for line in lines if " " in line]
+            versions[host.name] = {k: v for k, v in pairs if k in COLORS}
+            running[host.name] = {c: ["up", c] in pairs for c in COLORS}
+        return Observed(
+            live[0] if live else None, live[1] if live else None, text, versions, running
+        )
+
+    def serving(self, live: str, version: str) -> tuple[str, Expectation, dict[str, Any]]:
+        post = self.pb.gates.post_switch
+        url = self.pb.router.url.rstrip("/") + post.path
+        return url, self.ctx.expectation(post, self.pb.app_hosts[0], live, version), {}
+
+    # ----- plans -----
+    def release_plan(
+        self, observed: Observed, version: str, candidate: str | None
+    ) -> tuple[Observed, list[Step]]:
+        if candidate is not None:
+            raise InputError(
+                "--deployment is for targets that promote a built deployment (vercel); "
+                "the nginx target ships --version to the idle color"
+            )
+        return observed, release_plan(self.ctx, observed, version)
+
+    def rollback_plan(self, observed: Observed) -> tuple[str, Observed, list[Step]]:
+        version, steps = rollback_plan(self.ctx, observed)
+        return version, observed, steps
+
+    def drill_plan(self, observed: Observed, version: str, broken: Context | None) -> list[Step]:
+        return drill_plan(self.ctx, observed, version, broken=broken)
+
+    def op_record(self, observed: Observed) -> dict[str, Any]:
+        return {
+            "upstream_before": observed.upstream_text,
+            "versions_before": {h: dict(v) for h, v in observed.versions.items()},
+            "running_before": {h: dict(r) for h, r in observed.running.items()},
+        }
+
+    def recovery_plan(self, op: dict[str, Any]) -> tuple[Observed, list[Step]]:
+        if "upstream_before" not in op:
+            return Observed(None, None, ""), []
+        observed = Observed(
+            op.get("from_color"),
+            op.get("from_version"),
+            str(op.get("upstream_before") or ""),
+            op.get("versions_before") or {},
+            op.get("running_before") or {},
+        )
+        version = str(op.get("version") or "")
+        return observed, release_plan(self.ctx, observed, version) if version else []
+
+    # ----- actions -----
+    def execute(self, action: Action) -> str | None:
+        router = self.hosts.router
+        match action:
+            case Upload(host=host, src=src, dest=dest, version=version):
+                return upload(self.hosts.runner(host), src, dest, version)
+            case Switch(conf=conf, color=color, version=version):
+                if not conf:
+                    return "no previous upstream to restore"
+                seconds = router.switch(conf)
+                return f"traffic on {color or 'previous'} ({version or '-'}) after {seconds:.3f}s"
+            case ArmDeadMan(conf=conf, seconds=seconds):
+                router.arm_dead_man(conf, seconds)
+                return f"the router switches back by itself after {seconds:g}s unless called off"
+            case DisarmDeadMan(must_not_have_fired=strict):
+                fired = router.disarm_dead_man()
+                if fired is None:
+                    return "dead-man timer called off"
+                when, _, status = fired.partition(" ")
+                what = f"the dead-man switch had switched traffic back at {when} (exit {status})"
+                if strict:
+                    raise DeployerError(what)
+                return what
+            case StopColor(host=host, command=command):
+                drained = router.wait_drained()
+                self.hosts.runner(host).run(command, timeout=120)
+                return f"old nginx workers drained in {drained:.2f}s"
+            case ScheduleStop(host=host, color=color, seconds=seconds, command=command):
+                drained = router.wait_drained()
+                self.hosts.runner(host).run(command)
+                return (
+                    f"old nginx workers drained in {drained:.2f}s; {color} stays warm "
+                    f"for {seconds:g}s"
+                )
+        return None
+
+    def result_facts(self, observed: Observed | None) -> dict[str, Any] | None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+    def dead_man_off(self) -> Shell | None:
+        return nginx.disarm_dead_man(self.hosts.router.upstream_file)
+
+    # ----- status -----
+    def status(self, observed: Observed) -> dict[str, Any]:
+        hosts = [
+            {"host": h.name, "colors": {c: _color_status(observed, h.name, c) for c in COLORS}}
+            for h in self.pb.app_hosts
+        ]
+        return {"hosts": hosts}
+
+    def changes(self, before: Observed, after: Observed) -> list[str]:
+        out = []
+        if after.live_color != before.live_color:
+            out.append(f"the router serves {after.live_color}, not {before.live_color}")
+        for host in self.pb.app_hosts:
+            for c in COLORS:
+                v0 = before.versions.get(host.name, {}).get(c)
+                v1 = after.versions.get(host.name, {}).get(c)
+                if v0 != v1:
+                    out.append(f"{host.name}: {c} records {v1 or 'nothing'}, not {v0 or 'nothing'}")
+                r0 = before.running.get(host.name, {}).get(c, False)
+                r1 = after.running.get(host.name, {}).get(c, False)
+                if r0 != r1:
+                    state = "running" if r1 else "stopped"
+                    out.append(f"{host.name}: {c} is {state} now, not before the drill")
+        return out
+
+
+def _color_status(observed: Observed, host: str, color: str) -> dict[str, Any]:
+    """A color is live on a host only if the router sends it traffic *and* it runs there;
+    routed to but not running (a host added since, a crashed process) is said as such."""
+    running = observed.running.get(host, {}).get(color, False)
+    routed = color == observed.live_color
+    return {
+        "version": observed.versions.get(host, {}).get(color),
+        "running": running,
+        "routed": routed,
+        "live": routed and running,
+    }
