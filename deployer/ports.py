@@ -77,8 +77,8 @@ class Target(Protocol):
 
     def release_plan(
         self, observed: Observed, version: str, candidate: str | None
-    ) -> tuple[Observed, list[Step]]:
-        """The release's steps; the observed state with the candidate named (``idle``)."""
+    ) -> tuple[str, Observed, list[Step]]:
+        """(the version released, the observed state with the candidate named, the steps)."""
         ...
 
     def rollback_plan(self, observed: Observed) -> tuple[str, Observed, list[Step]]:

@@ -113,11 +113,7 @@ class Engine:
 
     # ----- operations -----
     def release(self, version: str, candidate: str | None = None) -> OperationResult:
-        def plan(seen: Observed) -> tuple[str, Observed, list[Step]]:
-            seen, steps = self.target.release_plan(seen, version, candidate)
-            return version, seen, steps
-
-        return self._run("release", plan)
+        return self._run("release", lambda seen: self.target.release_plan(seen, version, candidate))
 
     def rollback(self) -> OperationResult:
         return self._run("rollback", self.target.rollback_plan)

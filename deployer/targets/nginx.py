@@ -57,13 +57,13 @@ class NginxTarget:
     # ----- plans -----
     def release_plan(
         self, observed: Observed, version: str, candidate: str | None
-    ) -> tuple[Observed, list[Step]]:
+    ) -> tuple[str, Observed, list[Step]]:
         if candidate is not None:
             raise InputError(
                 "--deployment is for targets that promote a built deployment (vercel); "
                 "the nginx target ships --version to the idle color"
             )
-        return observed, release_plan(self.ctx, observed, version)
+        return version, observed, release_plan(self.ctx, observed, version)
 
     def rollback_plan(self, observed: Observed) -> tuple[str, Observed, list[Step]]:
         version, steps = rollback_plan(self.ctx, observed)

@@ -129,7 +129,7 @@ class VercelTarget:
     # ----- plans -----
     def release_plan(
         self, observed: Observed, version: str, candidate: str | None
-    ) -> tuple[Observed, list[Step]]:
+    ) -> tuple[str, Observed, list[Step]]:
         if candidate is None:
             raise InputError(
                 "the vercel target releases a deployment CI built: give --deployment "
@@ -143,7 +143,7 @@ class VercelTarget:
         if self.pb.migrate is not None:
             steps.append(_migrate_step(self.ctx, "", version))
         steps += self._switch_steps(observed, Promote(d.id, d.url, version), d, version)
-        return seen, steps
+        return version, seen, steps
 
     def _switch_steps(
         self, observed: Observed, do: TargetAction, to: Deployment, version: str

@@ -1,0 +1,201 @@
+"""The Vercel target against a local Vercel (tests/fake_vercel.py): the adapter's real code,
+only the API's base URL differs. deployer runs as users run it (the CLI, a subprocess)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from fake_vercel import FakeVercel
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "vercel-canary-token-7f3a9c"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeVercel]:
+    with FakeVercel(TOKEN) as f:
+        f.add("dpl_old", "a" * 40, created=1000)
+        f.add("dpl_live", "b" * 40, created=2000)
+        f.production = "dpl_live"
+        f.alias_job = {
+            "type": "promote",
+            "fromDeploymentId": "dpl_old",
+            "toDeploymentId": "dpl_live",
+            "jobStatus": "succeeded",
+            "requestedAt": 1.0,
+        }
+        yield f
+
+
+@pytest.fixture
+def playbook(fake: FakeVercel, tmp_path: Path) -> Path:
+    doc: dict[str, Any] = {
+        "target": "vercel",
+        "app": "shop",
+        "vercel": {
+            "project": "shop",
+            "token": "${env:VERCEL_TOKEN}",
+            "production_url": f"{fake.url}/_prod",
+            "api_url": fake.url,
+            "ready_timeout": "3s",
+            "promote_timeout": "3s",
+            "api_budget": "20s",
+        },
+        "gates": {
+            "pre_switch": {
+                "path": "/api/health",
+                "expect_json": {"version": "${version}"},
+                "interval": "100ms",
+                "successes": 3,
+                "budget": "3s",
+            },
+            "post_switch": {"path": "/api/health", "window": "1s", "rate": 20},
+        },
+        "journal_dir": str(tmp_path / "journal"),
+        "state_dir": str(tmp_path / "state"),
+    }
+    path = tmp_path / "vercel.yml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def _run(*args: str, token: str = TOKEN) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "deployer", "-o", "json", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "VERCEL_TOKEN": token, "NO_COLOR": "1"},
+        timeout=120,
+        check=False,
+    )
+
+
+def _doc(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    return dict(json.loads(proc.stdout))
+
+
+def _posts(fake: FakeVercel) -> list[str]:
+    return [p for m, p in fake.calls if m == "POST"]
+
+
+def test_a_good_release_promotes_after_its_gates(fake: FakeVercel, playbook: Path) -> None:
+    fake.add("dpl_new", "c" * 40, target="production", created=3000)
+    proc = _run("release", "-p", str(playbook), "--deployment", "dpl_new")
+    assert proc.returncode == 0, proc.stderr
+    doc = _doc(proc)
+    assert doc["outcome"] == "succeeded" and doc["version"] == "c" * 12
+    assert [s["name"] for s in doc["steps"]] == [
+        "wait-ready",
+        "pre-switch-gate",
+        "promote",
+        "post-switch-gate",
+        "commit",
+    ]
+    assert fake.production == "dpl_new"
+    target = doc["target"]
+    assert target["from"]["id"] == "dpl_live" and target["to"]["id"] == "dpl_new"
+    assert target["api_calls"] == len(fake.calls)
+    assert doc["evidence"]["recorded"]
+    # the token never appears: output, journal, evidence store, the operation record
+    seen = proc.stdout + proc.stderr
+    for f in playbook.parent.rglob("*"):
+        if f.is_file():
+            seen += f.read_bytes().decode("utf-8", "replace")
+    assert TOKEN not in seen
+
+
+def test_a_release_broken_in_production_is_rolled_back(fake: FakeVercel, playbook: Path) -> None:
+    fake.add("dpl_bad", "d" * 40, broken_in_production=True, created=3000)
+    proc = _run("release", "-p", str(playbook), "--deployment", "dpl_bad")
+    assert proc.returncode == 4, proc.stderr
+    doc = _doc(proc)
+    assert doc["outcome"] == "rolled_back" and fake.production == "dpl_live"
+    assert doc["restore_seconds"] is not None and doc["restore_seconds"] < 3
+    assert "undo promote" in [s["name"] for s in doc["steps"]]
+    assert _posts(fake)[-1] == "/v1/projects/prj_fake1/rollback/dpl_live"
+    verify = [g for g in doc["gates"] if g["name"] == "verify"]
+    assert verify and verify[0]["passed"]
+
+
+def test_a_candidate_in_error_aborts_with_nothing_changed(fake: FakeVercel, playbook: Path) -> None:
+    fake.add("dpl_err", "e" * 40, state="ERROR")
+    proc = _run("release", "-p", str(playbook), "--deployment", "dpl_err")
+    assert proc.returncode == 3, proc.stderr
+    assert "is ERROR" in _doc(proc)["message"] and not _posts(fake)
+    assert fake.production == "dpl_live"
+
+
+def test_a_candidate_stuck_building_aborts_after_the_ready_timeout(
+    fake: FakeVercel, playbook: Path
+) -> None:
+    fake.add("dpl_stuck", "f" * 40, state="BUILDING", stuck=True)
+    t0 = time.monotonic()
+    proc = _run("release", "-p", str(playbook), "--deployment", "dpl_stuck")
+    assert proc.returncode == 3 and "ready_timeout" in _doc(proc)["message"]
+    assert time.monotonic() - t0 < 20 and not _posts(fake)
+
+
+def test_a_promote_that_never_lands_is_rolled_back(fake: FakeVercel, playbook: Path) -> None:
+    fake.add("dpl_new", "c" * 40, created=3000)
+    fake.promote_never = True
+    proc = _run("release", "-p", str(playbook), "--deployment", "dpl_new")
+    assert proc.returncode == 4, proc.stderr
+    doc = _doc(proc)
+    assert "does not serve it after 3s" in doc["message"]
+    assert fake.production == "dpl_live"
+
+
+def test_a_429_storm_is_waited_out_honouring_retry_after(fake: FakeVercel, playbook: Path) -> None:
+    fake.add("dpl_new", "c" * 40, created=3000)
+    fake.rate_limited, fake.server_errors = 3, 2
+    t0 = time.monotonic()
+    proc = _run("release", "-p", str(playbook), "--deployment", "dpl_new")
+    assert proc.returncode == 0, proc.stderr
+    assert fake.served_429 == 3 and time.monotonic() - t0 >= 3  # Retry-After: 1, three times
+    assert fake.production == "dpl_new"
+
+
+def test_a_bad_token_is_named_and_changes_nothing(fake: FakeVercel, playbook: Path) -> None:
+    fake.add("dpl_new", "c" * 40, created=3000)
+    proc = _run("release", "-p", str(playbook), "--deployment", "dpl_new", token="wrong-token-x")
+    assert proc.returncode == 7, proc.stdout
+    assert "check vercel.token" in proc.stdout + proc.stderr
+    assert "wrong-token-x" not in proc.stdout + proc.stderr
+    assert not _posts(fake) and fake.production == "dpl_live"
+
+
+def test_rollback_and_status_name_production_previous_and_pinning(
+    fake: FakeVercel, playbook: Path
+) -> None:
+    status = _doc(_run("status", "-p", str(playbook)))
+    assert status["vercel"]["production"]["id"] == "dpl_live"
+    assert status["vercel"]["previous"]["id"] == "dpl_old" and not status["vercel"]["pinned"]
+    proc = _run("rollback", "-p", str(playbook))
+    assert proc.returncode == 0, proc.stderr
+    doc = _doc(proc)
+    assert doc["version"] == "a" * 12 and fake.production == "dpl_old"
+    assert doc["restore_seconds"] is not None
+    status = _doc(_run("status", "-p", str(playbook)))
+    assert status["vercel"]["pinned"] and status["vercel"]["production"]["id"] == "dpl_old"
+    # a release onto a pinned project says so
+    fake.add("dpl_new", "c" * 40, created=3000)
+    proc = _run("release", "-p", str(playbook), "--deployment", "dpl_new")
+    assert proc.returncode == 0 and any("pinned" in w for w in _doc(proc)["warnings"])
+
+
+def test_a_vercel_playbook_refuses_a_literal_token(tmp_path: Path, playbook: Path) -> None:
+    text = playbook.read_text().replace("${env:VERCEL_TOKEN}", "tok_literal")
+    bad = tmp_path / "bad.yml"
+    bad.write_text(text)
+    proc = _run("validate", "-p", str(bad))
+    assert proc.returncode == 2 and "vercel.token: must be `${env:NAME}`" in proc.stdout
