@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install what deployer's demo, tests and benchmarks need on a Debian machine. Idempotent.
-#   Debian packages: openssh-server, nginx-light, postgresql, wrk, python3-venv, procps
+#   Debian packages: openssh-server, nginx-light, postgresql, wrk, python3-venv, procps,
+#                    nodejs and npm (the tests validate examples/vercel.json with Vercel's code)
 #   Python: a virtualenv in .venv with deployer and its dev extras (editable)
+#   npm: tests/vercel_config's pinned packages (package-lock.json)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""
@@ -14,6 +16,8 @@ compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null || need+=(postgresql)
 command -v wrk >/dev/null || need+=(wrk)
 command -v ps >/dev/null || need+=(procps)
 python3 -c "import ensurepip, venv" 2>/dev/null || need+=(python3-venv)
+command -v node >/dev/null || need+=(nodejs)
+command -v npm >/dev/null || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then
   echo "install: apt-get install ${need[*]}" >&2
   # no daemon may start from the packages' scripts: the test bed starts its own, on its ports
@@ -37,4 +41,11 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
   .venv/bin/python -m pip install -q -c constraints.txt -e '.[dev]'
   touch "$stamp"
+fi
+
+vc=tests/vercel_config
+if [ ! -d "$vc/node_modules" ] || [ "$vc/package-lock.json" -nt "$vc/node_modules" ]; then
+  echo "install: npm ci in $vc (Vercel's config validation, for the tests)" >&2
+  (cd "$vc" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  touch "$vc/node_modules"
 fi

@@ -199,3 +199,37 @@ def test_a_vercel_playbook_refuses_a_literal_token(tmp_path: Path, playbook: Pat
     bad.write_text(text)
     proc = _run("validate", "-p", str(bad))
     assert proc.returncode == 2 and "vercel.token: must be `${env:NAME}`" in proc.stdout
+
+
+CHECK = ROOT / "tests" / "vercel_config" / "check.js"
+
+
+def _check(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["node", str(CHECK), str(path)], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_examples_vercel_json_passes_vercels_own_validation(tmp_path: Path) -> None:
+    """Vercel's schemas (@vercel/routing-utils, @vercel/build-utils, pinned in
+    tests/vercel_config/package-lock.json, installed by scripts/install.sh) and its route
+    compiler accept examples/vercel.json, and refuse a broken copy of it."""
+    proc = _check(ROOT / "examples" / "vercel.json")
+    assert proc.returncode == 0, proc.stderr
+    config = json.loads((ROOT / "examples" / "vercel.json").read_text())
+    assert config["git"]["deploymentEnabled"]["main"] is False  # production only via deployer
+    health = next(h for h in config["headers"] if h["source"] == "/api/health")
+    assert any("no-store" in h["value"] for h in health["headers"])  # never cached
+    config["headers"][0]["source"] = "/api/(health"
+    config["functions"]["src/app/api/**/*.ts"]["maxDuration"] = "fifteen"
+    bad = tmp_path / "vercel.json"
+    bad.write_text(json.dumps(config))
+    proc = _check(bad)
+    assert proc.returncode == 1
+    assert "maxDuration" in proc.stderr and "invalid `source`" in proc.stderr
+
+
+def test_the_worked_example_playbook_validates() -> None:
+    proc = _run("validate", "-p", str(ROOT / "playbooks" / "vercel.yml"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert json.loads(proc.stdout)["app"] == "shop"

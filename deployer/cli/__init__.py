@@ -401,10 +401,13 @@ def validate(app: Application, playbook: str) -> None:
     if app.json:
         app.emit_json({"valid": True, "app": loaded.model.app, "path": str(loaded.path)})
     else:
-        app.out.print(
-            f"{playbook}: valid ({loaded.model.app}, {len(loaded.model.hosts)} host(s))",
-            markup=False,
+        model = loaded.model
+        where = (
+            f"vercel project {model.vercel.project}"  # type: ignore[attr-defined]
+            if getattr(model, "target", "nginx") == "vercel"
+            else f"{len(model.hosts)} host(s)"
         )
+        app.out.print(f"{playbook}: valid ({model.app}, {where})", markup=False)
 
 
 @cli.command()
