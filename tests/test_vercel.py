@@ -68,13 +68,15 @@ def playbook(fake: FakeVercel, tmp_path: Path) -> Path:
     return path
 
 
-def _run(*args: str, token: str = TOKEN) -> subprocess.CompletedProcess[str]:
+def _run(
+    *args: str, token: str = TOKEN, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "deployer", "-o", "json", *args],
         capture_output=True,
         text=True,
         cwd=ROOT,
-        env={**os.environ, "VERCEL_TOKEN": token, "NO_COLOR": "1"},
+        env={**os.environ, "VERCEL_TOKEN": token, "NO_COLOR": "1", **(env or {})},
         timeout=120,
         check=False,
     )
@@ -114,10 +116,17 @@ def test_a_good_release_promotes_after_its_gates(fake: FakeVercel, playbook: Pat
     assert TOKEN not in seen
 
 
-def test_a_release_broken_in_production_is_rolled_back(fake: FakeVercel, playbook: Path) -> None:
+def test_a_release_broken_in_production_is_rolled_back(
+    fake: FakeVercel, playbook: Path, tmp_path: Path
+) -> None:
     fake.add("dpl_bad", "d" * 40, broken_in_production=True, created=3000)
-    proc = _run("release", "-p", str(playbook), "--deployment", "dpl_bad")
+    summary = tmp_path / "summary.md"
+    ci = {"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)}
+    proc = _run("release", "-p", str(playbook), "--deployment", "dpl_bad", env=ci)
     assert proc.returncode == 4, proc.stderr
+    # the CI stage: a step summary and an error annotation (stdout stays one JSON document)
+    assert "rolled_back, exit 4" in summary.read_text() and TOKEN not in summary.read_text()
+    assert "::error title=deployer release rolled_back (exit 4)::" in proc.stderr
     doc = _doc(proc)
     assert doc["outcome"] == "rolled_back" and fake.production == "dpl_live"
     assert doc["restore_seconds"] is not None and doc["restore_seconds"] < 3

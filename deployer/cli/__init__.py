@@ -147,6 +147,12 @@ def _finish(app: Application, engine: Any, result: Any, commit: str | None = Non
         doc["warnings"].append(f"evidence not stored: {doc['evidence']['error']}")
     doc["warnings"] += doc["evidence"].pop("warnings", [])
     render_result(app, doc)
+    from deployer.cli.ci import report
+
+    try:
+        report(doc)
+    except Exception as exc:  # a CI report never changes the result
+        print(f"deployer: warning: CI summary not written: {exc}", file=sys.stderr)
     sys.exit(int(doc["exit_code"]))
 
 
