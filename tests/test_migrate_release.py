@@ -176,3 +176,80 @@ def test_upgrade_is_retried_when_it_hits_lock_timeout(migrating: Deploy) -> None
     assert proc.returncode == 0, proc.stderr
     mig = json.loads(proc.stdout)["migrations"]
     assert mig["applied"] == ["0017"] and mig["attempts"] >= 2
+
+
+def test_a_vercel_release_migrates_from_this_machine_before_the_promote(
+    pg_bed, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """The Vercel target's migrate step: lint-gated, run locally against the database URL
+    secret, before the promote; the password appears nowhere."""
+    import os
+    import subprocess
+
+    import yaml
+    from fake_vercel import FakeVercel
+
+    scripts = tmp_path / "migs"
+    shutil.copytree(ROOT / "migrations_safe", scripts, ignore=shutil.ignore_patterns("__pycache__"))
+    name = f"vc_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(
+        f"postgresql://postgres@127.0.0.1:{pg_bed.ports.pg}/postgres", autocommit=True
+    ) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    db = f"postgresql://postgres:{PASSWORD}@127.0.0.1:{pg_bed.ports.pg}/{name}"
+    with FakeVercel("tok-vc-1") as fake:
+        fake.add("dpl_live", "b" * 40, created=1)
+        fake.add("dpl_new", "c" * 40, created=2)
+        fake.production = "dpl_live"
+        doc = {
+            "target": "vercel",
+            "app": "shop",
+            "vercel": {
+                "project": "shop",
+                "token": "${env:VERCEL_TOKEN}",
+                "production_url": f"{fake.url}/_prod",
+                "api_url": fake.url,
+            },
+            "gates": {
+                "pre_switch": {"path": "/api/health", "interval": "100ms", "successes": 2},
+                "post_switch": {"path": "/api/health", "window": "500ms", "rate": 10},
+            },
+            "migrate": {
+                "scripts": str(scripts),
+                "command": f"{sys.executable} -m alembic -c {scripts}/alembic.ini",
+                "database_url": "${env:TEST_DATABASE_URL}",
+            },
+            "journal_dir": str(tmp_path / "journal"),
+            "state_dir": str(tmp_path / "state"),
+        }
+        pb = tmp_path / "vercel.yml"
+        pb.write_text(yaml.safe_dump(doc))
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "deployer",
+                "-o",
+                "json",
+                "release",
+                "-p",
+                str(pb),
+                "--deployment",
+                "dpl_new",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=120,
+            check=False,
+            env={**os.environ, "VERCEL_TOKEN": "tok-vc-1", "TEST_DATABASE_URL": db},
+        )
+        assert proc.returncode == 0, proc.stderr
+        out = json.loads(proc.stdout)
+        names = [s["name"] for s in out["steps"]]
+        assert names.index("migrate") < names.index("promote")
+        assert out["migrations"]["to"] == "0016" and fake.production == "dpl_new"
+        assert PASSWORD not in proc.stdout + proc.stderr
+        with psycopg.connect(db.replace(f":{PASSWORD}", "")) as conn:
+            row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        assert row is not None and row[0] == "0016"

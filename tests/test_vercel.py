@@ -242,3 +242,13 @@ def test_the_worked_example_playbook_validates() -> None:
     proc = _run("validate", "-p", str(ROOT / "playbooks" / "vercel.yml"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert json.loads(proc.stdout)["app"] == "shop"
+
+
+def test_vercel_releases_count_in_the_score(fake: FakeVercel, playbook: Path) -> None:
+    fake.add("dpl_new", "c" * 40, created=3000)
+    assert _run("release", "-p", str(playbook), "--deployment", "dpl_new").returncode == 0
+    assert _run("rollback", "-p", str(playbook)).returncode == 0
+    score = _doc(_run("score", "-p", str(playbook)))
+    earned = {i["id"]: i["earned"] for i in score["items"]}
+    assert earned["health_gated"] and earned["blue_green"] and earned["rollback_tested"]
+    assert score["dora"]["deployments"] == 1

@@ -67,7 +67,7 @@ def time_to_restore(op: dict[str, Any]) -> float | None:
         elapsed = 0.0
         for step in op.get("steps", []):
             elapsed += float(step.get("seconds", 0))
-            if step.get("name") == "switch" and step.get("status") == "ok":
+            if step.get("name") in ("switch", "promote", "rollback") and step.get("status") == "ok":
                 return round(elapsed, 3)
     return None
 

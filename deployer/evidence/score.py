@@ -21,9 +21,13 @@ def _gate_passed(rec: dict[str, Any], name: str) -> bool:
     return any(g.get("name") == name and g.get("passed") for g in rec.get("gates") or [])
 
 
+#: the step that moves traffic, per target (nginx: switch; vercel: promote, rollback)
+TRAFFIC_STEPS = ("switch", "promote", "rollback")
+
+
 def _switched(rec: dict[str, Any]) -> bool:
     return any(
-        s.get("name") == "switch" and s.get("status") == "ok" for s in rec.get("steps") or []
+        s.get("name") in TRAFFIC_STEPS and s.get("status") == "ok" for s in rec.get("steps") or []
     )
 
 
