@@ -86,8 +86,11 @@ class Target(Protocol):
         ...
 
     def drill_plan(
-        self, observed: Observed, version: str, broken: Context | None
-    ) -> list[Step]: ...
+        self, observed: Observed, version: str | None, broken: Context | None
+    ) -> tuple[str, Observed, list[Step]]:
+        """A release that always ends switched back (its last step is the drill's verdict):
+        (the version drilled with, the observed state with it named, the steps)."""
+        ...
 
     def recovery_plan(self, op: dict[str, Any]) -> tuple[Observed, list[Step]]:
         """The steps of an unfinished operation, from its record (to undo or finish them)."""

@@ -252,3 +252,33 @@ def test_vercel_releases_count_in_the_score(fake: FakeVercel, playbook: Path) ->
     earned = {i["id"]: i["earned"] for i in score["items"]}
     assert earned["health_gated"] and earned["blue_green"] and earned["rollback_tested"]
     assert score["dora"]["deployments"] == 1
+
+
+def test_a_vercel_drill_moves_production_back_and_returns(fake: FakeVercel, playbook: Path) -> None:
+    """The drill rolls production back to the previous deployment, gates it, then promotes
+    the current one again as a failing gate would: both moves proven, the way back timed."""
+    proc = _run("drill", "-p", str(playbook))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = _doc(proc)
+    assert doc["kind"] == "drill" and doc["drill"]["passed"]
+    assert doc["version"] == "a" * 12 and doc["drill"]["restore_s"] < 5
+    assert [s["name"] for s in doc["steps"]][-2:] == ["drill-verdict", "undo rollback"]
+    assert (
+        fake.production == "dpl_live"
+        and not _doc(_run("status", "-p", str(playbook)))["vercel"]["pinned"]
+    )
+    assert _run("drill", "-p", str(playbook), "--broken").returncode == 2
+
+
+def test_an_api_that_keeps_failing_is_bounded_and_changes_nothing(
+    fake: FakeVercel, playbook: Path
+) -> None:
+    doc = yaml.safe_load(playbook.read_text())
+    doc["vercel"]["api_budget"] = "2s"
+    playbook.write_text(yaml.safe_dump(doc))
+    fake.add("dpl_new", "c" * 40, created=3000)
+    fake.server_errors = 10_000
+    t0 = time.monotonic()
+    proc = _run("release", "-p", str(playbook), "--deployment", "dpl_new")
+    assert proc.returncode == 7 and "still failing after 2s" in proc.stdout + proc.stderr
+    assert time.monotonic() - t0 < 15 and not _posts(fake) and fake.production == "dpl_live"

@@ -53,15 +53,10 @@ class Drill:
     def plan(self, observed: Observed) -> tuple[str, Observed, list[Step]]:
         if observed.live_color is None:
             raise AbortedError("nothing is live: a drill needs a live color to come back to")
-        version = self.version or observed.live_version
-        if not version:
-            raise AbortedError(
-                f"the router does not say which version {observed.live_color} runs: "
-                "give the drill one with --version"
-            )
-        steps = self.engine.target.drill_plan(observed, version, self.build)
+        target = self.engine.target
+        version, observed, steps = target.drill_plan(observed, self.version, self.build)
         # what users see, watched from here to the end (bounded by the lock's ttl)
-        url, _, headers = self.engine.target.serving(observed.live_color, version)
+        url, _, headers = target.serving(observed.live_color or "", version)
         post = self.engine.pb.gates.post_switch
         self.watch = RouterWatch(
             url,

@@ -8,7 +8,7 @@ from deployer.adapters.hosts import upload
 from deployer.commands import files, nginx
 from deployer.commands.shell import Shell
 from deployer.engine.hosts import HostPool
-from deployer.errors import DeployerError, InputError
+from deployer.errors import AbortedError, DeployerError, InputError
 from deployer.gates import Expectation
 from deployer.plan import (
     COLORS,
@@ -69,8 +69,16 @@ class NginxTarget:
         version, steps = rollback_plan(self.ctx, observed)
         return version, observed, steps
 
-    def drill_plan(self, observed: Observed, version: str, broken: Context | None) -> list[Step]:
-        return drill_plan(self.ctx, observed, version, broken=broken)
+    def drill_plan(
+        self, observed: Observed, version: str | None, broken: Context | None
+    ) -> tuple[str, Observed, list[Step]]:
+        version = version or observed.live_version
+        if not version:
+            raise AbortedError(
+                f"the router does not say which version {observed.live_color} runs: "
+                "give the drill one with --version"
+            )
+        return version, observed, drill_plan(self.ctx, observed, version, broken=broken)
 
     def op_record(self, observed: Observed) -> dict[str, Any]:
         return {

@@ -18,7 +18,7 @@ from deployer.commands.shell import Secret, Shell, Token
 from deployer.engine.hosts import HostPool
 from deployer.errors import AbortedError, DeployerError, InputError
 from deployer.gates import Expectation
-from deployer.plan import Commit, Context, Gate, Observed, Step, TargetAction
+from deployer.plan import Commit, Context, DrillVerdict, Gate, Observed, Step, TargetAction
 from deployer.plan import migrate_step as _migrate_step
 from deployer.playbook.variables import render_value
 from deployer.playbook.vercel_model import VercelPlaybook
@@ -206,8 +206,33 @@ class VercelTarget:
                 return d
         return None
 
-    def drill_plan(self, observed: Observed, version: str, broken: Context | None) -> list[Step]:
-        raise InputError("deployer drill is not available for the vercel target yet")
+    def drill_plan(
+        self, observed: Observed, version: str | None, broken: Context | None
+    ) -> tuple[str, Observed, list[Step]]:
+        """Production to the previous production deployment (Vercel's rollback), gated like
+        a release, then back to the current one (a promote) as a failing gate would: proves
+        both moves work on this project and measures the way back."""
+        if broken is not None:
+            raise InputError(
+                "--broken is not available for the vercel target: a drill there moves "
+                "production to the previous deployment and back"
+            )
+        if version is not None:
+            raise InputError("--version: a vercel drill uses the previous production deployment")
+        if observed.live_color is None:
+            raise AbortedError("the project has no production deployment: nothing to drill")
+        previous = self._previous(observed)
+        if previous is None:
+            raise AbortedError(
+                f"no production deployment before {observed.live_color} to drill with"
+            )
+        extra = {**observed.extra, "candidate": _brief(previous, self.api)}
+        seen = replace(observed, idle=previous.id, extra=extra)
+        do = RollBack(previous.id, previous.url, previous.version)
+        steps = self._switch_steps(observed, do, previous, previous.version)
+        steps = [s for s in steps if not isinstance(s.do, Commit)]
+        steps.append(Step("drill-verdict", None, DrillVerdict(False)))
+        return previous.version, seen, steps
 
     def op_record(self, observed: Observed) -> dict[str, Any]:
         return {
