@@ -282,3 +282,27 @@ def test_an_api_that_keeps_failing_is_bounded_and_changes_nothing(
     proc = _run("release", "-p", str(playbook), "--deployment", "dpl_new")
     assert proc.returncode == 7 and "still failing after 2s" in proc.stdout + proc.stderr
     assert time.monotonic() - t0 < 15 and not _posts(fake) and fake.production == "dpl_live"
+
+
+def test_a_deploy_command_names_the_deployment_for_version(
+    fake: FakeVercel, playbook: Path, tmp_path: Path
+) -> None:
+    """`release --version V` with vercel.deploy_command: the command (given the version and
+    the token through its environment, never its argv) prints the staged deployment's URL."""
+    fake.add("dpl_new", "c" * 40, created=3000)
+    script = tmp_path / "deploy.sh"
+    script.write_text(
+        "#!/bin/sh\n"
+        '[ "$1" = "--token" ] && [ -n "$2" ] || exit 9\n'
+        f'echo "building $3"; echo "http://127.0.0.1:{fake.port}/_d/dpl_new"\n'
+    )
+    script.chmod(0o755)
+    doc = yaml.safe_load(playbook.read_text())
+    doc["vercel"]["deploy_command"] = f"{script} --token ${{env:VERCEL_TOKEN}} ${{version}}"
+    del doc["gates"]["pre_switch"]["expect_json"]  # the fake's app reports its commit, not v42
+    playbook.write_text(yaml.safe_dump(doc))
+    proc = _run("release", "-p", str(playbook), "--version", "v42")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = _doc(proc)
+    assert out["version"] == "v42" and out["target"]["to"]["id"] == "dpl_new"
+    assert fake.production == "dpl_new" and TOKEN not in proc.stdout + proc.stderr

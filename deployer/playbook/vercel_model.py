@@ -42,6 +42,13 @@ class VercelSettings(Strict):
         description="Protection Bypass for Automation secret, `${env:...}`: sent as the "
         "`x-vercel-protection-bypass` header so protected deployment URLs can be probed.",
     )
+    deploy_command: str | None = Field(
+        None,
+        description="A command run on this machine (a template: `${version}`, `${env:...}`) "
+        "that creates the staged deployment and prints its URL last, e.g. `vercel deploy "
+        "--prebuilt --prod --skip-domain --token ${env:VERCEL_TOKEN}`: then `release "
+        "--version V` needs no --deployment.",
+    )
     api_url: str = Field(
         "https://api.vercel.com",
         pattern=r"^https?://[^\s/]+/?$",
@@ -127,6 +134,8 @@ class VercelPlaybook(Strict):
         out = [(f"vars.{k}", v) for k, v in self.vars.items()]
         v = self.vercel
         out += [("vercel.token", v.token), ("lock.path", self.lock.path)]
+        if v.deploy_command:
+            out.append(("vercel.deploy_command", v.deploy_command))
         out.append(("state_dir", self.state_dir))
         if v.protection_bypass:
             out.append(("vercel.protection_bypass", v.protection_bypass))

@@ -16,11 +16,11 @@ from typing import Any
 from deployer.adapters.vercel import FAILED, WAITING, ApiError, Deployment, VercelApi
 from deployer.commands.shell import Secret, Shell, Token
 from deployer.engine.hosts import HostPool
-from deployer.errors import AbortedError, DeployerError, InputError
+from deployer.errors import AbortedError, DeployerError, InputError, printable
 from deployer.gates import Expectation
 from deployer.plan import Commit, Context, DrillVerdict, Gate, Observed, Step, TargetAction
 from deployer.plan import migrate_step as _migrate_step
-from deployer.playbook.variables import render_value
+from deployer.playbook.variables import check_deployment, render_value
 from deployer.playbook.vercel_model import VercelPlaybook
 
 POLL = 0.5  # seconds between two looks at an asynchronous job
@@ -131,10 +131,7 @@ class VercelTarget:
         self, observed: Observed, version: str, candidate: str | None
     ) -> tuple[str, Observed, list[Step]]:
         if candidate is None:
-            raise InputError(
-                "the vercel target releases a deployment CI built: give --deployment "
-                "ID_OR_URL (e.g. from `vercel deploy --prebuilt --prod --skip-domain`)"
-            )
+            candidate = self._deploy(version)
         d = self.api.deployment(candidate)
         version = version or d.version
         extra = {**observed.extra, "candidate": _brief(d, self.api)}
@@ -144,6 +141,27 @@ class VercelTarget:
             steps.append(_migrate_step(self.ctx, "", version))
         steps += self._switch_steps(observed, Promote(d.id, d.url, version), d, version)
         return version, seen, steps
+
+    def _deploy(self, version: str) -> str:
+        """Run ``vercel.deploy_command`` for ``version``: the last line it prints that looks
+        like a URL is the staged deployment to release."""
+        command = self.pb.vercel.deploy_command
+        if not command:
+            raise InputError(
+                "the vercel target releases a deployment CI built: give --deployment "
+                "ID_OR_URL (e.g. from `vercel deploy --prebuilt --prod --skip-domain`), or "
+                "set vercel.deploy_command"
+            )
+        shell = self.ctx.shell(command, self.pb.LOCAL, "", version)
+        out = self.hosts.runner(self.pb.LOCAL.name).run(shell, timeout=1800).stdout
+        for line in reversed(out.splitlines()):
+            ref = line.strip()
+            if ref.startswith(("https://", "http://")) and " " not in ref:
+                return check_deployment(ref)
+        raise DeployerError(
+            "vercel.deploy_command printed no deployment URL on its last lines "
+            f"(got {printable(out.strip()[-200:])!r})"
+        )
 
     def _switch_steps(
         self, observed: Observed, do: TargetAction, to: Deployment, version: str
