@@ -290,17 +290,8 @@ def status(app: Application, playbook: str, accept_new_host_key: bool) -> None:
             )
     if doc["hosts"]:
         app.out.print(table)
-    vercel = doc.get("vercel")
-    if vercel:
-        for label in ("production", "previous"):
-            d = vercel.get(label)
-            text = f"{d['id']} {d['url']} ({d['version']})" if d else "none"
-            app.out.print(f"{label}: {escape(text)}")
-        if vercel.get("pinned"):
-            app.out.print(
-                "[yellow]pinned:[/] an earlier rollback pinned production; new production "
-                "deployments do not take the domains until one is promoted"
-            )
+    for line in doc.get("lines", []):  # what the target has to say beyond hosts and colors
+        app.out.print(line, markup=False)
     lock = doc["lock"]
     if not lock:
         app.out.print("lock: free")
@@ -408,12 +399,7 @@ def validate(app: Application, playbook: str) -> None:
         app.emit_json({"valid": True, "app": loaded.model.app, "path": str(loaded.path)})
     else:
         model = loaded.model
-        where = (
-            f"vercel project {model.vercel.project}"  # type: ignore[attr-defined]
-            if getattr(model, "target", "nginx") == "vercel"
-            else f"{len(model.hosts)} host(s)"
-        )
-        app.out.print(f"{playbook}: valid ({model.app}, {where})", markup=False)
+        app.out.print(f"{playbook}: valid ({model.app}, {model.summary()})", markup=False)
 
 
 @cli.command()

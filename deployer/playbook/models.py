@@ -403,6 +403,10 @@ class Playbook(Strict):
             ]
         return out
 
+    def summary(self) -> str:
+        """What `deployer validate` says it found."""
+        return f"{len(self.hosts)} host(s)"
+
     @property
     def router_host(self) -> Host:
         name = self.router.host or self.hosts[0].name

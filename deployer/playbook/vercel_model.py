@@ -153,6 +153,9 @@ class VercelPlaybook(Strict):
             ]
         return out
 
+    def summary(self) -> str:
+        return f"vercel project {self.vercel.project}"
+
     # the one host: this machine (the lock, the operation record, the migrate step)
     @property
     def hosts(self) -> list[Host]:

@@ -362,8 +362,19 @@ class VercelTarget:
             except DeployerError:
                 previous = None
         self.facts["api_calls"] = self.api.calls
+        lines = []
+        for label, d in (("production", observed.extra.get("production")), ("previous", previous)):
+            lines.append(
+                f"{label}: {d['id']} {d['url']} ({d['version']})" if d else f"{label}: none"
+            )
+        if observed.extra.get("pinned"):
+            lines.append(
+                "pinned: an earlier rollback pinned production; new production deployments "
+                "do not take the domains until one is promoted"
+            )
         return {
             "hosts": [],
+            "lines": lines,
             "vercel": {
                 "project": self.pb.vercel.project,
                 "production": observed.extra.get("production"),
