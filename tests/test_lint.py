@@ -335,3 +335,67 @@ def test_lint_with_a_playbook_records_a_lint_gate(tmp_path: Path) -> None:
     assert [(r["kind"], r["outcome"], r["lint"]["errors"]) for r in listed] == [
         ("lint", "failed", 1)
     ]
+
+
+BIND_MIGRATION = '''\
+"""bind parameters, one statement the parser refuses, and a real hazard after it"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+
+
+def upgrade() -> None:
+    op.execute(sa.text("UPDATE accounts SET status = :s WHERE id = :id"))
+    conn = op.get_bind()
+    conn.execute("UPDATE accounts SET plan = %s WHERE id = %(id)s", {"id": 1})
+    op.execute("SELEC broken FROM nowhere")
+    op.drop_column("accounts", "legacy")
+'''
+
+
+def test_bind_parameters_parse_and_a_bad_statement_hides_nothing(tmp_path: Path) -> None:
+    p = tmp_path / "0002_binds.py"
+    p.write_text(BIND_MIGRATION)
+    found = [(f.line, f.rule) for f in lint_paths([p]).findings]
+    # :name, %s and %(name)s are placeholders; the one bad statement is named, and the drop
+    # after it is still checked
+    assert (13, "parse-error") in found and (14, "drop-column") in found
+    assert [r for _, r in found].count("parse-error") == 1
+
+
+def test_parse_error_is_a_rule_like_any_other(tmp_path: Path) -> None:
+    p = tmp_path / "0002_binds.py"
+    p.write_text(
+        BIND_MIGRATION.replace(
+            'op.execute("SELEC broken FROM nowhere")',
+            'op.execute("SELEC broken FROM nowhere")  # deployer: ignore[parse-error] '
+            "vendor syntax our proxy rewrites",
+        )
+    )
+    rules = _rules(p)
+    assert "parse-error" not in rules and "unused-ignore" not in rules
+    p.write_text(BIND_MIGRATION)
+    assert "parse-error" not in _rules(p, disable={"parse-error"})
+    warned = lint_paths([p], LintConfig(severity={"parse-error": "warning"})).findings
+    assert {f.severity for f in warned if f.rule == "parse-error"} == {"warning"}
+
+
+def test_a_sql_file_with_one_bad_statement_still_checks_the_rest(tmp_path: Path) -> None:
+    p = tmp_path / "m.sql"
+    p.write_text("SET lock_timeout = '2s';\nSELEC 1;\nALTER TABLE t DROP COLUMN c;\n")
+    found = [(f.line, f.rule) for f in lint_paths([p]).findings]
+    assert (2, "parse-error") in found and (3, "drop-column") in found
+
+
+def test_explain_parse_error_says_what_to_do() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "deployer", "lint", "--explain", "parse-error"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert proc.returncode == 0 and "ignore[parse-error]" in proc.stdout
+    assert "Bind parameters" in proc.stdout

@@ -117,6 +117,7 @@ class _Reader:
     def __init__(self, source: str):
         self.lines = source.splitlines()
         self.ops: list[Operation] = []
+        self.errors: list[tuple[int, int, str]] = []  # SQL statements that did not parse
 
     # ---- statements in order ----
     def body(self, stmts: list[ast.stmt], scope: _Scope) -> None:
@@ -188,16 +189,18 @@ class _Reader:
         if not isinstance(sql, str) or arg is None:
             return
         node: Any = arg.args[0] if isinstance(arg, ast.Call) and arg.args else arg
-        try:
-            ops, _ = sql_operations(
-                sql,
-                first_line=node.lineno,
-                first_column=node.col_offset + 2,
-                in_transaction=base["in_transaction"],
-                tx=base["tx"],
-            )
-        except SqlError as exc:
-            raise _ParseFailure(exc.line, exc.column, f"SQL in execute(): {exc}") from None
+        problems: list[SqlError] = []
+        ops, _ = sql_operations(
+            sql,
+            first_line=node.lineno,
+            first_column=node.col_offset + 2,
+            in_transaction=base["in_transaction"],
+            tx=base["tx"],
+            problems=problems,
+        )
+        for p in problems:  # this statement is not checked; the others are
+            line = p.line if p.line != node.lineno else base["line"]
+            self.errors.append((line, p.column, f"SQL in execute() does not parse: {p}"))
         # SQL in a one-line string keeps the call's own position for suppression comments
         self.ops += [
             replace(
@@ -390,12 +393,6 @@ class _Reader:
             self.ops.append(Operation(k.ALTER_OTHER, **base, table=table, name=column))
 
 
-class _ParseFailure(Exception):
-    def __init__(self, line: int, column: int, message: str):
-        super().__init__(message)
-        self.line, self.column = line, column
-
-
 def read_alembic(path: Path, source: str, *, include_downgrade: bool = False) -> Migration:
     mig = Migration(path)
     try:
@@ -419,10 +416,8 @@ def read_alembic(path: Path, source: str, *, include_downgrade: bool = False) ->
     if include_downgrade and "downgrade" in funcs:
         linted.append(funcs["downgrade"])
     mig.linted_lines = [(f.lineno, f.end_lineno or f.lineno) for f in linted]
-    try:
-        for tx, func in enumerate(linted):  # downgrade runs in a transaction of its own
-            reader.body(func.body, _Scope(tx=tx * 1000))
-    except _ParseFailure as exc:
-        mig.parse_error = (exc.line, exc.column, str(exc))
+    for tx, func in enumerate(linted):  # downgrade runs in a transaction of its own
+        reader.body(func.body, _Scope(tx=tx * 1000))
     mig.operations = reader.ops
+    mig.statement_errors = reader.errors
     return mig

@@ -109,6 +109,8 @@ class Migration:
     operations: list[Operation] = field(default_factory=list)
     revision: str | None = None
     down_revision: str | None = None
-    parse_error: tuple[int, int, str] | None = None  # line, column, message
+    parse_error: tuple[int, int, str] | None = None  # line, column, message (file unread)
+    #: statements that did not parse (the rest of the file was still read)
+    statement_errors: list[tuple[int, int, str]] = field(default_factory=list)
     is_migration: bool = True
     linted_lines: list[tuple[int, int]] | None = None  # None: the whole file

@@ -22,8 +22,13 @@ from deployer.lint.suppress import find_ignores, suppressing
 META = {
     "parse-error": (
         "error",
-        "A file that cannot be parsed (Python or SQL): fix the syntax; the "
-        "other files are still linted.",
+        "A file (Python) or a SQL statement that cannot be parsed, so it was not checked. "
+        "Bind parameters (:name, %s, %(name)s) are understood; anything else that is valid "
+        "for your driver but not for PostgreSQL's parser can be acknowledged like any rule: "
+        "`# deployer: ignore[parse-error] <why it is safe>` on the line, or `severity = "
+        '{parse-error = "warning"}` / `disable = ["parse-error"]` in the config. A '
+        "statement that does not parse never stops the file's other statements from being "
+        "checked.",
     ),
     "ignore-without-reason": (
         "error",
@@ -114,10 +119,11 @@ def read(path: Path, config: LintConfig) -> tuple[Migration, str]:
     if path.suffix == ".py":
         return read_alembic(path, source, include_downgrade=config.include_downgrade), source
     mig = Migration(path)
-    try:
-        mig.operations, _ = sql_operations(source, in_transaction=config.sql_in_transaction)
-    except SqlError as exc:
-        mig.parse_error = (exc.line, exc.column, f"SQL syntax error: {exc}")
+    problems: list[SqlError] = []
+    mig.operations, _ = sql_operations(
+        source, in_transaction=config.sql_in_transaction, problems=problems
+    )
+    mig.statement_errors = [(p.line, p.column, f"SQL does not parse: {p}") for p in problems]
     return mig, source
 
 
@@ -164,7 +170,7 @@ class Linter:
     def __init__(self, config: LintConfig):
         self.config = config
         self.rules = load_rules()
-        config.validate(set(self.rules))
+        config.validate(set(self.rules) | {"parse-error"})
         enabled = config.enable if config.enable is not None else set(self.rules)
         self.active: list[Rule] = [
             r
@@ -204,6 +210,20 @@ class Linter:
         revisions = {m.revision for _, m, _ in read_files if m.revision}
         return LintResult(findings, len(files), linted, revisions)
 
+    def _parse_errors(
+        self, path: str, errors: list[tuple[int, int, str]], ignores: list[Any], hint: str
+    ) -> list[Finding]:
+        severity = _parse_error_severity(self.config)
+        out = []
+        for line, col, msg in errors:
+            ig = suppressing(ignores, "parse-error", line, line)
+            if ig is not None and self.config.honor_ignores:
+                ig.used.add("parse-error")
+                continue
+            if severity is not None:
+                out.append(Finding(path, line, col, "parse-error", severity, msg, hint))
+        return out
+
     @staticmethod
     def _learn(
         mig: Migration, checks: dict[str, tuple[str, str]], validated: set[tuple[str, str]]
@@ -223,19 +243,17 @@ class Linter:
         self, mig: Migration, source: str, validated: set[tuple[str, str]], env_lock_timeout: bool
     ) -> list[Finding]:
         path = _display(mig.path)
+        ignores = find_ignores(source, python=mig.path.suffix == ".py") if source else []
         if mig.parse_error:
             line, col, msg = mig.parse_error
-            return [
-                Finding(
-                    path,
-                    line,
-                    col,
-                    "parse-error",
-                    "error",
-                    msg,
-                    "fix the syntax; nothing in this file was checked",
-                )
-            ]
+            hint = "fix the syntax; nothing in this file was checked"
+            return self._parse_errors(path, [(line, col, msg)], ignores, hint)
+        out = self._parse_errors(
+            path,
+            mig.statement_errors,
+            ignores,
+            "this statement was not checked (the others were); see --explain parse-error",
+        )
         ctx = Context(mig, self.config.postgres_version, set(), validated, env_lock_timeout)
         raw: list[tuple[Rule, Operation, str]] = []
         for op in mig.operations:
@@ -248,8 +266,6 @@ class Linter:
         for rule in self.active:
             if rule.scope == "migration":
                 raw += [(rule, op, msg) for op, msg in rule.check(ctx)]
-        ignores = find_ignores(source, python=mig.path.suffix == ".py")
-        out: list[Finding] = []
         for rule, op, msg in raw:
             ig = suppressing(ignores, rule.id, op.line, op.end_line)
             if ig is not None and self.config.honor_ignores:
@@ -292,6 +308,14 @@ class Linter:
                         )
                     )
         return out
+
+
+def _parse_error_severity(config: LintConfig) -> str | None:
+    """parse-error is a rule like any other: disabled, or given a severity, in the config."""
+    if "parse-error" in config.disable:
+        return None
+    severity = config.severity.get("parse-error", "error")
+    return None if severity == "off" else severity
 
 
 def lint_paths(paths: list[Path], config: LintConfig | None = None) -> LintResult:

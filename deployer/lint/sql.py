@@ -13,9 +13,10 @@ from pglast.enums import (
     ObjectType,
     TransactionStmtKind,
 )
-from pglast.parser import ParseError
+from pglast.parser import ParseError, scan
 
 from deployer.lint import operations as k
+from deployer.lint.binds import neutralize
 from deployer.lint.operations import Operation
 
 SERIAL_TYPES = frozenset({"serial", "bigserial", "smallserial", "serial4", "serial8", "serial2"})
@@ -252,51 +253,91 @@ def sql_operations(
     first_column: int = 1,
     in_transaction: bool = False,
     tx: int = 0,
+    problems: list[SqlError] | None = None,
 ) -> tuple[list[Operation], bool]:
     """Operations of a SQL text (a file, or a string passed to ``op.execute``).
 
     Returns the operations and whether a transaction is still open at the end. BEGIN and
-    COMMIT in the text change ``in_transaction`` for what follows. Raises :class:`SqlError`
-    with a position for text that does not parse.
+    COMMIT in the text change ``in_transaction`` for what follows. Bind parameters (``:name``,
+    ``%s``, ``%(name)s``) are read as placeholders. A statement that does not parse raises
+    :class:`SqlError` with its position, unless ``problems`` is given: then it is added there
+    and the other statements are still read.
     """
-    source = sql.encode()
+    text = neutralize(sql)
+    source = text.encode()
     try:
-        stmts = parse_sql(sql)
+        pieces = [(0, parse_sql(text))]
     except ParseError as exc:
-        loc = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else 0
-        line, col = _position(source, len(sql[: max(loc, 0)].encode()))
-        raise SqlError(
-            str(exc.args[0]) if exc.args else "syntax error",
-            first_line + line - 1,
-            col if line > 1 else first_column + col - 1,
-        ) from None
+        if problems is None:
+            raise _placed(exc, text, 0, source, first_line, first_column) from None
+        pieces = _statement_by_statement(text, first_line, first_column, problems)
     out: list[Operation] = []
     in_tx = in_transaction
-    for raw in stmts:
-        start = raw.stmt_location or 0
-        line, col = _position(source, start)
-        end = start + raw.stmt_len if raw.stmt_len else len(source)
-        text = source[start:end].decode(errors="replace").strip()
-        if isinstance(raw.stmt, ast.TransactionStmt):
-            if raw.stmt.kind in (
-                TransactionStmtKind.TRANS_STMT_BEGIN,
-                TransactionStmtKind.TRANS_STMT_START,
-            ):
-                in_tx, tx = True, tx + 1
-            elif raw.stmt.kind in (
-                TransactionStmtKind.TRANS_STMT_COMMIT,
-                TransactionStmtKind.TRANS_STMT_ROLLBACK,
-            ):
-                in_tx, tx = False, tx + 1
-            continue
-        end_line = first_line + source[: max(end - 1, start)].rstrip().count(b"\n")
-        base = {
-            "line": first_line + line - 1,
-            "end_line": end_line,
-            "column": col if line > 1 else first_column + col - 1,
-            "in_transaction": in_tx,
-            "tx": tx,
-            "sql": text[:200],
-        }
-        out += statement_operations(raw.stmt, base)
+    for offset, stmts in pieces:
+        for raw in stmts:
+            start = offset + (raw.stmt_location or 0)
+            line, col = _position(source, start)
+            length = raw.stmt_len or (len(source) - start)
+            end = start + length
+            stmt_text = source[start:end].decode(errors="replace").strip()
+            if isinstance(raw.stmt, ast.TransactionStmt):
+                if raw.stmt.kind in (
+                    TransactionStmtKind.TRANS_STMT_BEGIN,
+                    TransactionStmtKind.TRANS_STMT_START,
+                ):
+                    in_tx, tx = True, tx + 1
+                elif raw.stmt.kind in (
+                    TransactionStmtKind.TRANS_STMT_COMMIT,
+                    TransactionStmtKind.TRANS_STMT_ROLLBACK,
+                ):
+                    in_tx, tx = False, tx + 1
+                continue
+            end_line = first_line + source[: max(end - 1, start)].rstrip().count(b"\n")
+            base = {
+                "line": first_line + line - 1,
+                "end_line": end_line,
+                "column": col if line > 1 else first_column + col - 1,
+                "in_transaction": in_tx,
+                "tx": tx,
+                "sql": stmt_text[:200],
+            }
+            out += statement_operations(raw.stmt, base)
     return out, in_tx
+
+
+def _placed(
+    exc: ParseError, piece: str, offset: int, source: bytes, first_line: int, first_column: int
+) -> SqlError:
+    loc = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else 0
+    line, col = _position(source, offset + len(piece[: max(loc, 0)].encode()))
+    return SqlError(
+        str(exc.args[0]) if exc.args else "syntax error",
+        first_line + line - 1,
+        col if line > 1 else first_column + col - 1,
+    )
+
+
+def _statement_by_statement(
+    text: str, first_line: int, first_column: int, problems: list[SqlError]
+) -> list[tuple[int, Any]]:
+    """Parse each statement on its own (cut at the semicolons PostgreSQL's own scanner
+    sees, so none inside a string or a dollar quote), so that one that does not parse never
+    hides the others; returns (byte offset, parsed statements) per statement."""
+    source = text.encode()
+    try:
+        tokens = scan(text)
+    except Exception as exc:  # the scanner itself failed (an unterminated quote)
+        problems.append(SqlError(f"cannot read the SQL: {exc}", first_line, first_column))
+        return []
+    cuts = [t.start for t in tokens if t.name == "ASCII_59"]
+    out: list[tuple[int, Any]] = []
+    begin = 0
+    for end in [*cuts, len(source)]:
+        piece = source[begin:end].decode(errors="replace")
+        if piece.strip():
+            try:
+                out.append((begin, parse_sql(piece)))
+            except ParseError as exc:
+                problems.append(_placed(exc, piece, begin, source, first_line, first_column))
+        begin = end + 1
+    return out
