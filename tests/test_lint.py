@@ -399,3 +399,89 @@ def test_explain_parse_error_says_what_to_do() -> None:
     )
     assert proc.returncode == 0 and "ignore[parse-error]" in proc.stdout
     assert "Bind parameters" in proc.stdout
+
+
+SUGAR = '''\
+"""Column arguments that make Alembic emit more DDL after ADD COLUMN"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+
+
+def upgrade() -> None:
+    op.execute("SET lock_timeout = '2s'")
+    op.add_column("orders", sa.Column("account_id", sa.Integer(), sa.ForeignKey("accounts.id")))
+    op.add_column("orders", sa.Column("ref", sa.Text(), unique=True))
+    op.add_column("orders", sa.Column("region", sa.Text(), index=True))
+'''
+BASE = """\
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0001"
+down_revision = None
+
+
+def upgrade() -> None:
+    op.create_table("accounts", sa.Column("id", sa.Integer(), primary_key=True))
+    op.create_table("orders", sa.Column("id", sa.Integer(), primary_key=True))
+"""
+OFFLINE_ENV = """\
+from alembic import context
+
+context.configure(url="postgresql+psycopg://", literal_binds=True, transactional_ddl=False)
+with context.begin_transaction():
+    context.run_migrations()
+"""
+
+
+def test_column_sugar_is_seen_as_the_ddl_alembic_renders(tmp_path: Path) -> None:
+    """sa.ForeignKey in add_column, unique=True and index=True: the same findings from the
+    Alembic script as from the SQL `alembic upgrade --sql` renders for it."""
+    versions = tmp_path / "versions"
+    versions.mkdir()
+    (versions / "0001_base.py").write_text(BASE)
+    (versions / "0002_sugar.py").write_text(SUGAR)
+    (tmp_path / "env.py").write_text(OFFLINE_ENV)
+    (tmp_path / "script.py.mako").write_text("")
+    (tmp_path / "alembic.ini").write_text(f"[alembic]\nscript_location = {tmp_path}\n")
+    from_script = sorted(
+        (f.rule, f.line) for f in lint_paths([versions / "0002_sugar.py"]).findings
+    )
+    rules = {r for r, _ in from_script}
+    assert {"constraint-without-not-valid", "unique-constraint-builds-index"} <= rules
+    assert "require-concurrent-index" in rules
+    rendered = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "alembic",
+            "-c",
+            str(tmp_path / "alembic.ini"),
+            "upgrade",
+            "0001:0002",
+            "--sql",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    ).stdout
+    assert "FOREIGN KEY" in rendered and "UNIQUE" in rendered and "CREATE INDEX" in rendered
+    sql = tmp_path / "rendered.sql"
+    sql.write_text(rendered)
+    from_sql = {f.rule for f in lint_paths([sql]).findings}
+    assert rules - {"unused-ignore"} <= from_sql | {"missing-lock-timeout"}
+
+
+def test_op_f_names_are_resolved_in_messages(tmp_path: Path) -> None:
+    p = tmp_path / "0003_ix.py"
+    p.write_text(
+        'from alembic import op\nrevision = "0003"\ndown_revision = None\n\n\n'
+        "def upgrade() -> None:\n"
+        '    op.create_index(op.f("ix_orders_ref"), "orders", ["ref"])\n'
+    )
+    messages = [f.message for f in lint_paths([p]).findings if f.rule == "require-concurrent-index"]
+    assert messages and "ix_orders_ref" in messages[0]

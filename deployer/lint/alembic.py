@@ -29,6 +29,8 @@ def _const(node: ast.AST | None) -> Any:
         return node.value
     if isinstance(node, ast.Call) and _call_name(node) in ("text", "literal_column") and node.args:
         return _const(node.args[0])
+    if isinstance(node, ast.Call) and _call_name(node) == "f" and node.args:  # op.f("name")
+        return _const(node.args[0])
     return None
 
 
@@ -265,7 +267,9 @@ class _Reader:
                 )
             case "add_column":
                 column = _arg(call, 1 + shift, "column")
-                add(self._column(column, base, table_at(0, "table_name")))
+                table = table_at(0, "table_name")
+                add(self._column(column, base, table))
+                self.ops += self._column_ddl(column, base, table)
             case "drop_column":
                 add(
                     Operation(
@@ -367,6 +371,52 @@ class _Reader:
             generated_stored=bool(computed),
             type_to=type_text,
         )
+
+    def _column_ddl(
+        self, col: ast.AST | None, base: dict[str, Any], table: str | None
+    ) -> list[Operation]:
+        """What Alembic emits after ADD COLUMN for the Column's own arguments (its
+        ``add_column`` runs AddConstraint for each constraint and CreateIndex for each index
+        of the column): a validating FOREIGN KEY for ``sa.ForeignKey(...)``, ADD UNIQUE for
+        ``unique=True``, a plain CREATE INDEX for ``index=True``."""
+        if not isinstance(col, ast.Call):
+            return []
+        name = _const(col.args[0]) if col.args else _const(_kw(col, "name"))
+        out = []
+        for a in col.args[1:]:
+            if isinstance(a, ast.Call) and _call_name(a) == "ForeignKey":
+                fk = _const(_kw(a, "name"))
+                out.append(
+                    Operation(
+                        k.ADD_CONSTRAINT,
+                        **base,
+                        table=table,
+                        name=fk if isinstance(fk, str) else f"foreign key on {name}",
+                        constraint="foreign_key",
+                        not_valid=False,
+                    )
+                )
+        if _const(_kw(col, "unique")) is True:
+            out.append(
+                Operation(
+                    k.ADD_CONSTRAINT,
+                    **base,
+                    table=table,
+                    name=f"unique on {name}",
+                    constraint="unique",
+                )
+            )
+        if _const(_kw(col, "index")) is True:
+            out.append(
+                Operation(
+                    k.CREATE_INDEX,
+                    **base,
+                    table=table,
+                    name=f"ix_{table}_{name}" if table and name else None,
+                    concurrently=False,
+                )
+            )
+        return out
 
     def _alter_column(
         self, call: ast.Call, base: dict[str, Any], table: str | None, column: Any
