@@ -485,3 +485,19 @@ def test_op_f_names_are_resolved_in_messages(tmp_path: Path) -> None:
     )
     messages = [f.message for f in lint_paths([p]).findings if f.rule == "require-concurrent-index"]
     assert messages and "ix_orders_ref" in messages[0]
+
+
+def test_text_to_varchar_without_length_is_not_a_rewrite(tmp_path: Path) -> None:
+    body = (
+        'from alembic import op\nimport sqlalchemy as sa\nrevision = "0004"\n'
+        "down_revision = None\n\n\ndef upgrade() -> None:\n"
+        "    op.execute(\"SET lock_timeout = '2s'\")\n"
+        '    op.alter_column("t", "a", type_=sa.String(), existing_type=sa.Text())\n'
+        '    op.alter_column("t", "b", type_=sa.String(20), existing_type=sa.Text())\n'
+        '    op.alter_column("t", "c", type_=sa.DateTime(precision=6), '
+        "existing_type=sa.DateTime(precision=3))\n"
+    )
+    p = tmp_path / "0004_types.py"
+    p.write_text(body)
+    found = [(f.line, f.rule) for f in lint_paths([p]).findings]
+    assert found == [(10, "column-type-change")]  # only text -> varchar(20)

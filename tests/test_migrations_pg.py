@@ -137,3 +137,40 @@ def test_safe_chain_upgrades_and_downgrades_while_a_writer_keeps_writing(pg_bed)
     assert writer.errors == []
     assert writer.ops > 500, "the writer barely ran: the test proves nothing"
     assert writer.slowest < LOCK_TIMEOUT_S, f"a write waited {writer.slowest:.2f}s"
+
+
+# (old type, new type): what column-type-change says, checked against PostgreSQL itself
+TYPE_CASES = [
+    ("text", "varchar"),
+    ("varchar", "text"),
+    ("varchar(10)", "varchar(20)"),
+    ("varchar(10)", "varchar"),
+    ("varchar(10)", "text"),
+    ("numeric(10,2)", "numeric(12,2)"),
+    ("numeric(10,2)", "numeric"),
+    ("timestamp(3)", "timestamp(6)"),
+    ("cidr", "inet"),
+    ("text", "varchar(20)"),
+    ("varchar(20)", "varchar(10)"),
+    ("int4", "int8"),
+    ("numeric(10,2)", "numeric(12,3)"),
+]
+
+
+@pytest.mark.parametrize("old,new", TYPE_CASES, ids=[f"{a}->{b}" for a, b in TYPE_CASES])
+def test_column_type_change_matches_what_postgresql_rewrites(pg_bed, old: str, new: str) -> None:
+    """The rule passes a type change only if PostgreSQL keeps the table's relfilenode (no
+    rewrite); it flags every change that does rewrite."""
+    from deployer.lint.rules.column_type_change import metadata_only
+
+    url = fresh_database(pg_bed.ports.pg, "deployer_types")
+    value = {"cidr": "'10.0.0.0/8'", "timestamp(3)": "now()"}.get(old, "'1'")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE t (c {old})")
+        conn.execute("CREATE INDEX t_c ON t (c)")
+        conn.execute(f"INSERT INTO t SELECT {value} FROM generate_series(1, 100)")
+        before = conn.execute("SELECT pg_relation_filenode('t')").fetchone()
+        conn.execute(f"ALTER TABLE t ALTER COLUMN c TYPE {new}")
+        after = conn.execute("SELECT pg_relation_filenode('t')").fetchone()
+    rewritten = before != after
+    assert metadata_only(old, new) is not rewritten, f"{old} -> {new}: rewritten={rewritten}"

@@ -86,8 +86,23 @@ def _type_text(node: ast.AST | None) -> str | None:
         "SmallInteger": "int2",
         "Numeric": "numeric",
         "NUMERIC": "numeric",
+        "TIMESTAMP": "timestamp",
+        "DateTime": "timestamp",
+        "Time": "time",
+        "TIME": "time",
+        "Interval": "interval",
+        "INTERVAL": "interval",
+        "CIDR": "cidr",
+        "INET": "inet",
+        "BIT": "bit",
     }
     base = mapping.get(name, name.lower())
+    if isinstance(node, ast.Call) and base in ("timestamp", "time"):
+        if _const(_kw(node, "timezone")) is True:
+            base += "tz"
+        precision = _const(_kw(node, "precision"))
+        if isinstance(precision, int):
+            args = [precision]
     mods = [str(a) for a in args if isinstance(a, int)]
     return f"{base}({','.join(mods)})" if mods else base
 

@@ -1,9 +1,14 @@
 """Column type change that is not metadata-only.
 
 Lock: ACCESS EXCLUSIVE while the table (and every index on the column) is rewritten; the old
-color may also break on the new type. Metadata-only changes pass: varchar(n) to a longer
-varchar or to text, and numeric(p,s) to a larger precision with the same scale (deployer needs
-the old type: Alembic's `existing_type`). Anything else, or an unknown old type, is flagged.
+color may also break on the new type. PostgreSQL skips the rewrite when the cast is binary
+coercible and no length or precision shrinks; those pass: text and varchar (no length) either
+way, varchar(n) to a longer varchar, to varchar or to text, numeric(p,s) to a larger
+precision with the same scale or to numeric, varbit(n) widened, time/timestamp/interval
+precision increased, cidr to inet (deployer needs the old type: Alembic's `existing_type`).
+text or varchar to varchar(n) is flagged (every row is checked and rewritten), as is anything
+else, or an unknown old type. Each case is checked on a real PostgreSQL (relfilenode kept or
+changed) in tests/test_migrations_pg.py.
 
 Safe alternative: expand/contract: add a column of the new type, write both from the app,
 backfill in batches, switch reads, drop the old column in a later release.
@@ -22,6 +27,11 @@ from deployer.lint.rules import Context, rule
 _T = re.compile(r"^(\w+)(?:\((\d+)(?:,(\d+))?\))?$")
 
 
+#: same family, binary coercible both ways when unconstrained
+_TEXTS = ("text", "varchar")
+_WIDENABLE = ("varchar", "varbit", "timestamp", "timestamptz", "time", "timetz", "interval")
+
+
 def metadata_only(old: str | None, new: str | None) -> bool:
     if not old or not new:
         return False
@@ -29,14 +39,16 @@ def metadata_only(old: str | None, new: str | None) -> bool:
     if not a or not b:
         return False
     (ta, na, sa_), (tb, nb, sb) = a.groups(), b.groups()
-    if ta in ("varchar", "text") and tb == "text":
-        return True
-    if ta == "varchar" and tb == "varchar":
+    if ta in _TEXTS and tb in _TEXTS and nb is None:
+        return True  # text <-> varchar, varchar(n) -> varchar or text: no check, no rewrite
+    if ta == tb and ta in _WIDENABLE:
         return nb is None or (na is not None and int(nb) >= int(na))
     if ta == "numeric" and tb == "numeric":
         if nb is None:
             return True
         return na is not None and int(nb) >= int(na) and (sa_ or "0") == (sb or "0")
+    if (ta, tb) == ("cidr", "inet"):
+        return True
     return old == new
 
 
