@@ -34,6 +34,30 @@ def _const(node: ast.AST | None) -> Any:
     return None
 
 
+def _dialect_branch(test: ast.expr) -> bool | None:
+    """For ``X.dialect.name == "name"`` (or ``!=``, or ``in (...)``): whether the body is
+    what runs on PostgreSQL (True) or the else branch (False); None for any other test."""
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1):
+        return None
+    left, op, right = test.left, test.ops[0], test.comparators[0]
+    is_name = (
+        isinstance(left, ast.Attribute)
+        and left.attr == "name"
+        and isinstance(left.value, ast.Attribute)
+        and left.value.attr == "dialect"
+    )
+    if not is_name:
+        return None
+    if isinstance(op, ast.Eq | ast.NotEq) and isinstance(_const(right), str):
+        postgres = _const(right) in ("postgresql", "postgres")
+        return postgres if isinstance(op, ast.Eq) else not postgres
+    if isinstance(op, ast.In | ast.NotIn) and isinstance(right, ast.Tuple | ast.List | ast.Set):
+        names = {_const(e) for e in right.elts}
+        postgres = bool(names & {"postgresql", "postgres"})
+        return postgres if isinstance(op, ast.In) else not postgres
+    return None
+
+
 def _call_name(node: ast.Call) -> str:
     f = node.func
     if isinstance(f, ast.Attribute):
@@ -160,6 +184,10 @@ class _Reader:
             and _call_name(stmt.value) in ("get_bind", "connect")
         ):
             scope.binds |= {t.id for t in stmt.targets if isinstance(t, ast.Name)}
+        if isinstance(stmt, ast.If) and (branch := _dialect_branch(stmt.test)) is not None:
+            # `if bind.dialect.name == "sqlite":` — only PostgreSQL's branch runs there
+            self.body(stmt.body if branch else stmt.orelse, scope)
+            return
         if isinstance(stmt, ast.For | ast.While | ast.If | ast.AsyncFor):
             self.calls_in(stmt.test if isinstance(stmt, ast.While | ast.If) else stmt.iter, scope)
             self.body(stmt.body, scope)
@@ -346,6 +374,8 @@ class _Reader:
                 )
             case "execute":
                 self.execute(call, base)
+            case "sync_enum_values":  # alembic_postgresql_enum: recreates the type
+                self.ops += self._sync_enum(call, base)
             case "get_bind" | "get_context" | "f" | "inline_literal":
                 pass
             case "bulk_insert":
@@ -433,12 +463,41 @@ class _Reader:
             )
         return out
 
+    def _sync_enum(self, call: ast.Call, base: dict[str, Any]) -> list[Operation]:
+        """``op.sync_enum_values(schema, enum_name, new_values, affected_columns)`` creates
+        a new type and converts every listed column to it with USING: each table is
+        rewritten under ACCESS EXCLUSIVE."""
+        enum = _const(_arg(call, 1, "enum_name"))
+        refs: list[ast.Call | None] = [
+            n
+            for n in ast.walk(_arg(call, 3, "affected_columns") or ast.List(elts=[]))
+            if isinstance(n, ast.Call) and _call_name(n) == "TableReference"
+        ]
+        out = []
+        for ref in refs or [None]:
+            table = _const(_arg(ref, 1, "table_name")) if ref is not None else None
+            column = _const(_arg(ref, 2, "column_name")) if ref is not None else None
+            out.append(
+                Operation(
+                    k.ALTER_COLUMN_TYPE,
+                    **base,
+                    table=table if isinstance(table, str) else "every table using it",
+                    name=column if isinstance(column, str) else enum,
+                    type_from=f"enum {enum}",
+                    type_to=f"enum {enum} with new values (sync_enum_values, USING)",
+                )
+            )
+        return out
+
     def _alter_column(
         self, call: ast.Call, base: dict[str, Any], table: str | None, column: Any
     ) -> None:
         if _const(_kw(call, "nullable")) is False:
             self.ops.append(Operation(k.SET_NOT_NULL, **base, table=table, name=column))
         if _kw(call, "type_") is not None:
+            type_to = _type_text(_kw(call, "type_"))
+            if _kw(call, "postgresql_using") is not None:  # USING converts every row
+                type_to = f"{type_to} USING an expression"
             self.ops.append(
                 Operation(
                     k.ALTER_COLUMN_TYPE,
@@ -446,7 +505,7 @@ class _Reader:
                     table=table,
                     name=column,
                     type_from=_type_text(_kw(call, "existing_type")),
-                    type_to=_type_text(_kw(call, "type_")),
+                    type_to=type_to,
                 )
             )
         new_name = _const(_kw(call, "new_column_name"))

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from deployer.lint import operations as k
 from deployer.lint.operations import Migration, Operation
 
 Severity = Literal["error", "warning"]
@@ -36,6 +37,13 @@ class Context:
 
     def is_new(self, table: str | None) -> bool:
         return table is not None and table in self.created_tables
+
+    def is_dropped(self, table: str | None) -> bool:
+        """The table is dropped in this migration (its indexes go with it: one finding, on
+        the DROP TABLE, says it all)."""
+        return table is not None and any(
+            o.kind == k.DROP_TABLE and o.table == table for o in self.migration.operations
+        )
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,12 @@ def check(op: Operation, ctx: Context) -> str | None:
             f"{what} {op.name or ''} on {op.table} is built without CONCURRENTLY: writes to "
             f"{op.table} are blocked for the whole build"
         ).replace("  ", " ")
-    if op.kind == k.DROP_INDEX and not op.concurrently and not ctx.is_new(op.table):
+    if (
+        op.kind == k.DROP_INDEX
+        and not op.concurrently
+        and not ctx.is_new(op.table)
+        and not ctx.is_dropped(op.table)
+    ):
         created_here = any(o.kind == k.CREATE_INDEX and o.name == op.name for o in ctx.operations)
         if not created_here:
             return (
