@@ -553,3 +553,17 @@ def test_only_the_postgresql_branch_of_a_dialect_test_is_linted(tmp_path: Path) 
     )
     found = [(f.line, f.rule) for f in lint_paths([p]).findings]
     assert found == [(12, "drop-column")]
+
+
+def test_a_schema_change_after_the_backfill_is_not_blamed_for_it(tmp_path: Path) -> None:
+    p = tmp_path / "0008_order.py"
+    p.write_text(
+        'from alembic import op\nrevision = "0008"\ndown_revision = None\n\n\n'
+        "def upgrade() -> None:\n"
+        "    op.execute(\"SET lock_timeout = '2s'\")\n"
+        "    op.execute(\"UPDATE accounts SET plan = 'free' WHERE plan IS NULL AND id < 100\")\n"
+        '    op.add_column("orders", sa.Column("note", sa.Text()))\n'
+        "    op.execute(\"UPDATE orders SET note = '' WHERE id < 100\")\n"
+    )
+    found = [(f.line, f.rule) for f in lint_paths([p]).findings if f.rule.startswith("backfill")]
+    assert found == [(10, "backfill-in-schema-transaction")]  # only the UPDATE after it

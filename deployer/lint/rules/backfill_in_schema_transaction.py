@@ -1,7 +1,8 @@
-"""UPDATE or DELETE in the same transaction as a schema change.
+"""UPDATE or DELETE after a schema change, in the same transaction.
 
 Lock: the schema change's lock (often ACCESS EXCLUSIVE) is held until COMMIT, so it is held
-for the whole backfill, and the backfill's row locks pile up in one long transaction.
+for the whole backfill, and the backfill's row locks pile up in one long transaction. A
+schema change that runs *after* the backfill is not this hazard (its own rule judges it).
 
 Safe alternative: backfill in its own migration, in batches, each committed on its own:
 
@@ -28,14 +29,17 @@ from deployer.lint.rules import Context, rule
 def check(op: Operation, ctx: Context) -> str | None:
     if op.kind not in (k.UPDATE, k.DELETE) or not op.in_transaction or ctx.is_new(op.table):
         return None
+    ops = ctx.operations
+    here = next((i for i, o in enumerate(ops) if o is op), len(ops))
     schema = [
         o
-        for o in ctx.operations
+        for o in ops[:here]  # only what already holds its lock when the backfill runs
         if o.kind in k.SCHEMA_KINDS
         and o.in_transaction
         and o.tx == op.tx
         and not ctx.is_new(o.table)
     ]
+    schema.sort(key=lambda o: o.table != op.table)  # the backfilled table's own first
     if schema:
         return (
             f"{op.kind.upper()} of {op.table} runs in the transaction of a schema change "
