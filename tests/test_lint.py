@@ -174,7 +174,7 @@ def _chain(tmp_path: Path) -> Path:
 def test_set_not_null_after_validated_check_in_earlier_revision_passes(tmp_path: Path) -> None:
     folder = _chain(tmp_path)
     assert _rules(folder) == []
-    assert _rules(folder / "3_not_null.py") == ["set-not-null"]  # alone it cannot know
+    assert _rules(folder / "3_not_null.py") == []  # given alone, its siblings give context
     assert _rules(folder, postgres_version=11) == ["set-not-null"]  # needs PostgreSQL 12+
 
 
@@ -567,3 +567,14 @@ def test_a_schema_change_after_the_backfill_is_not_blamed_for_it(tmp_path: Path)
     )
     found = [(f.line, f.rule) for f in lint_paths([p]).findings if f.rule.startswith("backfill")]
     assert found == [(10, "backfill-in-schema-transaction")]  # only the UPDATE after it
+
+
+def test_a_revision_given_alone_is_read_with_its_siblings(tmp_path: Path) -> None:
+    """What a pre-commit hook does (only the staged file): step 3 of the safe SET NOT NULL
+    knows the CHECK its siblings validated; only the given file is reported."""
+    step3 = ROOT / "migrations_safe" / "versions" / "0010_status_set_not_null.py"
+    result = lint_paths([step3])
+    assert result.findings == [] and [m.revision for m in result.migrations] == ["0010"]
+    alone = tmp_path / "0010_status_set_not_null.py"
+    alone.write_text(step3.read_text())
+    assert "set-not-null" in _rules(alone)  # without its chain it cannot know

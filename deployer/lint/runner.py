@@ -183,7 +183,16 @@ class Linter:
 
     def lint(self, paths: list[Path]) -> LintResult:
         files = collect(paths)
-        read_files = [(f, *read(f, self.config)) for f in files]
+        reported = set(files)
+        # a revision file given alone (a pre-commit hook passes the staged ones) is read with
+        # its sibling revisions for context (a CHECK validated earlier, the chain's order);
+        # only the given files are reported
+        siblings: list[Path] = []
+        for p in paths:
+            if p.is_file() and p.suffix == ".py":
+                siblings += [s for s in sorted(p.parent.glob("*.py")) if s not in reported]
+        files_read = files + list(dict.fromkeys(siblings))
+        read_files = [(f, *read(f, self.config)) for f in files_read]
         findings: list[Finding] = []
         env_cache: dict[Path, bool] = {}
         by_folder: dict[Path, list[tuple[Path, Migration, str]]] = {}
@@ -197,7 +206,7 @@ class Linter:
             checks: dict[str, tuple[str, str]] = {}  # constraint -> (table, column)
             validated: set[tuple[str, str]] = set()
             for mig in migs:
-                if mig.revision in skip:
+                if mig.revision in skip or mig.path not in reported:
                     self._learn(mig, checks, validated)
                     continue
                 linted.append(mig)
