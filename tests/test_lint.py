@@ -578,3 +578,25 @@ def test_a_revision_given_alone_is_read_with_its_siblings(tmp_path: Path) -> Non
     alone = tmp_path / "0010_status_set_not_null.py"
     alone.write_text(step3.read_text())
     assert "set-not-null" in _rules(alone)  # without its chain it cannot know
+
+
+def test_core_dml_and_constants_are_read_and_dynamic_sql_is_named(tmp_path: Path) -> None:
+    p = tmp_path / "0009_core.py"
+    p.write_text(
+        "import sqlalchemy as sa\nfrom alembic import op\n"
+        'revision = "0009"\ndown_revision = None\n'
+        'DROP = "ALTER TABLE orders DROP COLUMN legacy"\n'
+        't = sa.table("orders", sa.column("note"))\n\n\n'
+        "def upgrade() -> None:\n"
+        "    op.execute(\"SET lock_timeout = '2s'\")\n"
+        "    op.execute(DROP)\n"
+        "    op.execute(t.update().values(note=''))\n"
+        "    op.execute(sa.delete(t))\n"
+        '    op.execute(f"VACUUM {DROP}")\n'
+    )
+    found = [(f.line, f.rule) for f in lint_paths([p]).findings]
+    assert (11, "drop-column") in found  # the constant was resolved
+    assert (12, "unbatched-backfill") in found and (13, "unbatched-backfill") in found
+    assert (14, "unchecked-sql") in found
+    messages = {f.rule: f.message for f in lint_paths([p]).findings}
+    assert "orders" in messages["unbatched-backfill"]

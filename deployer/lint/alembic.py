@@ -159,6 +159,8 @@ class _Reader:
         self.lines = source.splitlines()
         self.ops: list[Operation] = []
         self.errors: list[tuple[int, int, str]] = []  # SQL statements that did not parse
+        self.constants: dict[str, ast.expr] = {}  # module-level NAME = "..." (resolved SQL)
+        self.tables: dict[str, str] = {}  # NAME = sa.table("accounts", ...)
 
     # ---- statements in order ----
     def body(self, stmts: list[ast.stmt], scope: _Scope) -> None:
@@ -230,8 +232,14 @@ class _Reader:
 
     def execute(self, call: ast.Call, base: dict[str, Any]) -> None:
         arg = call.args[0] if call.args else _kw(call, "sqltext")
+        if isinstance(arg, ast.Name) and arg.id in self.constants:  # a module constant
+            arg = self.constants[arg.id]
         sql = _const(arg)
-        if not isinstance(sql, str) or arg is None:
+        if arg is None:
+            return
+        if not isinstance(sql, str):
+            if isinstance(arg, ast.expr):
+                self.ops += self._not_a_string(arg, base)
             return
         node: Any = arg.args[0] if isinstance(arg, ast.Call) and arg.args else arg
         problems: list[SqlError] = []
@@ -255,6 +263,45 @@ class _Reader:
             )
             for o in ops
         ]
+
+    def _not_a_string(self, arg: ast.expr, base: dict[str, Any]) -> list[Operation]:
+        """SQL given as something other than a literal: SQLAlchemy Core DML is read as the
+        UPDATE or DELETE it is; SQL built at run time is reported as not checked."""
+        node: ast.expr = arg
+        chain: list[str] = []
+        while isinstance(node, ast.Call):
+            chain.append(_call_name(node))
+            f = node.func
+            node = f.value if isinstance(f, ast.Attribute) else f
+        kind = next((c for c in reversed(chain) if c in ("update", "delete")), None)
+        if kind is not None:
+            table = self._table_of(arg)
+            return [
+                Operation(
+                    k.UPDATE if kind == "update" else k.DELETE,
+                    **base,
+                    table=table,
+                    has_where="where" in chain,
+                )
+            ]
+        dynamic = isinstance(arg, ast.JoinedStr | ast.BinOp) or (
+            isinstance(arg, ast.Call) and _call_name(arg) == "format"
+        )
+        if dynamic or isinstance(arg, ast.Name | ast.Attribute | ast.Subscript | ast.Call):
+            return [Operation(k.UNCHECKED_SQL, **base)]
+        return []
+
+    def _table_of(self, expr: ast.expr) -> str | None:
+        """The table a Core statement targets: ``sa.table("t")``, a name bound to one, or
+        ``sa.update(t)``'s first argument."""
+        for n in ast.walk(expr):
+            if isinstance(n, ast.Call) and _call_name(n) in ("table", "Table") and n.args:
+                name = _const(n.args[0])
+                if isinstance(name, str):
+                    return name
+            if isinstance(n, ast.Name) and n.id in self.tables:
+                return self.tables[n.id]
+        return None
 
     def op_call(
         self, method: str, call: ast.Call, base: dict[str, Any], batch_table: str | None
@@ -536,6 +583,19 @@ def read_alembic(path: Path, source: str, *, include_downgrade: bool = False) ->
         mig.is_migration = False
         return mig
     reader = _Reader(source)
+    for node in tree.body:  # module constants: SQL strings and sa.table(...) handles
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+            if isinstance(target, ast.Name) and isinstance(_const(node.value), str):
+                reader.constants[target.id] = node.value
+            elif (
+                isinstance(target, ast.Name)
+                and isinstance(node.value, ast.Call)
+                and _call_name(node.value) in ("table", "Table")
+                and node.value.args
+                and isinstance(_const(node.value.args[0]), str)
+            ):
+                reader.tables[target.id] = _const(node.value.args[0])
     linted = [funcs["upgrade"]]
     if include_downgrade and "downgrade" in funcs:
         linted.append(funcs["downgrade"])

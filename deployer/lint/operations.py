@@ -34,6 +34,7 @@ SET_LOCK_TIMEOUT = "set_lock_timeout"
 SET_TABLE_PERSISTENCE = "set_table_persistence"
 ALTER_OTHER = "alter_other"  # another ALTER TABLE form: a brief ACCESS EXCLUSIVE lock
 OTHER = "other"
+UNCHECKED_SQL = "unchecked_sql"  # SQL built at run time (an f-string, .format): not read
 
 #: kinds that change the schema (for "backfill in the same transaction as a schema change")
 SCHEMA_KINDS = frozenset(
