@@ -600,3 +600,20 @@ def test_core_dml_and_constants_are_read_and_dynamic_sql_is_named(tmp_path: Path
     assert (14, "unchecked-sql") in found
     messages = {f.rule: f.message for f in lint_paths([p]).findings}
     assert "orders" in messages["unbatched-backfill"]
+
+
+def test_helper_functions_called_from_upgrade_are_followed(tmp_path: Path) -> None:
+    p = tmp_path / "0010_helpers.py"
+    p.write_text(
+        "from alembic import op\n"
+        'revision = "0010"\ndown_revision = None\n\n\n'
+        "def _drop_legacy(table):\n"
+        '    op.drop_column(table, "legacy")\n\n\n'
+        "def _recurse():\n"
+        "    _recurse()\n\n\n"
+        "def upgrade() -> None:\n"
+        "    op.execute(\"SET lock_timeout = '2s'\")\n"
+        '    _drop_legacy("orders")\n'
+        "    _recurse()\n"
+    )
+    assert "drop-column" in _rules(p)

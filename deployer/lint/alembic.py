@@ -161,6 +161,8 @@ class _Reader:
         self.errors: list[tuple[int, int, str]] = []  # SQL statements that did not parse
         self.constants: dict[str, ast.expr] = {}  # module-level NAME = "..." (resolved SQL)
         self.tables: dict[str, str] = {}  # NAME = sa.table("accounts", ...)
+        self.helpers: dict[str, ast.FunctionDef] = {}  # the file's other functions
+        self.visiting: set[str] = set()
 
     # ---- statements in order ----
     def body(self, stmts: list[ast.stmt], scope: _Scope) -> None:
@@ -209,6 +211,14 @@ class _Reader:
     # ---- one call ----
     def call(self, call: ast.Call, scope: _Scope) -> None:
         f = call.func
+        if isinstance(f, ast.Name) and f.id in self.helpers and f.id not in self.visiting:
+            # a helper function of this file called from upgrade(): followed, once per call
+            self.visiting.add(f.id)
+            try:
+                self.body(self.helpers[f.id].body, scope)
+            finally:
+                self.visiting.discard(f.id)
+            return
         if not isinstance(f, ast.Attribute) or not isinstance(f.value, ast.Name):
             return
         owner, method = f.value.id, f.attr
@@ -583,6 +593,7 @@ def read_alembic(path: Path, source: str, *, include_downgrade: bool = False) ->
         mig.is_migration = False
         return mig
     reader = _Reader(source)
+    reader.helpers = {n: f for n, f in funcs.items() if n not in ("upgrade", "downgrade")}
     for node in tree.body:  # module constants: SQL strings and sa.table(...) handles
         if isinstance(node, ast.Assign) and len(node.targets) == 1:
             target = node.targets[0]
