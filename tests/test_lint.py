@@ -617,3 +617,48 @@ def test_helper_functions_called_from_upgrade_are_followed(tmp_path: Path) -> No
         "    _recurse()\n"
     )
     assert "drop-column" in _rules(p)
+
+
+def test_sarif_paths_are_relative_to_the_repository_root(tmp_path: Path) -> None:
+    """Run from a subdirectory: the URI is still the path from the repository's root, with
+    %SRCROOT% declared, so code scanning maps it wherever the command ran."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "deployer",
+            "lint",
+            "lint_fixtures/truncate/bad.sql",
+            "--format",
+            "sarif",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT / "tests",
+        check=False,
+    )
+    run = json.loads(proc.stdout)["runs"][0]
+    location = run["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]
+    assert location == {"uri": "tests/lint_fixtures/truncate/bad.sql", "uriBaseId": "%SRCROOT%"}
+    assert run["originalUriBaseIds"]["%SRCROOT%"]["uri"] == ROOT.resolve().as_uri() + "/"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "deployer",
+            "lint",
+            str(ROOT / "tests" / "lint_fixtures" / "truncate" / "bad.sql"),
+            "--format",
+            "sarif",
+            "--root",
+            str(ROOT / "tests"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+    )
+    location = json.loads(proc.stdout)["runs"][0]["results"][0]["locations"][0]
+    assert location["physicalLocation"]["artifactLocation"]["uri"] == (
+        "lint_fixtures/truncate/bad.sql"
+    )

@@ -54,6 +54,12 @@ def register(cli: click.Group) -> None:
     type=click.Path(dir_okay=False),
     help="Record this run as a lint-gate evidence record for the playbook's app.",
 )
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, exists=True),
+    default=None,
+    help="SARIF paths are relative to this directory (default: the git repository's root).",
+)
 @click.pass_obj
 def lint(
     app: Application,
@@ -66,6 +72,7 @@ def lint(
     start_after: str | None,
     config_path: str | None,
     playbook: str | None,
+    root: str | None,
 ) -> None:
     """Lint Alembic version scripts and .sql files for locks and old-color breakage.
 
@@ -117,7 +124,7 @@ def lint(
     started = time.time()
     result = Linter(config).lint(targets)
     fmt = fmt or ("json" if app.json else "text")
-    _print_lint(app, fmt, result, rules)
+    _print_lint(app, fmt, result, rules, Path(root) if root else None)
     if playbook is not None:
         _record_lint(app, playbook, result, started)
     sys.exit(1 if result.errors else 0)
@@ -162,14 +169,14 @@ def _record_lint(app: Application, playbook: str, result: Any, started: float) -
         app.err.print(f"warning: evidence not stored: {status['error']}", markup=False)
 
 
-def _print_lint(app: Application, fmt: str, result: Any, rules: Any) -> None:
+def _print_lint(app: Application, fmt: str, result: Any, rules: Any, root: Any = None) -> None:
     from deployer import __version__
     from deployer.lint import report
 
     if fmt == "json":
         sys.stdout.write(report.to_json(result.findings) + "\n")
     elif fmt == "sarif":
-        sys.stdout.write(report.to_sarif(result.findings, rules, __version__) + "\n")
+        sys.stdout.write(report.to_sarif(result.findings, rules, __version__, root) + "\n")
     elif fmt == "github":
         if result.findings:
             sys.stdout.write(report.to_github(result.findings) + "\n")

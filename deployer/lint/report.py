@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+from pathlib import Path
 from typing import Any
 
 from deployer.lint.rules import Rule
@@ -16,7 +18,35 @@ def to_json(findings: list[Finding]) -> str:
     return json.dumps([f.to_dict() for f in findings], indent=2)
 
 
-def to_sarif(findings: list[Finding], rules: dict[str, Rule], version: str) -> str:
+def repository_root(start: Path) -> Path:
+    """The git repository holding ``start`` (SARIF paths are relative to it, so code
+    scanning maps results wherever the command ran); ``start`` itself outside a repository."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(start), "rev-parse", "--show-toplevel"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return start.resolve()
+    top = out.stdout.strip()
+    return Path(top) if out.returncode == 0 and top else start.resolve()
+
+
+def _uri(path: str, root: Path) -> dict[str, str]:
+    p = Path(path).resolve()
+    try:
+        return {"uri": p.relative_to(root).as_posix(), "uriBaseId": "%SRCROOT%"}
+    except ValueError:  # outside the repository: an absolute file URI
+        return {"uri": p.as_uri()}
+
+
+def to_sarif(
+    findings: list[Finding], rules: dict[str, Rule], version: str, root: Path | None = None
+) -> str:
+    root = (root or repository_root(Path.cwd())).resolve()
     ids = sorted(set(rules) | set(META))
     descriptors: list[dict[str, Any]] = []
     level: str
@@ -47,10 +77,7 @@ def to_sarif(findings: list[Finding], rules: dict[str, Rule], version: str) -> s
             "locations": [
                 {
                     "physicalLocation": {
-                        "artifactLocation": {
-                            "uri": f.path.replace("\\", "/"),
-                            "uriBaseId": "%SRCROOT%",
-                        },
+                        "artifactLocation": _uri(f.path, root),
                         "region": {"startLine": f.line, "startColumn": f.column},
                     }
                 }
@@ -71,6 +98,7 @@ def to_sarif(findings: list[Finding], rules: dict[str, Rule], version: str) -> s
                         "rules": descriptors,
                     }
                 },
+                "originalUriBaseIds": {"%SRCROOT%": {"uri": root.as_uri() + "/"}},
                 "columnKind": "unicodeCodePoints",
                 "results": results,
             }
