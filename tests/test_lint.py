@@ -662,3 +662,19 @@ def test_sarif_paths_are_relative_to_the_repository_root(tmp_path: Path) -> None
     assert location["physicalLocation"]["artifactLocation"]["uri"] == (
         "lint_fixtures/truncate/bad.sql"
     )
+
+
+def test_messages_and_hints_fit_the_case(tmp_path: Path) -> None:
+    p = tmp_path / "0011_msgs.py"
+    p.write_text(
+        "import sqlalchemy as sa\nfrom alembic import op\n"
+        'revision = "0011"\ndown_revision = None\n\n\n'
+        "def upgrade() -> None:\n"
+        "    op.execute(\"SET lock_timeout = '2s'\")\n"
+        '    op.add_column("orders", sa.Column("state", sa.Text(), nullable=True))\n'
+        '    op.alter_column("orders", "state", nullable=False)\n'
+        '    op.create_check_constraint("ck_total", "orders", "total >= 0")\n'
+    )
+    by_rule = {f.rule: f for f in lint_paths([p]).findings}
+    assert "constant server_default" in by_rule["set-not-null"].hint
+    assert "reads and writes wait" in by_rule["constraint-without-not-valid"].message

@@ -264,7 +264,7 @@ class Linter:
             "this statement was not checked (the others were); see --explain parse-error",
         )
         ctx = Context(mig, self.config.postgres_version, set(), validated, env_lock_timeout)
-        raw: list[tuple[Rule, Operation, str]] = []
+        raw: list[tuple[Rule, Operation, Any]] = []
         for op in mig.operations:
             for rule in self.active:
                 if rule.scope == "operation" and (msg := rule.check(op, ctx)):
@@ -280,9 +280,10 @@ class Linter:
             if ig is not None and self.config.honor_ignores:
                 ig.used.add(rule.id)
                 continue
-            out.append(
-                Finding(path, op.line, op.column, rule.id, self.severity(rule), msg, rule.hint)
-            )
+            hint = rule.hint
+            if isinstance(msg, tuple):  # a rule may give a hint that fits this case
+                msg, hint = msg
+            out.append(Finding(path, op.line, op.column, rule.id, self.severity(rule), msg, hint))
         if mig.linted_lines is not None:  # ignores in functions not linted are not judged
             ignores = [
                 ig for ig in ignores if any(a - 1 <= ig.line <= b for a, b in mig.linted_lines)

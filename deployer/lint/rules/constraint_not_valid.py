@@ -1,8 +1,9 @@
 """Foreign key or check constraint added without NOT VALID.
 
-Lock: adding it validates every existing row while holding a lock that blocks writes (a
-foreign key locks the referenced table too: SHARE ROW EXCLUSIVE on both). An inline
-`REFERENCES` on a new column is the same.
+Lock: adding it validates every existing row while holding its lock: a CHECK takes ACCESS
+EXCLUSIVE (reads and writes wait), a foreign key SHARE ROW EXCLUSIVE on both tables (writes
+wait). An inline `REFERENCES` on a new column, or `sa.ForeignKey` in `op.add_column`, is the
+same.
 
 Safe alternative: add it NOT VALID (new rows are checked at once), validate in a later
 migration (SHARE UPDATE EXCLUSIVE: reads and writes go on):
@@ -32,8 +33,13 @@ def check(op: Operation, ctx: Context) -> str | None:
         and not op.not_valid
         and not ctx.is_new(op.table)
     ):
-        what = "foreign key" if op.constraint == "foreign_key" else "check constraint"
+        if op.constraint == "foreign_key":
+            return (
+                f"foreign key {op.name or ''} on {op.table} validates every row under SHARE ROW "
+                f"EXCLUSIVE on {op.table} and the referenced table: writes to both wait"
+            ).replace("  ", " ")
         return (
-            f"{what} {op.name or ''} on {op.table} validates every row while blocking writes"
+            f"check constraint {op.name or ''} on {op.table} validates every row under ACCESS "
+            "EXCLUSIVE: reads and writes wait"
         ).replace("  ", " ")
     return None

@@ -40,7 +40,7 @@ def check(op: Operation, ctx: Context) -> str | None:
         created_here = any(o.kind == k.CREATE_INDEX and o.name == op.name for o in ctx.operations)
         if not created_here:
             return (
-                f"index {op.name} is dropped without CONCURRENTLY: ACCESS EXCLUSIVE lock on "
-                "its table while it waits and drops"
+                f"index {op.name or '(name not known statically)'} is dropped without "
+                "CONCURRENTLY: ACCESS EXCLUSIVE lock on its table while it waits and drops"
             )
     return None

@@ -28,9 +28,19 @@ from deployer.lint.rules import Context, rule
     "error",
     "add CHECK (col IS NOT NULL) NOT VALID, VALIDATE it in a later migration, then SET NOT NULL",
 )
-def check(op: Operation, ctx: Context) -> str | None:
+def check(op: Operation, ctx: Context) -> str | tuple[str, str] | None:
     if op.kind != k.SET_NOT_NULL or ctx.is_new(op.table):
         return None
     if ctx.pg_version >= 12 and (op.table, op.name) in ctx.validated_not_null:
         return None
-    return f"SET NOT NULL on {op.table}.{op.name} scans the whole table under ACCESS EXCLUSIVE"
+    added_here = any(
+        o.kind == k.ADD_COLUMN and o.table == op.table and o.name == op.name for o in ctx.operations
+    )
+    message = f"SET NOT NULL on {op.table}.{op.name} scans the whole table under ACCESS EXCLUSIVE"
+    if added_here:  # the one-step fix fits this case better than the three migrations
+        return (
+            message,
+            "the column is added in this migration: add it NOT NULL with a constant "
+            "server_default in the same add_column (PostgreSQL 11+: no rewrite, no scan)",
+        )
+    return message
