@@ -346,8 +346,7 @@ def _print_plan(
         try:
             observed = engine.observe()
         finally:
-            engine.hosts.close()
-            engine.target.close()
+            engine.close()
     else:
         color = None if live == "none" else live
         observed = Observed(color, "<live version>" if color else None, "")

@@ -137,7 +137,7 @@ class Engine:
             try:
                 self.lock.acquire(op_id)
             except BaseException:
-                self.hosts.close()
+                self.close()
                 raise
             result: OperationResult | None = None
             try:
@@ -245,7 +245,13 @@ class Engine:
                     raise
                 result.warnings.append(f"lock not released: {describe_error(exc)}")
         finally:
+            self.close()
+
+    def close(self) -> None:
+        """Every connection the operation opened: the hosts' and the target's."""
+        try:
             self.hosts.close()
+        finally:
             self.target.close()
 
     def record(self, result: OperationResult, out: SagaOutcome) -> None:
@@ -321,8 +327,9 @@ class Engine:
             observed = self.observe()
             state = self.lock.state()
             remote = self.opstate.read()
+            target = self.target.status(observed)
         finally:
-            self.hosts.close()
+            self.close()
         pending = self.journal.unfinished() or remote
         holder = state.info
         lock: dict[str, Any] | None = None
@@ -337,7 +344,7 @@ class Engine:
             "live_version": observed.live_version,
             "idle_color": observed.idle_color,
             "idle_version": observed.idle_version(),
-            **self.target.status(observed),
+            **target,
             "lock": lock,
             "unfinished": pending.get("id") if pending else None,
             "journal_problems": self.journal.problems,

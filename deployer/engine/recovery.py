@@ -29,7 +29,7 @@ def recover(engine: Engine) -> OperationResult:
         try:
             engine.lock.acquire(lock_id)
         except BaseException:
-            engine.hosts.close()
+            engine.close()
             raise
         result = OperationResult("recover", pb.app, pb.environment, "-")
         try:
@@ -72,7 +72,7 @@ def recover(engine: Engine) -> OperationResult:
         finally:
             result.ended_at = time.time()
             engine.lock.release(lock_id)
-            engine.hosts.close()
+            engine.close()
     return result
 
 
@@ -143,7 +143,7 @@ def unlock(engine: Engine, reason: str) -> OperationResult:
     try:
         state = engine.lock.break_()
     finally:
-        engine.hosts.close()
+        engine.close()
     holder = state.info
     was = (
         "nothing (the lock was free)"
