@@ -22,7 +22,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from fake_vercel import FakeVercel  # noqa: E402
+from fake_vercel import FakeVercel, playbook_doc  # noqa: E402
 
 TOKEN = "bench-token"
 
@@ -35,22 +35,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp, FakeVercel(TOKEN) as fake:
         fake.add("dpl_0", "0" * 40, created=1)
         fake.production = "dpl_0"
-        doc = {
-            "target": "vercel",
-            "app": "shop",
-            "vercel": {
-                "project": "shop",
-                "token": "${env:VERCEL_TOKEN}",
-                "production_url": f"{fake.url}/_prod",
-                "api_url": fake.url,
-            },
-            "gates": {
-                "pre_switch": {"path": "/api/health", "interval": "100ms", "successes": 3},
-                "post_switch": {"path": "/api/health", "window": "3s", "rate": 20},
-            },
-            "journal_dir": f"{tmp}/journal",
-            "state_dir": f"{tmp}/state",
-        }
+        doc = playbook_doc(fake, Path(tmp))
+        doc["gates"]["post_switch"]["window"] = "3s"
         pb = Path(tmp) / "vercel.yml"
         pb.write_text(yaml.safe_dump(doc))
         n = 0

@@ -23,6 +23,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -258,3 +259,26 @@ class FakeVercel:
 
 def _error(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
+
+
+def playbook_doc(fake: FakeVercel, state: Path, **extra: Any) -> dict[str, Any]:
+    """A `target: vercel` playbook pointed at ``fake`` (the token from $VERCEL_TOKEN),
+    its journal and lock under ``state``; ``extra`` replaces top-level sections."""
+    doc: dict[str, Any] = {
+        "target": "vercel",
+        "app": "shop",
+        "vercel": {
+            "project": "shop",
+            "token": "${env:VERCEL_TOKEN}",
+            "production_url": f"{fake.url}/_prod",
+            "api_url": fake.url,
+        },
+        "gates": {
+            "pre_switch": {"path": "/api/health", "interval": "100ms", "successes": 3},
+            "post_switch": {"path": "/api/health", "window": "1s", "rate": 20},
+        },
+        "journal_dir": str(state / "journal"),
+        "state_dir": str(state / "state"),
+    }
+    doc.update(extra)
+    return doc

@@ -187,7 +187,7 @@ def test_a_vercel_release_migrates_from_this_machine_before_the_promote(
     import subprocess
 
     import yaml
-    from fake_vercel import FakeVercel
+    from fake_vercel import FakeVercel, playbook_doc
 
     scripts = tmp_path / "migs"
     shutil.copytree(ROOT / "migrations_safe", scripts, ignore=shutil.ignore_patterns("__pycache__"))
@@ -201,26 +201,12 @@ def test_a_vercel_release_migrates_from_this_machine_before_the_promote(
         fake.add("dpl_live", "b" * 40, created=1)
         fake.add("dpl_new", "c" * 40, created=2)
         fake.production = "dpl_live"
-        doc = {
-            "target": "vercel",
-            "app": "shop",
-            "vercel": {
-                "project": "shop",
-                "token": "${env:VERCEL_TOKEN}",
-                "production_url": f"{fake.url}/_prod",
-                "api_url": fake.url,
-            },
-            "gates": {
-                "pre_switch": {"path": "/api/health", "interval": "100ms", "successes": 2},
-                "post_switch": {"path": "/api/health", "window": "500ms", "rate": 10},
-            },
-            "migrate": {
-                "scripts": str(scripts),
-                "command": f"{sys.executable} -m alembic -c {scripts}/alembic.ini",
-                "database_url": "${env:TEST_DATABASE_URL}",
-            },
-            "journal_dir": str(tmp_path / "journal"),
-            "state_dir": str(tmp_path / "state"),
+        doc = playbook_doc(fake, tmp_path)
+        doc["gates"]["post_switch"].update(window="500ms", rate=10)
+        doc["migrate"] = {
+            "scripts": str(scripts),
+            "command": f"{sys.executable} -m alembic -c {scripts}/alembic.ini",
+            "database_url": "${env:TEST_DATABASE_URL}",
         }
         pb = tmp_path / "vercel.yml"
         pb.write_text(yaml.safe_dump(doc))

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from fake_vercel import FakeVercel
+from fake_vercel import FakeVercel, playbook_doc
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "vercel-canary-token-7f3a9c"
@@ -38,31 +38,9 @@ def fake() -> Iterator[FakeVercel]:
 
 @pytest.fixture
 def playbook(fake: FakeVercel, tmp_path: Path) -> Path:
-    doc: dict[str, Any] = {
-        "target": "vercel",
-        "app": "shop",
-        "vercel": {
-            "project": "shop",
-            "token": "${env:VERCEL_TOKEN}",
-            "production_url": f"{fake.url}/_prod",
-            "api_url": fake.url,
-            "ready_timeout": "3s",
-            "promote_timeout": "3s",
-            "api_budget": "20s",
-        },
-        "gates": {
-            "pre_switch": {
-                "path": "/api/health",
-                "expect_json": {"version": "${version}"},
-                "interval": "100ms",
-                "successes": 3,
-                "budget": "3s",
-            },
-            "post_switch": {"path": "/api/health", "window": "1s", "rate": 20},
-        },
-        "journal_dir": str(tmp_path / "journal"),
-        "state_dir": str(tmp_path / "state"),
-    }
+    doc = playbook_doc(fake, tmp_path)
+    doc["vercel"].update(ready_timeout="3s", promote_timeout="3s", api_budget="20s")
+    doc["gates"]["pre_switch"].update(expect_json={"version": "${version}"}, budget="3s")
     path = tmp_path / "vercel.yml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
