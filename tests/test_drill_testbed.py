@@ -60,7 +60,8 @@ def test_a_drill_proves_rollback_and_leaves_everything_as_it_was(warm: Deploy) -
     assert proc.returncode == 0, proc.stderr
     assert doc["kind"] == "drill" and doc["outcome"] == "succeeded", doc["message"]
     drill = doc["drill"]
-    assert drill["passed"] and drill["restore_s"] < 5 and drill["detection_s"] >= 1  # window 1s
+    # the verdict comes after the post-switch window (1 s at 20/s: its last probe at 0.95 s)
+    assert drill["passed"] and drill["restore_s"] < 5 and drill["detection_s"] >= 0.9
     assert drill["traffic"]["while_switched"]["requests"] > 0
     assert drill["traffic"]["errors"] == 0
     names = [s["name"] for s in doc["steps"]]
