@@ -284,3 +284,59 @@ def test_a_deploy_command_names_the_deployment_for_version(
     out = _doc(proc)
     assert out["version"] == "v42" and out["target"]["to"]["id"] == "dpl_new"
     assert fake.production == "dpl_new" and TOKEN not in proc.stdout + proc.stderr
+
+
+def _spawn(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "deployer", "-o", "json", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "VERCEL_TOKEN": TOKEN, "NO_COLOR": "1"},
+    )
+
+
+def _wait_production(fake: FakeVercel, dep: str, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while fake.production != dep:
+        assert time.monotonic() < deadline, f"production never became {dep}"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
+def test_a_signal_after_the_promote_never_leaves_the_new_deployment_unjudged(
+    fake: FakeVercel, playbook: Path, how: str
+) -> None:
+    """SIGTERM during the post-switch gate: rolled back, exit 4. SIGKILL: `recover` (the
+    journal and the operation record on this machine) rolls production back."""
+    import signal
+
+    doc = yaml.safe_load(playbook.read_text())
+    doc["gates"]["post_switch"]["window"] = "5s"
+    playbook.write_text(yaml.safe_dump(doc))
+    fake.add("dpl_new", "c" * 40, created=3000)
+    proc = _spawn("release", "-p", str(playbook), "--deployment", "dpl_new")
+    _wait_production(fake, "dpl_new")
+    time.sleep(0.5)  # inside the post-switch window
+    proc.send_signal(getattr(signal, how))
+    out, _ = proc.communicate(timeout=60)
+    if how == "SIGTERM":
+        assert proc.returncode == 4 and json.loads(out)["outcome"] == "interrupted"
+    else:
+        assert proc.returncode == -9 and fake.production == "dpl_new"
+        refused = _run("release", "-p", str(playbook), "--deployment", "dpl_new")
+        assert refused.returncode == 6 and "deployer recover" in refused.stdout + refused.stderr
+        rec = _run("recover", "-p", str(playbook))
+        assert rec.returncode == 0, rec.stdout + rec.stderr
+    assert fake.production == "dpl_live"
+    assert _doc(_run("status", "-p", str(playbook)))["unfinished"] is None
+
+
+@pytest.mark.parametrize("ref", ["dpl_x; rm -rf /", "$(id)", "https://a b", "../../etc"])
+def test_a_hostile_deployment_reference_is_refused_before_anything_runs(
+    fake: FakeVercel, playbook: Path, ref: str
+) -> None:
+    proc = _run("release", "-p", str(playbook), "--deployment", ref)
+    assert proc.returncode == 2 and not fake.calls
+    assert len(proc.stderr.strip().splitlines()) <= 1

@@ -40,15 +40,14 @@ class Drill:
         self.build = (
             Context(ctx.loaded, ctx.env, {**ctx.vars, **pb.drill.broken_vars}) if broken else None
         )
-        post = pb.gates.post_switch
-        self.watch_url: str | None = None
-        self.watch = RouterWatch("", rate=pb.drill.watch_rate, limit=0, timeout=post.timeout)
+        self.watch: RouterWatch | None = None  # started once the plan knows what serves
 
     def run(self) -> OperationResult:
         try:
             return self.engine._run("drill", self.plan, self.conclude)
         finally:
-            self.watch.__exit__()
+            if self.watch is not None:
+                self.watch.__exit__()
 
     def plan(self, observed: Observed) -> tuple[str, Observed, list[Step]]:
         if observed.live_color is None:
@@ -99,7 +98,7 @@ class Drill:
             info["problems"].append("undo failed")
             return
         engine.verify_serving(result)
-        info["traffic"] = self.watch.summary(out.switched_at, out.restored_at)
+        info["traffic"] = self.watch.summary(out.switched_at, out.restored_at) if self.watch else {}
         if not out.switched:
             result.outcome = "interrupted" if interrupted else "aborted"
             result.exit_code = ExitCode.ABORTED

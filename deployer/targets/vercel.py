@@ -35,35 +35,32 @@ class WaitReady(TargetAction):
 
 
 @dataclass(frozen=True)
-class Promote(TargetAction):
-    """Production to ``deployment`` (a release; the undo of a rollback)."""
+class _Move(TargetAction):
+    """Production to ``deployment``, followed until production serves it."""
 
     switches_traffic = True
+    endpoint = ""
     deployment: str
     url: str
     version: str
 
     def describe(self) -> list[str]:
         return [
-            f"POST /v10/projects/{{project}}/promote/{self.deployment}, then follow the "
-            "project until production serves it"
+            f"POST {self.endpoint}/{self.deployment}, then follow the project until "
+            "production serves it"
         ]
 
 
-@dataclass(frozen=True)
-class RollBack(TargetAction):
-    """Production back to ``deployment`` (the undo of a release; `deployer rollback`)."""
+class Promote(_Move):
+    """A release; the undo of a rollback."""
 
-    switches_traffic = True
-    deployment: str
-    url: str
-    version: str
+    endpoint = "/v10/projects/{project}/promote"
 
-    def describe(self) -> list[str]:
-        return [
-            f"POST /v1/projects/{{project}}/rollback/{self.deployment}, then follow the "
-            "project until production serves it"
-        ]
+
+class RollBack(_Move):
+    """The undo of a release; `deployer rollback`."""
+
+    endpoint = "/v1/projects/{project}/rollback"
 
 
 class VercelTarget:
