@@ -254,7 +254,8 @@ def test_cli_exit_codes_and_json_format(tmp_path: Path) -> None:
     proc = _cli("lint", "--format", "json", str(bad))
     assert proc.returncode == 1
     findings = json.loads(proc.stdout)
-    assert {"path", "line", "column", "rule", "severity", "message", "hint"} == set(findings[0])
+    keys = {"path", "line", "column", "rule", "severity", "message", "hint", "table"}
+    assert keys == set(findings[0])
     assert _cli("lint", str(FIXTURES / "drop-column" / "good.sql")).returncode == 0
     assert _cli("lint", str(tmp_path / "missing.sql")).returncode == 2
     assert _cli("lint", "--explain", "nope").returncode == 2
@@ -678,3 +679,19 @@ def test_messages_and_hints_fit_the_case(tmp_path: Path) -> None:
     by_rule = {f.rule: f for f in lint_paths([p]).findings}
     assert "constant server_default" in by_rule["set-not-null"].hint
     assert "reads and writes wait" in by_rule["constraint-without-not-valid"].message
+
+
+def test_sql_through_a_chained_bind_is_read(tmp_path: Path) -> None:
+    """op.get_bind().execute(...) and op.get_context().connection.execute(...) without a
+    variable in between are read like conn.execute(...)."""
+    p = tmp_path / "0011_chained.py"
+    p.write_text(
+        "import sqlalchemy as sa\nfrom alembic import op\n"
+        'revision = "0011"\ndown_revision = None\n\n\n'
+        "def upgrade() -> None:\n"
+        "    op.execute(\"SET lock_timeout = '2s'\")\n"
+        '    op.get_bind().execute(sa.text("UPDATE orders SET note = :n"), {"n": ""})\n'
+        '    op.get_context().connection.execute(sa.text("DELETE FROM orders"))\n'
+    )
+    found = [(f.line, f.rule) for f in lint_paths([p]).findings]
+    assert (9, "unbatched-backfill") in found and (10, "unbatched-backfill") in found

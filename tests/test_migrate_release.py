@@ -51,7 +51,12 @@ def migrating(deploy: Deploy, pg_bed, tmp_path: Path) -> Deploy:
     return deploy
 
 
-def _write(deploy: Deploy, acknowledge: list[dict[str, str]], lock_timeout: str = "2s") -> None:
+def _write(
+    deploy: Deploy,
+    acknowledge: list[dict[str, str]],
+    lock_timeout: str = "2s",
+    prove: dict[str, object] | None = None,
+) -> None:
     doc = demo_playbook(deploy.bed, deploy.root, deploy.path.parent / "journal")
     doc["migrate"] = {
         "scripts": str(deploy.scripts),  # type: ignore[attr-defined]
@@ -61,10 +66,12 @@ def _write(deploy: Deploy, acknowledge: list[dict[str, str]], lock_timeout: str 
         "retries": 8,
         "acknowledge": acknowledge,
     }
+    if prove is not None:
+        doc["migrate"]["prove"] = prove
     write_playbook(deploy.path, doc)
 
 
-def _release(deploy: Deploy, version: str):  # type: ignore[no-untyped-def]
+def _release(deploy: Deploy, version: str, **env: str):  # type: ignore[no-untyped-def]
     return deploy.run(
         "-o",
         "json",
@@ -73,8 +80,8 @@ def _release(deploy: Deploy, version: str):  # type: ignore[no-untyped-def]
         str(deploy.path),
         "--version",
         version,
-        env={"TEST_DATABASE_URL": deploy.db},
-    )  # type: ignore[attr-defined]
+        env={"TEST_DATABASE_URL": deploy.db, **env},  # type: ignore[attr-defined]
+    )
 
 
 def _revision(deploy: Deploy) -> str:
@@ -239,3 +246,52 @@ def test_a_vercel_release_migrates_from_this_machine_before_the_promote(
         with psycopg.connect(db.replace(f":{PASSWORD}", "")) as conn:
             row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
         assert row is not None and row[0] == "0016"
+
+
+RETYPE_TOTAL = DROP_STATUS.replace(
+    'op.drop_column("accounts", "status")',
+    'op.alter_column("orders", "total", type_=sa.Float(), existing_type=sa.Numeric(12, 2))',
+).replace("from alembic import op", "import sqlalchemy as sa\nfrom alembic import op")
+
+
+def test_migrate_prove_refuses_a_rewrite_before_production_is_touched(
+    migrating: Deploy, pg_bed
+) -> None:
+    """migrate.prove runs the pending revisions in a scratch database first: the lint
+    finding is acknowledged, but the measured rewrite stops the release (exit 3) and the
+    production database stays where it was; a cheap revision passes with the measurements
+    in the release's record."""
+    assert _release(migrating, "v1").returncode == 0
+    admin = f"postgresql://postgres@127.0.0.1:{pg_bed.ports.pg}/postgres"
+    base = f"prove_base_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{base}"')
+    scratch = f"postgresql://postgres:{PASSWORD}@127.0.0.1:{pg_bed.ports.pg}/{base}"
+    prove = {"url": "${env:PROVE_URL}", "rows": 2000, "lock_bound": "2s"}
+    versions = migrating.scripts / "versions"  # type: ignore[attr-defined]
+    (versions / "0017_retype_total.py").write_text(RETYPE_TOTAL)
+    ack = [
+        {"revision": "0017", "rule": "column-type-change", "reason": "orders is small, we think"}
+    ]
+    _write(migrating, ack, prove=prove)
+    proc = _release(migrating, "v2", PROVE_URL=scratch)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    doc = json.loads(proc.stdout)
+    assert "migration prove" in doc["message"] and "rewrote orders" in doc["message"]
+    assert doc["migrations"]["prove"]["passed"] is False
+    assert _revision(migrating) == "0016" and migrating.live()["version"] == "v1"
+    (versions / "0017_retype_total.py").write_text(ADD_COLUMN)
+    _write(migrating, [], prove=prove)
+    ok = _release(migrating, "v3", PROVE_URL=scratch)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    record = json.loads(ok.stdout)["migrations"]["prove"]
+    assert record["passed"] is True and record["revisions"][0]["revision"] == "0017"
+    assert record["revisions"][0]["access_exclusive_ms"]["accounts"] < 2000
+    assert _revision(migrating) == "0017"
+    for text in (proc.stdout, proc.stderr, ok.stdout, ok.stderr):
+        assert PASSWORD not in text
+    with psycopg.connect(admin) as conn:
+        left = conn.execute(
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'deployer_prove_%'"
+        ).fetchone()
+    assert left == (0,)

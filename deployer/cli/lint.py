@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from typing import Any
@@ -60,6 +61,36 @@ def register(cli: click.Group) -> None:
     default=None,
     help="SARIF paths are relative to this directory (default: the git repository's root).",
 )
+@click.option(
+    "--prove",
+    "prove_url",
+    metavar="URL",
+    default=None,
+    help="Run the linted revisions in a scratch database on this PostgreSQL server and "
+    "measure locks, rewrites and blocked writers (a URL, or env:NAME to read it from the "
+    "environment).",
+)
+@click.option(
+    "--rows",
+    type=click.IntRange(0, 10_000_000),
+    default=10_000,
+    show_default=True,
+    help="--prove: rows inserted into each table a revision touches.",
+)
+@click.option(
+    "--lock-bound",
+    default="1s",
+    show_default=True,
+    metavar="DURATION",
+    help="--prove: fail when ACCESS EXCLUSIVE is held longer than this.",
+)
+@click.option(
+    "--schema-from",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="--prove: a pg_dump --schema-only file at the --start-after revision.",
+)
+@click.option("--i-know", is_flag=True, help="--prove: the URL's database has tables; go on.")
 @click.pass_obj
 def lint(
     app: Application,
@@ -73,12 +104,22 @@ def lint(
     config_path: str | None,
     playbook: str | None,
     root: str | None,
+    prove_url: str | None,
+    rows: int,
+    lock_bound: str,
+    schema_from: str | None,
+    i_know: bool,
 ) -> None:
     """Lint Alembic version scripts and .sql files for locks and old-color breakage.
 
     PATHS are files or folders (default: `paths` from config, or the versions folder of
     ./alembic.ini). Exit 0: no error-level finding; 1: error-level findings; 2: usage error.
     Example: deployer lint migrations/versions --format sarif > lint.sarif
+
+    With --prove, the revisions also run in a scratch database (created and dropped on the
+    URL's server) and exit 1 also means a rewrite, ACCESS EXCLUSIVE held longer than
+    --lock-bound, or a revision that failed.
+    Example: deployer lint --prove env:SCRATCH_PG_URL --rows 100000 migrations/versions
     """
     from pathlib import Path
 
@@ -121,13 +162,57 @@ def lint(
             "nothing to lint: give paths, set [tool.deployer.lint] paths, or run "
             "where alembic.ini is"
         )
+    options = None
+    if prove_url is not None:
+        options = _prove_options(config, rows, lock_bound, schema_from, i_know)
     started = time.time()
     result = Linter(config).lint(targets)
     fmt = fmt or ("json" if app.json else "text")
-    _print_lint(app, fmt, result, rules, Path(root) if root else None)
+    verdict = None
+    if prove_url is not None and options is not None:
+        from deployer.prove.run import prove
+        from deployer.prove.scratch import resolve_url
+        from deployer.prove.verdict import judge
+
+        run = prove(result.migrations, resolve_url(prove_url), options)
+        verdict = judge(result, run, rules, options.lock_bound_s)
+    if fmt == "json" and verdict is not None:
+        from deployer.redaction import scrub
+
+        doc = {"findings": [f.to_dict() for f in result.findings], "prove": verdict.to_dict()}
+        sys.stdout.write(scrub(json.dumps(doc, indent=2)) + "\n")
+    else:
+        _print_lint(app, fmt, result, rules, Path(root) if root else None)
+        if verdict is not None:
+            from deployer.prove.verdict import print_text
+
+            print_text(app.out if fmt == "text" else app.err, verdict)
     if playbook is not None:
         _record_lint(app, playbook, result, started)
-    sys.exit(1 if result.errors else 0)
+    sys.exit(1 if result.errors or (verdict is not None and verdict.failed) else 0)
+
+
+def _prove_options(
+    config: Any, rows: int, lock_bound: str, schema_from: str | None, i_know: bool
+) -> Any:
+    from pathlib import Path
+
+    from deployer.errors import InputError
+    from deployer.playbook.fields import parse_duration
+    from deployer.prove.run import ProveOptions
+
+    try:
+        bound = parse_duration(lock_bound)
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"--lock-bound {lock_bound!r}: {exc}") from exc
+    return ProveOptions(
+        rows=rows,
+        lock_bound_s=bound,
+        schema_from=Path(schema_from) if schema_from else None,
+        start_after=config.start_after,
+        i_know=i_know,
+        sql_in_transaction=config.sql_in_transaction,
+    )
 
 
 def _record_lint(app: Application, playbook: str, result: Any, started: float) -> None:

@@ -100,6 +100,8 @@ class Actions:
             record["to"] = current
             self._remember_revision(m, current)
             return f"database at {current or 'base'}: nothing to apply"
+        if m.prove is not None:
+            self._prove(m, gate, current, record)
 
         def upgrade() -> None:
             record["attempts"] += 1
@@ -126,6 +128,41 @@ class Actions:
             f"{current or 'base'} -> {after}: {len(record['applied'])} revision(s) in "
             f"{record['attempts']} attempt(s){acks}"
         )
+
+    def _prove(self, m: Migrate, gate: Any, current: str | None, record: dict[str, Any]) -> None:
+        """`migrate.prove`: the pending revisions in a scratch database first; a rewrite,
+        a long ACCESS EXCLUSIVE or a failing revision stops the release before it migrates."""
+        from deployer.lint.rules import load_rules
+        from deployer.prove.run import ProveOptions, prove
+        from deployer.prove.verdict import judge
+
+        assert m.prove is not None
+        url = m.prove.url.value if isinstance(m.prove.url, Secret) else str(m.prove.url)
+        options = ProveOptions(
+            rows=m.prove.rows,
+            lock_bound_s=m.prove.lock_bound,
+            schema_from=m.prove.schema_from,
+            start_after=current,
+            i_know=m.prove.i_know,
+        )
+        try:
+            run = prove(gate.migrations, url, options)
+        except DeployerError as exc:
+            raise GateFailed(f"migration prove: {exc}") from exc
+        verdict = judge(gate.result, run, load_rules(), m.prove.lock_bound)
+        doc = verdict.to_dict()
+        record["prove"] = {k: doc[k] for k in ("passed", "rows", "lock_bound_ms", "hazards")}
+        record["prove"]["revisions"] = [
+            {
+                "revision": r["revision"],
+                "duration_ms": r["duration_ms"],
+                "access_exclusive_ms": r["access_exclusive_ms"],
+                "error": r["error"],
+            }
+            for r in doc["revisions"]
+        ]
+        if verdict.failed:
+            raise GateFailed("migration prove: " + "; ".join(verdict.hazards[:5]))
 
     def _remember_revision(self, m: Migrate, revision: str | None) -> None:
         if m.state_dir and m.version:

@@ -219,9 +219,14 @@ class _Reader:
             finally:
                 self.visiting.discard(f.id)
             return
-        if not isinstance(f, ast.Attribute) or not isinstance(f.value, ast.Name):
+        if not isinstance(f, ast.Attribute):
             return
-        owner, method = f.value.id, f.attr
+        bind_call = (  # op.get_bind().execute(...), op.get_context().connection.execute(...)
+            isinstance(f.value, ast.Call) and _call_name(f.value) in ("get_bind", "connect")
+        ) or (isinstance(f.value, ast.Attribute) and f.value.attr == "connection")
+        if not isinstance(f.value, ast.Name) and not bind_call:
+            return
+        owner, method = (f.value.id if isinstance(f.value, ast.Name) else ""), f.attr
         base: dict[str, Any] = {
             "line": call.lineno,
             "end_line": call.end_lineno or call.lineno,
@@ -237,7 +242,7 @@ class _Reader:
             self.op_call(method, call, base, batch_table=scope.batch[owner])
         elif owner == "op":
             self.op_call(method, call, base, batch_table=None)
-        elif owner in scope.binds and method in ("execute", "exec_driver_sql"):
+        elif (owner in scope.binds or bind_call) and method in ("execute", "exec_driver_sql"):
             self.execute(call, base)
 
     def execute(self, call: ast.Call, base: dict[str, Any]) -> None:

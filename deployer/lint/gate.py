@@ -26,6 +26,9 @@ class GateResult:
     blocking: list[tuple[str, Finding]] = field(default_factory=list)
     acknowledged: list[dict[str, str]] = field(default_factory=list)
     warnings: int = 0
+    #: the pending migrations as read, and every finding (for `migrate.prove`)
+    migrations: list[Any] = field(default_factory=list)
+    result: Any = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -70,6 +73,7 @@ def lint_pending(scripts: Path, current: str | None, acknowledgements: list[Any]
         )
     rev_of = {m.path.resolve(): m.revision or "?" for m in result.migrations}
     gate = GateResult(current, [m.revision or "?" for m in result.migrations])
+    gate.migrations, gate.result = list(result.migrations), result
     acks = {(a.revision, a.rule): a.reason for a in acknowledgements}
     for f in result.findings:
         if f.severity != "error":

@@ -52,6 +52,7 @@ class Finding:
     severity: str
     message: str
     hint: str
+    table: str | None = None  # the table the operation works on, when known
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -283,7 +284,9 @@ class Linter:
             hint = rule.hint
             if isinstance(msg, tuple):  # a rule may give a hint that fits this case
                 msg, hint = msg
-            out.append(Finding(path, op.line, op.column, rule.id, self.severity(rule), msg, hint))
+            out.append(
+                Finding(path, op.line, op.column, rule.id, self.severity(rule), msg, hint, op.table)
+            )
         if mig.linted_lines is not None:  # ignores in functions not linted are not judged
             ignores = [
                 ig for ig in ignores if any(a - 1 <= ig.line <= b for a, b in mig.linted_lines)

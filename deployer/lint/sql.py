@@ -341,3 +341,20 @@ def _statement_by_statement(
                 problems.append(_placed(exc, piece, begin, source, first_line, first_column))
         begin = end + 1
     return out
+
+
+def split_statements(text: str) -> list[tuple[int, str]]:
+    """The statements of a SQL file as (first line, text), cut where PostgreSQL's scanner
+    sees a semicolon (never inside a string, a comment or a dollar quote); empty ones
+    dropped."""
+    source = text.encode()
+    tokens = [t for t in scan(text) if t.name not in ("SQL_COMMENT", "C_COMMENT")]
+    cuts = [t.start for t in tokens if t.name == "ASCII_59"]
+    out, begin = [], 0
+    for end in [*cuts, len(source)]:
+        first = next((t.start for t in tokens if begin <= t.start < end), None)
+        if first is not None:  # a piece with only comments has no token
+            line = source[:first].count(b"\n") + 1
+            out.append((line, source[first:end].decode(errors="replace").strip()))
+        begin = end + 1
+    return out

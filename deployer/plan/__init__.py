@@ -7,6 +7,8 @@ steps after it (keep warm, stop the old color) only go forward.
 
 from __future__ import annotations
 
+from typing import Any
+
 from deployer.commands import alembic as alembic_cmd
 from deployer.commands import files
 from deployer.commands.shell import Shell
@@ -19,6 +21,7 @@ from deployer.plan.actions import (
     DrillVerdict,
     Gate,
     Migrate,
+    ProveSpec,
     Run,
     ScheduleStop,
     Step,
@@ -140,8 +143,22 @@ def migrate_step(ctx: Context, color: str, version: str) -> Step:
         tuple(m.acknowledge),
         ctx.state_dir(host),
         version,
+        _prove_spec(ctx, host, color, version),
     )
     return Step("migrate", host.name, action)
+
+
+def _prove_spec(ctx: Context, host: Any, color: str, version: str) -> ProveSpec | None:
+    p = ctx.pb.migrate.prove if ctx.pb.migrate else None
+    if p is None:
+        return None
+    return ProveSpec(
+        render_value(p.url, ctx.values(host, color, version), ctx.env),
+        p.rows,
+        p.lock_bound,
+        ctx.loaded.local_path(p.schema_from) if p.schema_from else None,
+        p.i_know,
+    )
 
 
 def check_database_step(ctx: Context, color: str, version: str) -> Step:

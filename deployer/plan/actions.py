@@ -119,6 +119,18 @@ class Migrate:
     acknowledge: tuple[Any, ...]
     state_dir: str = ""
     version: str = ""
+    prove: ProveSpec | None = None
+
+
+@dataclass(frozen=True)
+class ProveSpec:
+    """`migrate.prove`: the pending revisions run first in a scratch database (locally)."""
+
+    url: Any  # a Token: a Secret when it came from ${env:...}
+    rows: int
+    lock_bound: float
+    schema_from: Path | None
+    i_know: bool = False
 
 
 @dataclass(frozen=True)
@@ -209,10 +221,12 @@ def describe(action: Action) -> list[str]:
                 f"compare with the revision {version} went live with; name the revisions "
                 "the database is ahead by (a contract one is a warning); never migrates",
             ]
-        case Migrate(scripts=scripts, current=current, upgrade=upgrade):
-            return [
-                current.shown,
-                f"lint the pending revisions in {scripts}; refuse errors",
-                f"{upgrade.shown} (retried on lock timeout)",
-            ]
+        case Migrate(scripts=scripts, current=current, upgrade=upgrade, prove=prove):
+            lines = [current.shown, f"lint the pending revisions in {scripts}; refuse errors"]
+            if prove is not None:
+                lines.append(
+                    f"prove them in a scratch database ({prove.rows:,} rows per table); refuse "
+                    f"a rewrite or ACCESS EXCLUSIVE held over {prove.lock_bound:g}s"
+                )
+            return [*lines, f"{upgrade.shown} (retried on lock timeout)"]
     return []

@@ -200,6 +200,24 @@ class Acknowledge(Strict):
     reason: str = Field(min_length=10, description="Why it is safe here (required).")
 
 
+class Prove(Strict):
+    url: str = Field(
+        description="A PostgreSQL server for a scratch database (never production: deployer "
+        "refuses a URL whose database has tables); use `${env:NAME}`. Runs locally, before "
+        "the upgrade, with the chain up to the database's revision as the schema."
+    )
+    rows: int = Field(10_000, ge=0, le=10_000_000, description="Rows per touched table.")
+    lock_bound: Duration = Field(
+        1.0, description="Refuse the release when ACCESS EXCLUSIVE is held longer than this."
+    )
+    schema_from: str | None = Field(
+        None,
+        description="Local `pg_dump --schema-only` file at the database's revision, relative "
+        "to the playbook (default: the chain itself builds the schema).",
+    )
+    i_know: bool = Field(False, description="Go on when the URL's database has tables.")
+
+
 class Migrate(Strict):
     host: str | None = Field(None, description="Host that runs Alembic. Default: first app host.")
     scripts: str = Field(
@@ -223,6 +241,12 @@ class Migrate(Strict):
     acknowledge: list[Acknowledge] = Field(
         default_factory=list,
         description="Error-level findings accepted for one revision, each with a reason.",
+    )
+    prove: Prove | None = Field(
+        None,
+        description="Run the pending revisions in a scratch database first (`deployer lint "
+        "--prove`) and refuse the release (exit 3, nothing migrated) on a rewrite, ACCESS "
+        "EXCLUSIVE held over `lock_bound`, or a revision that fails.",
     )
 
 

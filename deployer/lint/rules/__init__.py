@@ -55,6 +55,20 @@ class Rule:
     doc: str
     check: Callable[..., Any]
     scope: Literal["operation", "migration"] = "operation"
+    #: what `deployer lint --prove` can confirm on a real PostgreSQL (see CLAIMS)
+    claim: str | None = None
+
+
+#: what a rule claims, as `--prove` measures it on the finding's table
+CLAIMS = {
+    "rewrite": "the table is rewritten (a new relfilenode)",
+    "access-exclusive": "ACCESS EXCLUSIVE is taken on the table (reads and writes wait)",
+    "blocks-writes": "a concurrent INSERT/UPDATE/DELETE on the table has to wait",
+    "blocks-row-writes": "a concurrent UPDATE of an existing row has to wait",
+    "backfill-under-lock": "the UPDATE/DELETE runs while writes to the table wait",
+    "fails": "the statement fails (on a table with rows, or in a transaction)",
+    "no-lock-timeout": "lock_timeout is 0 when the first table lock is taken",
+}
 
 
 REGISTRY: dict[str, Rule] = {}
@@ -66,12 +80,15 @@ def rule(
     hint: str,
     *,
     scope: Literal["operation", "migration"] = "operation",
+    claim: str | None = None,
 ) -> Callable[[Any], Any]:
+    assert claim is None or claim in CLAIMS, claim
+
     def register(check: Callable[..., Any]) -> Callable[..., Any]:
         module = sys.modules[check.__module__]
         doc = (module.__doc__ or "").strip()
         REGISTRY[id] = Rule(
-            id, severity, doc.splitlines()[0] if doc else id, hint, doc, check, scope
+            id, severity, doc.splitlines()[0] if doc else id, hint, doc, check, scope, claim
         )
         return check
 

@@ -21,6 +21,7 @@ from deployer.lint.rules import Context, rule
     "add-column-not-null-without-default",
     "error",
     "add it nullable (or with a constant server_default), backfill, then SET NOT NULL safely",
+    claim="fails",
 )
 def check(op: Operation, ctx: Context) -> str | None:
     if (

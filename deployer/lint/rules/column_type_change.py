@@ -56,6 +56,7 @@ def metadata_only(old: str | None, new: str | None) -> bool:
     "column-type-change",
     "error",
     "expand/contract: add a new column, backfill, switch reads, drop the old one later",
+    claim="rewrite",
 )
 def check(op: Operation, ctx: Context) -> str | None:
     if op.kind != k.ALTER_COLUMN_TYPE or ctx.is_new(op.table):

@@ -21,6 +21,7 @@ from deployer.lint.rules import Context, rule
     "concurrently-in-transaction",
     "error",
     "wrap it in `with op.get_context().autocommit_block():` (SQL: outside BEGIN/COMMIT)",
+    claim="fails",
 )
 def check(op: Operation, ctx: Context) -> str | None:
     if (

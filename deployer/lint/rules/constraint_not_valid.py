@@ -25,6 +25,7 @@ from deployer.lint.rules import Context, rule
     "constraint-without-not-valid",
     "error",
     "add it with NOT VALID (postgresql_not_valid=True), VALIDATE in a later migration",
+    claim="blocks-writes",
 )
 def check(op: Operation, ctx: Context) -> str | None:
     if (

@@ -13,7 +13,12 @@ from deployer.lint.operations import Operation
 from deployer.lint.rules import Context, rule
 
 
-@rule("drop-table", "error", "stop using the table in one release, drop it in a later one")
+@rule(
+    "drop-table",
+    "error",
+    "stop using the table in one release, drop it in a later one",
+    claim="access-exclusive",
+)
 def check(op: Operation, ctx: Context) -> str | None:
     if op.kind == k.DROP_TABLE and not ctx.is_new(op.table):
         return f"dropping table {op.table} breaks the old color, which still uses it"

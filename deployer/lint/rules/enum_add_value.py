@@ -16,7 +16,12 @@ from deployer.lint.operations import Operation
 from deployer.lint.rules import Context, rule
 
 
-@rule("enum-add-value-in-transaction", "error", "run it in op.get_context().autocommit_block()")
+@rule(
+    "enum-add-value-in-transaction",
+    "error",
+    "run it in op.get_context().autocommit_block()",
+    claim="fails",
+)
 def check(op: Operation, ctx: Context) -> str | None:
     if op.kind == k.ENUM_ADD_VALUE and op.in_transaction and ctx.pg_version < 12:
         return (

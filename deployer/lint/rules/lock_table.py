@@ -13,7 +13,9 @@ from deployer.lint.operations import Operation
 from deployer.lint.rules import Context, rule
 
 
-@rule("lock-table", "error", "drop the explicit LOCK; set lock_timeout instead")
+@rule(
+    "lock-table", "error", "drop the explicit LOCK; set lock_timeout instead", claim="blocks-writes"
+)
 def check(op: Operation, ctx: Context) -> str | None:
     if op.kind == k.LOCK_TABLE and not ctx.is_new(op.table):
         return f"explicit LOCK TABLE {op.table} holds its lock until the migration commits"

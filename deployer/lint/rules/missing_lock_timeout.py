@@ -23,6 +23,7 @@ from deployer.lint.rules import Context, rule
     "warning",
     "SET lock_timeout = '2s' first (or in env.py)",
     scope="migration",
+    claim="no-lock-timeout",
 )
 def check(ctx: Context) -> list[tuple[Operation, str]]:
     if ctx.lock_timeout_in_env:

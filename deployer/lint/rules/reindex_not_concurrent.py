@@ -13,7 +13,12 @@ from deployer.lint.operations import Operation
 from deployer.lint.rules import Context, rule
 
 
-@rule("reindex-not-concurrent", "error", "REINDEX ... CONCURRENTLY in an autocommit block")
+@rule(
+    "reindex-not-concurrent",
+    "error",
+    "REINDEX ... CONCURRENTLY in an autocommit block",
+    claim="blocks-writes",
+)
 def check(op: Operation, ctx: Context) -> str | None:
     if op.kind == k.REINDEX and not op.concurrently:
         return f"REINDEX {op.name or ''} without CONCURRENTLY blocks writes".replace("  ", " ")

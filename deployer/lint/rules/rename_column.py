@@ -15,7 +15,12 @@ from deployer.lint.operations import Operation
 from deployer.lint.rules import Context, rule
 
 
-@rule("rename-column", "error", "add the new column, write both, backfill, drop the old later")
+@rule(
+    "rename-column",
+    "error",
+    "add the new column, write both, backfill, drop the old later",
+    claim="access-exclusive",
+)
 def check(op: Operation, ctx: Context) -> str | None:
     if op.kind == k.RENAME_COLUMN and not ctx.is_new(op.table):
         return (

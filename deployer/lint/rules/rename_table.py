@@ -13,7 +13,12 @@ from deployer.lint.operations import Operation
 from deployer.lint.rules import Context, rule
 
 
-@rule("rename-table", "error", "expand/contract, or a view under the new name during the move")
+@rule(
+    "rename-table",
+    "error",
+    "expand/contract, or a view under the new name during the move",
+    claim="access-exclusive",
+)
 def check(op: Operation, ctx: Context) -> str | None:
     if op.kind == k.RENAME_TABLE and not ctx.is_new(op.table):
         return f"renaming table {op.table} to {op.name} breaks the old color"

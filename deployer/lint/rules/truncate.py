@@ -12,7 +12,7 @@ from deployer.lint.operations import Operation
 from deployer.lint.rules import Context, rule
 
 
-@rule("truncate", "error", "DELETE in batches, outside schema migrations")
+@rule("truncate", "error", "DELETE in batches, outside schema migrations", claim="access-exclusive")
 def check(op: Operation, ctx: Context) -> str | None:
     if op.kind == k.TRUNCATE and not ctx.is_new(op.table):
         return f"TRUNCATE {op.table} takes ACCESS EXCLUSIVE and removes live data"

@@ -18,6 +18,7 @@ from deployer.lint.rules import Context, rule
     "unbatched-backfill",
     "warning",
     "update in batches (WHERE id IN (... LIMIT 1000)), committing each batch",
+    claim="blocks-row-writes",
 )
 def check(op: Operation, ctx: Context) -> str | None:
     if op.kind in (k.UPDATE, k.DELETE) and not op.has_where and not ctx.is_new(op.table):

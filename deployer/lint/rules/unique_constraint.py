@@ -23,6 +23,7 @@ from deployer.lint.rules import Context, rule
     "unique-constraint-builds-index",
     "error",
     "CREATE UNIQUE INDEX CONCURRENTLY, then ADD CONSTRAINT ... USING INDEX",
+    claim="access-exclusive",
 )
 def check(op: Operation, ctx: Context) -> str | None:
     if (

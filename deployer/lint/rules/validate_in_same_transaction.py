@@ -13,7 +13,12 @@ from deployer.lint.operations import Operation
 from deployer.lint.rules import Context, rule
 
 
-@rule("validate-in-same-transaction", "error", "move the VALIDATE to a later migration")
+@rule(
+    "validate-in-same-transaction",
+    "error",
+    "move the VALIDATE to a later migration",
+    claim="blocks-writes",
+)
 def check(op: Operation, ctx: Context) -> str | None:
     if op.kind != k.VALIDATE_CONSTRAINT or not op.in_transaction:
         return None
