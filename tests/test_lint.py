@@ -695,3 +695,27 @@ def test_sql_through_a_chained_bind_is_read(tmp_path: Path) -> None:
     )
     found = [(f.line, f.rule) for f in lint_paths([p]).findings]
     assert (9, "unbatched-backfill") in found and (10, "unbatched-backfill") in found
+
+
+def test_sqlite_histories_are_detected_and_globs_excluded(tmp_path: Path) -> None:
+    """A folder that migrates SQLite (named for it, or whose env.py names only sqlite) is
+    skipped when a folder is walked, and said so; given by name, a file is linted."""
+    drop = 'from alembic import op\nrevision = "{r}"\ndown_revision = None\n\n\n' + (
+        'def upgrade():\n    op.drop_column("t", "c")\n'
+    )
+    pg = tmp_path / "migrations" / "versions" / "postgresql"
+    lite = tmp_path / "migrations" / "versions" / "sqlite"
+    other = tmp_path / "other" / "versions"
+    for folder in (pg, lite, other):
+        folder.mkdir(parents=True)
+        (folder / "0001.py").write_text(drop.format(r=folder.name))
+    (tmp_path / "other" / "env.py").write_text('URL = "sqlite:///app.db"\n')
+    result = lint_paths([tmp_path])
+    assert {Path(f.path).parent.name for f in result.findings} == {"postgresql"}
+    assert len(result.skipped) == 2
+    assert _rules(lite / "0001.py") != []  # by name: linted
+    config = LintConfig(exclude=["migrations/versions/postgresql"])
+    assert lint_paths([tmp_path], config).findings == []
+    out = _cli("lint", str(tmp_path), "--exclude", "migrations/*/postgresql")
+    assert out.returncode == 0, out.stdout
+    assert "skipped" in out.stdout and "SQLite history" in out.stdout

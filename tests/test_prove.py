@@ -294,3 +294,49 @@ def test_bad_prove_inputs_are_one_line_errors(pg_bed, tmp_path: Path) -> None:
         "lint", str(sql), "--prove", admin_url(pg_bed), "--schema-from", str(broken)
     )
     assert bad_schema.returncode == 2 and "does not load" in bad_schema.stderr
+
+
+def test_sigterm_mid_prove_drops_the_scratch_database(pg_bed, tmp_path: Path) -> None:
+    import signal
+    import time
+
+    sql = tmp_path / "0001.sql"
+    sql.write_text("SET lock_timeout = '1s';\nSELECT pg_sleep(20);\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "deployer", "lint", str(sql), "--prove", admin_url(pg_bed)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not scratch_databases(pg_bed) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert scratch_databases(pg_bed), "the scratch database never appeared"
+        time.sleep(1.0)  # inside pg_sleep
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1 and "interrupted" in err and "Traceback" not in err
+    assert scratch_databases(pg_bed) == []
+
+
+def test_a_scratch_database_left_by_kill_9_is_dropped_by_a_later_run(
+    pg_bed, tmp_path: Path
+) -> None:
+    old = "deployer_prove_1000000000_0badc0de"  # 2001: long stale
+    recent = f"deployer_prove_{int(__import__('time').time())}_0000beef"  # maybe still running
+    with psycopg.connect(admin_url(pg_bed), autocommit=True) as conn:
+        for name in (old, recent):
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        sql = tmp_path / "0001.sql"
+        sql.write_text("SET lock_timeout = '1s';\nCREATE TABLE x (id int);\n")
+        assert deployer("lint", str(sql), "--prove", admin_url(pg_bed)).returncode == 0
+        assert scratch_databases(pg_bed) == [recent]
+    finally:
+        with psycopg.connect(admin_url(pg_bed), autocommit=True) as conn:
+            for name in (old, recent):
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}"')

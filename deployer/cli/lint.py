@@ -62,6 +62,12 @@ def register(cli: click.Group) -> None:
     help="SARIF paths are relative to this directory (default: the git repository's root).",
 )
 @click.option(
+    "--exclude",
+    multiple=True,
+    metavar="GLOB",
+    help="Skip files or folders matching this glob (below a folder given); repeatable.",
+)
+@click.option(
     "--prove",
     "prove_url",
     metavar="URL",
@@ -104,6 +110,7 @@ def lint(
     config_path: str | None,
     playbook: str | None,
     root: str | None,
+    exclude: tuple[str, ...],
     prove_url: str | None,
     rows: int,
     lock_bound: str,
@@ -151,6 +158,7 @@ def lint(
         config.postgres_version = postgres_version
     if start_after is not None:
         config.start_after = start_after
+    config.exclude = [*config.exclude, *exclude]
     targets = [Path(p) for p in paths]
     if not targets and config.paths:
         base = config.source.parent if config.source else Path.cwd()
@@ -278,6 +286,12 @@ def _print_lint(app: Application, fmt: str, result: Any, rules: Any, root: Any =
             )
             app.out.print(f"    fix: {f.hint}", style="dim", markup=False)
         warnings = len(result.findings) - result.errors
+        for folder, why in result.skipped.items():
+            app.out.print(
+                f"skipped {folder}: {why} (give its files by name to lint them)",
+                style="dim",
+                markup=False,
+            )
         app.out.print(
             f"{len(result.migrations)} migration(s) in {result.files} file(s): "
             f"{result.errors} error(s), {warnings} warning(s)"

@@ -15,6 +15,7 @@ KEYS = {
     "severity",
     "postgres_version",
     "paths",
+    "exclude",
     "start_after",
     "lock_timeout_in_env",
     "sql_in_transaction",
@@ -29,6 +30,8 @@ class LintConfig:
     severity: dict[str, str] = field(default_factory=dict)
     postgres_version: int = 14
     paths: list[str] = field(default_factory=list)
+    #: globs of files or folders not to lint when a folder is walked (`sqlite/*`)
+    exclude: list[str] = field(default_factory=list)
     start_after: str | None = None
     lock_timeout_in_env: bool = False
     sql_in_transaction: bool = False
@@ -97,6 +100,7 @@ def load_config(start: Path, explicit: Path | None = None) -> LintConfig:
             severity={str(k): str(v) for k, v in table.get("severity", {}).items()},
             postgres_version=int(table.get("postgres_version", 14)),
             paths=[str(p) for p in table.get("paths", [])],
+            exclude=[str(p) for p in table.get("exclude", [])],
             start_after=table.get("start_after"),
             lock_timeout_in_env=bool(table.get("lock_timeout_in_env", False)),
             sql_in_transaction=bool(table.get("sql_in_transaction", False)),

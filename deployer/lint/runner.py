@@ -4,6 +4,7 @@ rules with what earlier revisions established, apply inline ignores, report find
 from __future__ import annotations
 
 import configparser
+import fnmatch
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -64,6 +65,7 @@ class LintResult:
     files: int
     migrations: list[Migration]
     revisions: set[str] = field(default_factory=set)  # every revision read, skipped or not
+    skipped: dict[str, str] = field(default_factory=dict)  # folder -> why it was not linted
 
     @property
     def errors(self) -> int:
@@ -92,18 +94,56 @@ def default_paths(cwd: Path) -> list[Path]:
     return [folder / "versions" if (folder / "versions").is_dir() else folder]
 
 
-def collect(paths: list[Path]) -> list[Path]:
+def _sqlite_history(folder: Path, cache: dict[Path, bool]) -> bool:
+    """A versions folder that migrates SQLite, not PostgreSQL: a folder named for it
+    (``versions/sqlite``), or an env.py / alembic.ini beside it that names sqlite and never
+    postgres."""
+    if folder not in cache:
+        named = "sqlite" in folder.name.lower()
+        texts = []
+        for f in (
+            folder.parent / "env.py",
+            folder.parent / "alembic.ini",
+            folder.parent.parent / "alembic.ini",
+        ):
+            try:
+                texts.append(f.read_text(encoding="utf-8", errors="replace").lower())
+            except OSError:
+                continue
+        text = "\n".join(texts)
+        cache[folder] = named or ("sqlite" in text and "postgres" not in text)
+    return cache[folder]
+
+
+def collect(
+    paths: list[Path], exclude: list[str] | None = None, skipped: dict[str, str] | None = None
+) -> list[Path]:
+    """The files to lint. Walking a folder skips ``exclude`` globs (matched against the path
+    below the folder) and SQLite histories (named in ``skipped``); a file given by name is
+    always linted."""
     files: list[Path] = []
+    sqlite: dict[Path, bool] = {}
     for p in paths:
         if p.is_dir():
             for f in sorted(p.rglob("*")):
                 parts = f.relative_to(p).parts
                 if (
-                    f.suffix in (".py", ".sql")
-                    and f.is_file()
-                    and not any(x.startswith(".") or x == "__pycache__" for x in parts)
+                    f.suffix not in (".py", ".sql")
+                    or not f.is_file()
+                    or any(x.startswith(".") or x == "__pycache__" for x in parts)
                 ):
-                    files.append(f)
+                    continue
+                rel = f.relative_to(p).as_posix()
+                if any(
+                    fnmatch.fnmatch(rel, g) or fnmatch.fnmatch(rel, g.rstrip("/") + "/*")
+                    for g in exclude or []
+                ):
+                    continue
+                if f.suffix == ".py" and _sqlite_history(f.parent, sqlite):
+                    if skipped is not None:
+                        skipped[_display(f.parent)] = "an SQLite history"
+                    continue
+                files.append(f)
         elif p.is_file():
             files.append(p)
         else:
@@ -183,7 +223,8 @@ class Linter:
         return self.config.severity.get(rule.id, rule.severity)
 
     def lint(self, paths: list[Path]) -> LintResult:
-        files = collect(paths)
+        skipped: dict[str, str] = {}
+        files = collect(paths, self.config.exclude, skipped)
         reported = set(files)
         # a revision file given alone (a pre-commit hook passes the staged ones) is read with
         # its sibling revisions for context (a CHECK validated earlier, the chain's order);
@@ -218,7 +259,7 @@ class Linter:
                 self._learn(mig, checks, validated)
         findings.sort(key=lambda f: (f.path, f.line, f.column, f.rule))
         revisions = {m.revision for _, m, _ in read_files if m.revision}
-        return LintResult(findings, len(files), linted, revisions)
+        return LintResult(findings, len(files), linted, revisions, skipped)
 
     def _parse_errors(
         self, path: str, errors: list[tuple[int, int, str]], ignores: list[Any], hint: str
