@@ -719,3 +719,45 @@ def test_sqlite_histories_are_detected_and_globs_excluded(tmp_path: Path) -> Non
     out = _cli("lint", str(tmp_path), "--exclude", "migrations/*/postgresql")
     assert out.returncode == 0, out.stdout
     assert "skipped" in out.stdout and "SQLite history" in out.stdout
+
+
+def test_sql_in_a_local_variable_and_core_select_are_read(tmp_path: Path) -> None:
+    p = tmp_path / "0012_locals.py"
+    p.write_text(
+        "import sqlalchemy as sa\nfrom alembic import op\n"
+        'revision = "0012"\ndown_revision = None\n\n\n'
+        "def upgrade() -> None:\n"
+        "    op.execute(\"SET lock_timeout = '2s'\")\n"
+        "    conn = op.get_bind()\n"
+        '    t = sa.table("orders", sa.column("id"))\n'
+        "    rows = conn.execute(t.select())\n"
+        '    query = sa.text("UPDATE orders SET note = :n WHERE id = :id")\n'
+        "    conn.execute(query, {'n': '', 'id': 1})\n"
+        '    wipe = "DELETE FROM orders"\n'
+        "    op.execute(wipe)\n"
+        "    wipe = build_sql()\n"
+        "    op.execute(wipe)\n"
+    )
+    found = [(f.line, f.rule) for f in lint_paths([p]).findings]
+    # the SELECT and the UPDATE with WHERE are fine; the DELETE of every row is not; a
+    # variable reassigned from a call is not readable any more
+    assert found == [(15, "unbatched-backfill"), (17, "unchecked-sql")]
+
+
+def test_a_keyed_update_of_another_table_after_a_rename_is_not_a_backfill(
+    tmp_path: Path,
+) -> None:
+    p = tmp_path / "0013_rename.py"
+    p.write_text(
+        "from alembic import op\n"
+        'revision = "0013"\ndown_revision = None\n\n\n'
+        "def upgrade() -> None:\n"
+        "    op.execute(\"SET lock_timeout = '2s'\")\n"
+        '    op.rename_table("packages", "projects")\n'
+        "    op.execute(\"UPDATE row_counts SET t = 'projects' WHERE t = 'packages'\")\n"
+        '    op.execute("UPDATE projects SET flag = true WHERE id > 0")\n'
+        '    op.execute("DELETE FROM audit")\n'
+    )
+    found = [(f.line, f.rule) for f in lint_paths([p]).findings if f.rule.startswith("backfill")]
+    # the renamed table's own update, and every row of another table, hold the lock long
+    assert found == [(10, "backfill-in-schema-transaction"), (11, "backfill-in-schema-transaction")]

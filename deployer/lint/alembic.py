@@ -163,6 +163,8 @@ class _Reader:
         self.tables: dict[str, str] = {}  # NAME = sa.table("accounts", ...)
         self.helpers: dict[str, ast.FunctionDef] = {}  # the file's other functions
         self.visiting: set[str] = set()
+        #: local NAME = "..." / sa.text("...") / a Core statement, in the function being read
+        self.sql_vars: dict[str, ast.expr] = {}
 
     # ---- statements in order ----
     def body(self, stmts: list[ast.stmt], scope: _Scope) -> None:
@@ -188,6 +190,13 @@ class _Reader:
             and _call_name(stmt.value) in ("get_bind", "connect")
         ):
             scope.binds |= {t.id for t in stmt.targets if isinstance(t, ast.Name)}
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+            target = stmt.targets[0]
+            if isinstance(target, ast.Name):  # the latest value wins, in reading order
+                if isinstance(stmt.value, ast.Constant | ast.JoinedStr | ast.Call):
+                    self.sql_vars[target.id] = stmt.value
+                else:
+                    self.sql_vars.pop(target.id, None)
         if isinstance(stmt, ast.If) and (branch := _dialect_branch(stmt.test)) is not None:
             # `if bind.dialect.name == "sqlite":` — only PostgreSQL's branch runs there
             self.body(stmt.body if branch else stmt.orelse, scope)
@@ -204,6 +213,21 @@ class _Reader:
         self.calls_in(stmt, scope)
 
     def calls_in(self, node: ast.AST, scope: _Scope) -> None:
+        if (  # the common statement, `op.x(...)`: no need to walk its arguments
+            isinstance(node, ast.Expr)
+            and isinstance(node.value, ast.Call)
+            and isinstance(node.value.func, ast.Attribute)
+            and isinstance(node.value.func.value, ast.Name)
+            and node.value.func.value.id == "op"
+            and not (
+                self.helpers
+                and any(
+                    isinstance(n, ast.Name) and n.id in self.helpers for n in ast.walk(node.value)
+                )
+            )
+        ):
+            self.call(node.value, scope)
+            return
         calls = [n for n in ast.walk(node) if isinstance(n, ast.Call)]
         for call in sorted(calls, key=lambda c: (c.lineno, c.col_offset)):
             self.call(call, scope)
@@ -214,10 +238,12 @@ class _Reader:
         if isinstance(f, ast.Name) and f.id in self.helpers and f.id not in self.visiting:
             # a helper function of this file called from upgrade(): followed, once per call
             self.visiting.add(f.id)
+            outer, self.sql_vars = self.sql_vars, {}  # the helper's own locals
             try:
                 self.body(self.helpers[f.id].body, scope)
             finally:
                 self.visiting.discard(f.id)
+                self.sql_vars = outer
             return
         if not isinstance(f, ast.Attribute):
             return
@@ -247,7 +273,9 @@ class _Reader:
 
     def execute(self, call: ast.Call, base: dict[str, Any]) -> None:
         arg = call.args[0] if call.args else _kw(call, "sqltext")
-        if isinstance(arg, ast.Name) and arg.id in self.constants:  # a module constant
+        if isinstance(arg, ast.Name) and arg.id in self.sql_vars:  # a local set earlier
+            arg = self.sql_vars[arg.id]
+        elif isinstance(arg, ast.Name) and arg.id in self.constants:  # a module constant
             arg = self.constants[arg.id]
         sql = _const(arg)
         if arg is None:
@@ -288,7 +316,11 @@ class _Reader:
             chain.append(_call_name(node))
             f = node.func
             node = f.value if isinstance(f, ast.Attribute) else f
-        kind = next((c for c in reversed(chain) if c in ("update", "delete")), None)
+        kind = next(
+            (c for c in reversed(chain) if c in ("update", "delete", "select", "insert")), None
+        )
+        if kind in ("select", "insert"):  # Core SELECT / INSERT: no lock worth a rule
+            return []
         if kind is not None:
             table = self._table_of(arg)
             return [
@@ -458,10 +490,9 @@ class _Reader:
             isinstance(a, ast.Call) and _call_name(a) == "Identity" for a in col.args[1:]
         )
         type_text = _type_text(type_node)
-        identity = identity or (
-            isinstance(type_node, ast.AST)
-            and any(s in ast.unparse(type_node) for s in SERIAL_TYPES)
-        )
+        if not identity and isinstance(type_node, ast.AST):
+            shown = ast.unparse(type_node).lower()  # once, not once per serial type
+            identity = any(s in shown for s in SERIAL_TYPES)
         computed = [
             a for a in col.args[1:] if isinstance(a, ast.Call) and _call_name(a) == "Computed"
         ]

@@ -14,6 +14,8 @@ import re
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PYFORMAT = re.compile(r"%\([A-Za-z_][A-Za-z0-9_]*\)s")
 _DOLLAR = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
+#: the characters that can start something this module looks at
+_SPECIAL = re.compile(r"['\"\-/$:\\%]")
 
 
 def _placeholder(length: int) -> str:
@@ -21,6 +23,8 @@ def _placeholder(length: int) -> str:
 
 
 def neutralize(sql: str) -> str:
+    if ":" not in sql and "%" not in sql:
+        return sql  # nothing to replace (the common case)
     out: list[str] = []
     i, n = 0, len(sql)
     pyformat = "%s" in sql or _PYFORMAT.search(sql) is not None
@@ -74,9 +78,11 @@ def neutralize(sql: str) -> str:
         elif pyformat and (m := _PYFORMAT.match(sql, i)):
             out.append(_placeholder(m.end() - i))
             i = m.end()
-        else:
-            out.append(c)
-            i += 1
+        else:  # plain text up to the next character that may matter
+            m = _SPECIAL.search(sql, i + 1)
+            j = m.start() if m else n
+            out.append(sql[i:j])
+            i = j
     return "".join(out)
 
 

@@ -2,7 +2,9 @@
 
 Lock: the schema change's lock (often ACCESS EXCLUSIVE) is held until COMMIT, so it is held
 for the whole backfill, and the backfill's row locks pile up in one long transaction. A
-schema change that runs *after* the backfill is not this hazard (its own rule judges it).
+schema change that runs *after* the backfill is not this hazard (its own rule judges it), nor
+is a keyed UPDATE of another table (a bookkeeping row); an UPDATE of the changed table, or of
+every row of any table, is.
 
 Safe alternative: backfill in its own migration, in batches, each committed on its own:
 
@@ -40,7 +42,11 @@ def check(op: Operation, ctx: Context) -> str | None:
         and o.tx == op.tx
         and not ctx.is_new(o.table)
     ]
-    schema.sort(key=lambda o: o.table != op.table)  # the backfilled table's own first
+    # what the backfill touches: its own table changed earlier (or renamed to it), or every
+    # row of another table while the lock is held; a keyed UPDATE of another table (one
+    # bookkeeping row) is not a backfill
+    own = [o for o in schema if op.table in (o.table, o.name if o.kind == k.RENAME_TABLE else None)]
+    schema = own or (schema if not op.has_where or op.table is None else [])
     if schema:
         return (
             f"{op.kind.upper()} of {op.table} runs in the transaction of a schema change "
