@@ -142,6 +142,7 @@ class Revision:
     #: the longest time each pre-existing table (or index) was held under ACCESS EXCLUSIVE
     exclusive_s: dict[str, float] = field(default_factory=dict)
     created: set[str] = field(default_factory=set)
+    index_of: dict[str, str] = field(default_factory=dict)  # index -> its table
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -193,6 +194,10 @@ class Probe:
     def end_revision(self) -> None:
         self.committed()
         if self.revision is not None:
+            spent = self.revision.exclusive_s
+            for index, table in self.revision.index_of.items():
+                if table in spent:  # said once, on the table itself
+                    spent.pop(index, None)
             after = relations(self.observer)
             self.revision.created = {
                 r.name for oid, r in after.items() if oid not in self.before
@@ -330,6 +335,8 @@ class Probe:
             spent = self.revision.exclusive_s
             held = max(0.0, now - since - (self.measuring - measured_before))
             spent[rel.name] = max(spent.get(rel.name, 0.0), held)
+            if not rel.is_table:
+                self.revision.index_of[rel.name] = rel.table
 
 
 class _Rollback(Exception):

@@ -101,6 +101,8 @@ def confirm(
             (s for s in sts if any(m != "AccessShareLock" for m in s.tables.values())), None
         )
         if first is None:
+            if rev.error:
+                return None, f"the revision failed first: {rev.error}"
             return False, "no table lock was taken"
         if first.lock_timeout in ("0", "0ms", "0s"):
             return True, f"lock_timeout was 0 at statement {first.index} ({first.verb})"
@@ -109,8 +111,8 @@ def confirm(
         hit = _hit(claim, table, s, rev)
         if hit:
             return True, f"statement {s.index} ({s.verb}): {hit}"
-    if rev.error and not sts:
-        return None, f"the revision failed before any statement: {rev.error}"
+    if rev.error:  # the statement failed, or never ran: nothing to say of its claim
+        return None, f"the revision failed before this could be seen: {rev.error}"
     return False, f"not seen: {CLAIMS[claim]}"
 
 
@@ -151,7 +153,12 @@ def judge(result: LintResult, run: ProveRun, rules: dict[str, Rule], bound_s: fl
         )
     for rev in run.revisions:
         if rev.error:
-            verdict.hazards.append(f"{rev.revision}: failed: {rev.error}")
+            why = ""
+            if any(rev.filled.values()):  # the scratch rows may be what it failed on
+                why = (
+                    " (the scratch rows are synthetic: if it failed on their values, try --rows 0)"
+                )
+            verdict.hazards.append(f"{rev.revision}: failed: {rev.error}{why}")
         for s in rev.statements:
             if not s.rewritten:
                 continue
