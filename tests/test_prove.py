@@ -340,3 +340,17 @@ def test_a_scratch_database_left_by_kill_9_is_dropped_by_a_later_run(
         with psycopg.connect(admin_url(pg_bed), autocommit=True) as conn:
             for name in (old, recent):
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+def test_a_revision_that_cannot_be_imported_is_one_line(pg_bed, tmp_path: Path) -> None:
+    versions = tmp_path / "versions"
+    versions.mkdir()
+    write_revision(versions, "b1", None, 'op.add_column("t", sa.Column("x", sa.Text))')
+    (versions / "b1.py").write_text(
+        "import not_installed_anywhere\n" + (versions / "b1.py").read_text()
+    )
+    out = deployer("lint", str(versions), "--prove", admin_url(pg_bed))
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "cannot load the revisions" in out.stderr and "not_installed_anywhere" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert scratch_databases(pg_bed) == []
