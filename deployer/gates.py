@@ -53,6 +53,24 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[rank - 1]
 
 
+def timeline(samples: Sequence[tuple[float, bool, float]], buckets: int = 60) -> list[list[float]]:
+    """Samples in at most ``buckets`` equal slices of time (at least 0.25 s each)."""
+    end = max(t for t, _, _ in samples)
+    width = max(0.25, round(end / buckets, 2) or 0.25)
+    out: dict[int, list[tuple[bool, float]]] = {}
+    for t, ok, ms in samples:
+        out.setdefault(int(t // width), []).append((ok, ms))
+    return [
+        [
+            round(i * width, 2),
+            len(out.get(i, [])),
+            sum(1 for ok, _ in out.get(i, []) if not ok),
+            round(percentile([ms for _, ms in out.get(i, [])], 95), 1),
+        ]
+        for i in range(int(end // width) + 1)
+    ]
+
+
 @dataclass
 class GateResult:
     name: str
@@ -68,11 +86,17 @@ class GateResult:
     reason: str = ""
     last_failure: str = ""
     latencies_ms: list[float] = field(default_factory=list, repr=False)
+    #: (seconds since the gate started, ok, ms) per answered sample (not stored: see timeline)
+    samples: list[tuple[float, bool, float]] = field(default_factory=list, repr=False)
+    #: [bucket start s, requests, errors, p95 ms] over the window, for `deployer report`
+    timeline: list[list[float]] = field(default_factory=list)
 
     def finish(self) -> GateResult:
         self.p50_ms = round(percentile(self.latencies_ms, 50), 2)
         self.p95_ms = round(percentile(self.latencies_ms, 95), 2)
         self.p99_ms = round(percentile(self.latencies_ms, 99), 2)
+        if self.samples:
+            self.timeline = timeline(self.samples)
         return self
 
     @property
@@ -82,6 +106,7 @@ class GateResult:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out.pop("latencies_ms")
+        out.pop("samples")
         out["error_rate"] = round(self.error_rate, 4)
         return out
 

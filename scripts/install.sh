@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install what deployer's demo, tests and benchmarks need on a Debian machine. Idempotent.
 #   Debian packages: openssh-server, nginx-light, postgresql, wrk, python3-venv, procps,
-#                    nodejs and npm (the tests validate examples/vercel.json with Vercel's code)
+#                    nodejs and npm (the tests validate examples/vercel.json with Vercel's code),
+#                    tmux and chromium-headless-shell (the tests look at the live view in a real
+#                    terminal and at `deployer report` in a real browser)
 #   Python: a virtualenv in .venv with deployer and its dev extras (editable)
 #   npm: tests/vercel_config's pinned packages (package-lock.json)
 set -euo pipefail
@@ -18,8 +20,15 @@ command -v ps >/dev/null || need+=(procps)
 python3 -c "import ensurepip, venv" 2>/dev/null || need+=(python3-venv)
 command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)
+command -v tmux >/dev/null || need+=(tmux)
+command -v chromium-headless-shell >/dev/null || [ -x /usr/lib/chromium/chromium-headless-shell ] \
+  || need+=(chromium-headless-shell)
 if [ ${#need[@]} -gt 0 ]; then
-  echo "install: apt-get install ${need[*]}" >&2
+  if [ -n "$SUDO" ] && ! command -v sudo >/dev/null; then
+    echo "install: ${need[*]} must be installed, as root (there is no sudo here)" >&2
+    exit 1
+  fi
+  echo "install: ${SUDO:+(with sudo) }apt-get install ${need[*]}" >&2
   # no daemon may start from the packages' scripts: the test bed starts its own, on its ports
   policy=/usr/sbin/policy-rc.d
   made_policy=0

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from deployer import progress
 from deployer.adapters import known_hosts as known_hosts_file
 from deployer.commands import files
 from deployer.commands.shell import Secret, Shell, join, redact, stdin_script
@@ -213,8 +214,13 @@ class SshRunner:
     def put_bytes(self, data: bytes, remote_path: str) -> None:
         conn = self._connect()
         try:
-            conn.sftp().get_channel().settimeout(DEFAULT_TIMEOUT)
-            conn.put(io.BytesIO(data), remote=remote_path)
+            sftp = conn.sftp()
+            sftp.get_channel().settimeout(DEFAULT_TIMEOUT)
+
+            def sent(done: int, total: int) -> None:
+                progress.emit("upload", host=self.name, sent=done, total=total)
+
+            sftp.putfo(io.BytesIO(data), remote_path, callback=sent, confirm=True)
         except (OSError, EOFError) as exc:
             raise HostError(f"{self.label}: upload to {remote_path} failed: {exc}") from exc
 

@@ -22,7 +22,8 @@ from tenacity import (
     wait_fixed,
 )
 
-from deployer.gates import Expectation, GateResult
+from deployer import progress
+from deployer.gates import Expectation, GateResult, percentile
 from deployer.playbook.models import PostSwitchGate, PreSwitchGate
 
 
@@ -75,6 +76,17 @@ def pre_switch(
         failure, ms = probe(http, url, expect)
         result.probes += 1
         result.latencies_ms.append(ms)
+        if progress.listening():
+            progress.emit(
+                "gate",
+                name="pre_switch",
+                url=url,
+                probes=result.probes,
+                errors=result.errors + (failure is not None),
+                streak=streak + 1 if failure is None else 0,
+                needed=spec.successes,
+                p95_ms=percentile(result.latencies_ms, 95),
+            )
         if failure is None:
             streak += 1
         else:
@@ -184,10 +196,22 @@ def post_switch(
                 failure, ms = future.result()
                 result.probes += 1
                 result.latencies_ms.append(ms)
+                result.samples.append((round(clock() - started, 3), failure is None, ms))
                 slow += ms > max_ms
                 if failure is not None:
                     result.errors += 1
                     result.last_failure = failure
+                if progress.listening():
+                    progress.emit(
+                        "gate",
+                        name="post_switch",
+                        url=url,
+                        probes=result.probes,
+                        errors=result.errors,
+                        planned=planned,
+                        allowed=allowed_errors,
+                        p95_ms=percentile(result.latencies_ms, 95),
+                    )
                 if result.errors > allowed_errors:
                     result.reason = (
                         f"{result.errors} of {result.probes} samples failed; at most "

@@ -59,16 +59,24 @@ ACCEPT = click.option(
     help="Evidence store: sqlite:///PATH or postgresql://... "
     "(default: .deployer/evidence.db next to the playbook).",
 )
+@click.option(
+    "--color",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    envvar="DEPLOYER_COLOR",
+    show_default=True,
+    help="Colors and terminal layout; auto follows the terminal and NO_COLOR / FORCE_COLOR.",
+)
 @click.version_option(package_name="deployer")
 @click.pass_context
-def cli(ctx: click.Context, output: str, evidence_url: str | None) -> None:
+def cli(ctx: click.Context, output: str, evidence_url: str | None, color: str) -> None:
     """Zero-downtime blue-green releases: health-gated, rolled back by themselves.
 
     Exit codes: 0 ok, 1 unexpected, 2 bad input, 3 aborted before the switch, 4 rolled back
     after the switch, 5 locked, 6 needs recovery, 7 host unreachable or untrusted, 8 a drill
     that did not prove rollback.
     """
-    ctx.obj = Application(output, evidence_url)
+    ctx.obj = Application(output, evidence_url, color)
 
 
 def _context(playbook: str, vars_: tuple[str, ...], *, need_env: bool = True) -> Any:
@@ -289,7 +297,7 @@ def status(app: Application, playbook: str, accept_new_host_key: bool) -> None:
                 else "",
             )
     if doc["hosts"]:
-        app.out.print(table)
+        app.print_table(table)
     for line in doc.get("lines", []):  # what the target has to say beyond hosts and colors
         app.out.print(line, markup=False)
     lock = doc["lock"]
@@ -440,11 +448,15 @@ def docs(app: Application, section: str | None) -> None:
 
 from deployer.cli import drill as _drill_command  # noqa: E402
 from deployer.cli import evidence as _evidence_commands  # noqa: E402
+from deployer.cli import init as _init_command  # noqa: E402
 from deployer.cli import lint as _lint_command  # noqa: E402
+from deployer.cli import report as _report_command  # noqa: E402
 
 _drill_command.register(cli)
 _evidence_commands.register(cli)
+_init_command.register(cli)
 _lint_command.register(cli)
+_report_command.register(cli)
 
 
 from deployer.cli.entry import _output_everywhere, main  # noqa: E402

@@ -39,23 +39,45 @@ class Scrubbed:
         return str(getattr(self.stream, "encoding", "utf-8"))
 
 
+def _console(stream: Any, color: str) -> Console:
+    """``--color auto`` follows the stream (a terminal or not) and NO_COLOR / FORCE_COLOR
+    (rich reads both); ``always`` and ``never`` decide."""
+    no_color = color == "never" or (color == "auto" and bool(os.environ.get("NO_COLOR")))
+    return Console(
+        file=cast(IO[str], Scrubbed(stream)),
+        highlight=False,
+        no_color=no_color,
+        force_terminal=True if color == "always" else None,
+        soft_wrap=True,
+    )
+
+
 class Application:
-    def __init__(self, output: str, evidence_url: str | None = None):
+    def __init__(self, output: str, evidence_url: str | None = None, color: str = "auto"):
         self.output = output
         self.evidence_url = evidence_url
-        no_color = bool(os.environ.get("NO_COLOR"))
-        self.out = Console(
-            file=cast(IO[str], Scrubbed(sys.stdout)),
-            highlight=False,
-            no_color=no_color,
-            soft_wrap=True,
-        )
-        self.err = Console(
-            file=cast(IO[str], Scrubbed(sys.stderr)),
-            highlight=False,
-            no_color=no_color,
-            soft_wrap=True,
-        )
+        self.color = color
+        self.out = _console(sys.stdout, color)
+        self.err = _console(sys.stderr, color)
+
+    def print_table(self, table: Table) -> None:
+        """A table for people in a terminal; anywhere else (a pipe, a file, a CI log), one
+        record per line, tab-separated under a `#` header, never cut at 80 columns."""
+        if self.out.is_terminal and self.out.width >= 80:
+            self.out.print(table)
+            return
+        from rich.text import Text
+
+        def plain(cell: Any) -> str:
+            text = cell.plain if isinstance(cell, Text) else Text.from_markup(str(cell)).plain
+            return " ".join(text.split())  # no tab or newline inside a field
+
+        lines = [f"# {plain(table.title)}"] if table.title else []
+        lines.append("#" + "\t".join(plain(c.header) for c in table.columns))
+        for row in zip(*(list(c.cells) for c in table.columns), strict=True):
+            lines.append("\t".join(plain(c) for c in row))
+        self.out.file.write("\n".join(lines) + "\n")  # as is: rich would expand the tabs
+        self.out.file.flush()
 
     @property
     def json(self) -> bool:
@@ -67,8 +89,14 @@ class Application:
 
     def reporter(self) -> Any:
         """Progress always goes to stderr (with ``-o json`` too: stdout holds only the JSON
-        document, and a CI log still shows each step as it happens)."""
-        return RichReporter(self.err)
+        document, and a CI log still shows each step as it happens); in a terminal, as a
+        live view redrawn in place."""
+        lines = RichReporter(self.err)
+        if self.err.is_terminal and self.color != "never" and os.environ.get("TERM") != "dumb":
+            from deployer.cli.live import LiveReporter
+
+            return LiveReporter(self.err, lines)
+        return lines
 
 
 class RichReporter:
@@ -106,6 +134,9 @@ class RichReporter:
 
 
 def render_result(app: Application, result: dict[str, Any]) -> None:
+    from deployer.cli.live import stop_all
+
+    stop_all()
     if app.json:
         app.emit_json(result)
         return
@@ -125,7 +156,7 @@ def render_result(app: Application, result: dict[str, Any]) -> None:
                 f"{g['p99_ms']:.1f}",
                 "[green]pass[/]" if g["passed"] else "[red]fail[/]",
             )
-        app.out.print(table)
+        app.print_table(table)
     for w in result.get("warnings", []):
         app.out.print(f"[yellow]warning:[/] {escape(str(w))}")
     app.out.print(

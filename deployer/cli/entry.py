@@ -56,8 +56,10 @@ def _wants_json(argv: list[str] | None) -> bool:
 def _fail(argv: list[str] | None, code: int, error: str, message: str) -> NoReturn:
     """One readable error (each line escaped and prefixed), the JSON error document under
     `-o json`, and the documented exit code."""
+    from deployer.cli.live import stop_all
     from deployer.redaction import scrub
 
+    stop_all()  # the live view's area is cleared before the error line
     message = scrub(message)
     lines = [printable(line, 2000) for line in message.split("\n")] or [error]
     for line in lines:

@@ -124,7 +124,7 @@ def list_(
             str(r.get("started_at")),
             "-" if ttr is None else f"{ttr:.2f}",
         )
-    app.out.print(table)
+    app.print_table(table)
 
 
 @evidence.command()
@@ -286,7 +286,7 @@ def score(
     for item in doc["items"]:
         detail = ", ".join(e[:12] for e in item["evidence"]) if item["earned"] else item["missing"]
         table.add_row(item["title"], "[green]yes[/]" if item["earned"] else "[red]no[/]", detail)
-    app.out.print(table)
+    app.print_table(table)
     d = doc["dora"]
     dora = Table(title="DORA", title_justify="left")
     for col in ("metric", "value"):
@@ -305,4 +305,4 @@ def score(
         fmt(d["change_failure_rate"]) + f" ({d['failed_changes']}/{d['changes']})",
     )
     dora.add_row("time to restore", fmt(d["time_to_restore_s"], " s"))
-    app.out.print(dora)
+    app.print_table(dora)

@@ -51,8 +51,9 @@ def switch(staged: str, path: str, test: Shell, reload: Shell, pid_file: str) ->
     Moves the staged upstream into place (rename(2): atomic) and from then on puts the
     previous file back on any failure (a trap on EXIT): the test command fails (exit 97,
     nothing was loaded), nginx is not running (96), the reload fails (99), or no new worker
-    appears within 10 s (98). Only after new workers serve is the backup dropped. Prints
-    ``old: PID PID`` for the workers that will drain.
+    appears within 10 s (98). Only after new workers serve is the backup dropped; it then
+    waits (at most 2 s) until the old workers stop accepting connections. Prints ``old: PID
+    PID`` for the workers that will drain.
     """
     f, s, b = join([path]).text, join([staged]).text, join([path + ".deployer-prev"]).text
     pid = join([pid_file]).text
@@ -70,6 +71,12 @@ def switch(staged: str, path: str, test: Shell, reload: Shell, pid_file: str) ->
         'while [ $i -lt 200 ]; do for p in $(ps -o pid= --ppid "$m"); do '
         'case " $old " in *" $p "*) ;; *) '
         f"trap - EXIT; rm -f {b}; "
+        # then until every old worker has closed its listening sockets (its title says
+        # "shutting down", or it is gone): before that, a new connection may still land on
+        # it and be served the previous upstream (bounded: 2 s, then it is left to drain)
+        "j=0; while [ $j -lt 40 ]; do busy=0; for o in $old; do "
+        't=$(ps -o args= -p "$o" 2>/dev/null); case "$t" in ""|*"shutting down"*) ;; '
+        "*) busy=1;; esac; done; [ $busy = 0 ] && break; sleep 0.05; j=$((j+1)); done; "
         'echo "old: $old"; exit 0;; esac; done; '
         f"sleep 0.05; i=$((i+1)); done; exit {NO_NEW_WORKERS}"
     )

@@ -1,0 +1,173 @@
+"""`deployer init`: what it writes validates, is never written over an existing file, and
+takes a newcomer's app to a first release on the test bed with only the blanks filled in."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def deployer(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "deployer", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("target", "playbook", "others"),
+    [
+        (
+            "nginx",
+            "playbooks/production.yml",
+            ["deploy/nginx.conf", "deploy/appctl.sh", ".github/workflows/deploy.yml"],
+        ),
+        ("vercel", "playbooks/vercel.yml", ["vercel.json", ".github/workflows/deploy.yml"]),
+    ],
+)
+def test_init_writes_a_playbook_that_validates(
+    tmp_path: Path, target: str, playbook: str, others: list[str]
+) -> None:
+    out = deployer("-o", "json", "init", "--target", target, "--app", "shop", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert set(doc["written"]) >= {playbook, *others} and doc["next"]
+    checked = deployer("validate", "-p", playbook, cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "valid (shop" in checked.stdout
+    text = (tmp_path / playbook).read_text()
+    assert "__APP__" not in text and "REQUIRED" in text
+    if target == "nginx":
+        snippet = (tmp_path / "deploy/nginx.conf").read_text()
+        for needed in (
+            "include /etc/nginx/deployer/shop-upstream.conf",
+            "proxy_http_version 1.1",
+            'Connection ""',
+            "worker_shutdown_timeout",
+            "log_format deployer",
+        ):
+            assert needed in snippet
+        assert os.access(tmp_path / "deploy/appctl.sh", os.X_OK)
+    else:
+        vercel = json.loads((tmp_path / "vercel.json").read_text())
+        assert vercel == json.loads((ROOT / "examples/vercel.json").read_text())
+
+
+def test_init_never_writes_over_a_file(tmp_path: Path) -> None:
+    (tmp_path / "deploy").mkdir()
+    mine = tmp_path / "deploy" / "nginx.conf"
+    mine.write_text("# my own\n")
+    out = deployer("init", cwd=tmp_path)
+    assert out.returncode == 2 and "deploy/nginx.conf" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert mine.read_text() == "# my own\n"
+    assert not (tmp_path / "playbooks").exists()  # nothing at all was written
+    bad = deployer("init", "--app", "Not An App;rm", cwd=tmp_path)
+    assert bad.returncode == 2 and "--app" in bad.stderr
+
+
+def test_the_examples_are_what_init_writes() -> None:
+    """examples/ links to the templates, so the README's examples never drift from them."""
+    for link in ("examples/vercel.json", "examples/github-actions/deploy-nginx.yml"):
+        assert (ROOT / link).is_symlink() and (ROOT / link).resolve().is_file()
+
+
+def test_the_service_script_template_starts_stops_and_reports(tmp_path: Path) -> None:
+    deployer("init", "--app", "shop", cwd=tmp_path)
+    release = tmp_path / "releases" / "v1"
+    (release / "deploy").mkdir(parents=True)
+    ctl = release / "deploy" / "appctl.sh"
+    ctl.write_text((tmp_path / "deploy/appctl.sh").read_text())
+    ctl.chmod(0o755)
+    (release / "start.sh").write_text("#!/bin/sh\nexec sleep 30\n")
+    (release / "start.sh").chmod(0o755)
+    root = str(tmp_path)
+
+    def run(*args: str) -> int:
+        return subprocess.run([str(ctl), *args], check=False, timeout=30).returncode
+
+    assert run("stop", root, "blue") == 0  # not running: still a success
+    assert run("status", root, "blue") != 0
+    assert run("start", root, "blue", "8001") == 0
+    assert run("status", root, "blue") == 0
+    assert run("start", root, "blue", "8001") != 0  # already running: refused
+    assert run("stop", root, "blue") == 0
+    assert run("status", root, "blue") != 0
+
+
+APP = """\
+import json, os, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+VERSION = os.path.basename(os.path.realpath(os.getcwd()))
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps({"version": VERSION}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"""
+
+
+@pytest.mark.testbed
+def test_a_newcomer_gets_from_init_to_a_first_release(bed, tmp_path: Path) -> None:
+    """init, fill in the blanks the comments name (hosts, router, ship), release v1."""
+    for port in (bed.ports.blue, bed.ports.green):
+        subprocess.run(["pkill", "-f", "--", f"app.py --port {port} "], check=False)
+    bed.reset_router()
+    repo = tmp_path / "shop"
+    repo.mkdir()
+    started = time.monotonic()
+    assert deployer("init", "--app", "shop", cwd=repo).returncode == 0
+    build = repo / "build"
+    (build / "deploy").mkdir(parents=True)
+    (build / "app.py").write_text(APP)
+    (build / "start.sh").write_text("#!/bin/sh\nexec python3 app.py\n")
+    (build / "start.sh").chmod(0o755)
+    (build / "deploy" / "appctl.sh").write_text((repo / "deploy/appctl.sh").read_text())
+    (build / "deploy" / "appctl.sh").chmod(0o755)
+    path = repo / "playbooks" / "production.yml"
+    doc = yaml.safe_load(path.read_text())
+    bed_doc = bed.playbook(tmp_path / "srv", tmp_path / "journal")
+    doc["hosts"][0].update(bed_doc["hosts"][0], name="web1")
+    doc["colors"] = bed_doc["colors"]
+    doc["vars"]["root"] = str(tmp_path / "srv")
+    doc["router"].update(bed_doc["router"], upstream_name="demo")
+    doc["gates"]["pre_switch"].update(interval="100ms", budget="10s")
+    doc["gates"]["post_switch"].update(window="1s", rate=10)
+    doc["rollback"]["keep_warm"] = "2s"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    try:
+        out = deployer("-o", "json", "release", "-p", str(path), "--version", "v1", cwd=repo)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert json.loads(out.stdout)["outcome"] == "succeeded"
+        seen = httpx.get(f"http://127.0.0.1:{bed.ports.http}/health", timeout=5).json()
+        assert seen == {"version": "v1"}
+        print(f"init to first release: {time.monotonic() - started:.1f} s")
+    finally:
+        srv = tmp_path / "srv"
+        for color in ("blue", "green"):
+            timer = srv / "state" / f"{color}.stop-timer"
+            if timer.exists():
+                subprocess.run(["sh", "-c", f"kill -- -$(cat {timer}) 2>/dev/null"], check=False)
+            ctl = srv / color / "deploy" / "appctl.sh"
+            if ctl.exists():
+                subprocess.run([str(ctl), "stop", str(srv), color], check=False)
