@@ -54,9 +54,9 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def timeline(samples: Sequence[tuple[float, bool, float]], buckets: int = 60) -> list[list[float]]:
-    """Samples in at most ``buckets`` equal slices of time (at least 0.25 s each)."""
+    """Samples in at most ``buckets`` equal slices of time (at least 0.05 s each)."""
     end = max(t for t, _, _ in samples)
-    width = max(0.25, round(end / buckets, 2) or 0.25)
+    width = max(0.05, round(end / buckets, 2))
     out: dict[int, list[tuple[bool, float]]] = {}
     for t, ok, ms in samples:
         out.setdefault(int(t // width), []).append((ok, ms))

@@ -138,6 +138,12 @@ def main() -> int:
         deployer("evidence", "verify", "-p", str(PLAYBOOK))
         deployer("score", "-p", str(PLAYBOOK))
         points = deployer_json("score", "-p", str(PLAYBOOK))["points"]
+        records = deployer_json("evidence", "list", "-p", str(PLAYBOOK))
+        rolled = [r for r in records if r.get("outcome") == "rolled_back"]
+        if rolled:
+            say("a report of the rolled-back release, for the people who audit readiness")
+            page = PLAYBOOK.parent.parent / f"deployer-report-{rolled[-1]['seq']}.html"
+            deployer("report", str(rolled[-1]["seq"]), "-p", str(PLAYBOOK), "-O", str(page))
         time.sleep(0.2)
         expected = [0, 0, 4, 0]
         ok = codes == expected and points == 5

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -171,3 +173,38 @@ def test_a_newcomer_gets_from_init_to_a_first_release(bed, tmp_path: Path) -> No
             ctl = srv / color / "deploy" / "appctl.sh"
             if ctl.exists():
                 subprocess.run([str(ctl), "stop", str(srv), color], check=False)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a script as another user")
+@pytest.mark.parametrize("script", ["demo.sh", "test.sh"])
+def test_the_scripts_escalate_only_with_sudo_and_say_so(
+    request: pytest.FixtureRequest, script: str
+) -> None:
+    """Run as a user: with sudo they re-run themselves through it (and say so); without,
+    one line says why they stop. Nothing else runs before that."""
+    tmp_path = Path(tempfile.mkdtemp(prefix="deployer-sudo-"))  # traversable by nobody
+    request.addfinalizer(lambda: shutil.rmtree(tmp_path, ignore_errors=True))
+    tmp_path.chmod(0o755)
+    repo = tmp_path / "repo"
+    (repo / "scripts").mkdir(parents=True)
+    (repo / "scripts" / script).write_text((ROOT / "scripts" / script).read_text())
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "sudo").write_text('#!/bin/sh\necho "sudo $*" > "$(dirname "$0")/called"\n')
+    (fake / "sudo").chmod(0o755)
+    for p in (tmp_path, repo, repo / "scripts", fake):
+        p.chmod(0o777)
+
+    def as_nobody(path: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["runuser", "-u", "nobody", "--", "env", f"PATH={path}", "bash",
+             f"scripts/{script}"],
+            cwd=repo, capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+
+    without = as_nobody("/usr/bin:/bin")
+    assert without.returncode == 1 and "root is needed" in without.stderr
+    assert "there is no sudo" in without.stderr
+    with_sudo = as_nobody(f"{fake}:/usr/bin:/bin")
+    assert with_sudo.returncode == 0 and "re-running with sudo" in with_sudo.stderr
+    assert f"bash scripts/{script}" in (fake / "called").read_text()

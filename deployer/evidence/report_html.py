@@ -16,7 +16,7 @@ max-width:1040px;color:#1d2330;background:#fff;padding:0 16px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:16px;margin:28px 0 8px;border-bottom:1px solid
 #dde2ea;padding-bottom:4px}table{border-collapse:collapse;width:100%;margin:4px 0}
 th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #eef1f5;vertical-align:top}
-th{background:#f6f8fb;font-weight:600}.ok{color:#137333}.bad{color:#b3261e}.warn{color:#9a6700}
+th{background:#f6f8fb;font-weight:600}th,td{white-space:nowrap}td:last-child{white-space:normal}.ok{color:#137333}.bad{color:#b3261e}.warn{color:#9a6700}
 .pill{display:inline-block;padding:2px 10px;border-radius:12px;color:#fff;font-weight:600}
 .pill.ok{background:#137333;color:#fff}.pill.bad{background:#b3261e;color:#fff}
 .pill.warn{background:#9a6700;color:#fff}.muted{color:#5f6b7a}code{font-size:12px}
