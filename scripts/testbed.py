@@ -213,7 +213,9 @@ error_log {d}/logs/error.log warn;
 worker_shutdown_timeout 10s;
 events {{ worker_connections 4096; }}
 http {{
-    access_log off;
+    log_format deployer '$time_iso8601 $upstream_addr $status $request_time '
+                        '$upstream_response_time "$request_method $uri"';
+    access_log {d}/logs/access.log deployer;
     client_body_temp_path {d}/tmp/body;
     proxy_temp_path {d}/tmp/proxy;
     fastcgi_temp_path {d}/tmp/fastcgi;
@@ -302,6 +304,7 @@ http {{
                 "pid_file": str(self.nginx_pid),
                 "url": f"http://127.0.0.1:{p.http}",
                 "drain_timeout": "15s",
+                "access_log": str(self.nginx_dir / "logs" / "access.log"),
             },
             "gates": {
                 "pre_switch": {

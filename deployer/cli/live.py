@@ -74,8 +74,8 @@ class LiveReporter:
         with self.lock:
             if event == "upload":
                 self.upload = fields
-            elif event == "gate":
-                self.gate = fields
+            elif event in ("gate", "canary"):
+                self.gate = {**fields, "name": fields.get("name", event)}
 
     def close(self) -> None:
         progress.unsubscribe(self._event)
@@ -110,6 +110,13 @@ class LiveReporter:
 
 
 def _gate_line(g: dict[str, Any]) -> str:
+    if g.get("name") == "canary":
+        new, old = g["new"], g["old"]
+        return (
+            f"canary {g['weight']}%: new {new['requests']} req, {new['errors']} 5xx, p95 "
+            f"{new['p95_ms']:.0f} ms; old {old['requests']} req, {old['errors']} 5xx, p95 "
+            f"{old['p95_ms']:.0f} ms ({g['elapsed']:.0f}/{g['pause']:.0f}s)"
+        )
     if g.get("name") == "post_switch":
         left = max(0, g["allowed"] - g["errors"])
         return (

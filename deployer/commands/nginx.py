@@ -28,6 +28,52 @@ def upstream_conf(
     return "\n".join(lines) + "\n"
 
 
+def canary_conf(
+    name: str,
+    live: tuple[str, str, Sequence[str]],
+    canary: tuple[str, str, Sequence[str]],
+    weight: int,
+    keepalive: int,
+) -> str:
+    """Both colors in the upstream, ``weight`` percent of requests to the canary. The first
+    line still names the live color (a crash mid-canary is undone towards it)."""
+    (color, version, servers), (new_color, new_version, new_servers) = live, canary
+    lines = [
+        f"# deployer: live={color} version={version}",
+        f"# deployer: canary={new_color} version={new_version} weight={weight}",
+        f"upstream {name} {{",
+    ]
+    lines += [f"    server {s} weight={100 - weight} max_fails=0;" for s in servers]
+    lines += [f"    server {s} weight={weight} max_fails=0;" for s in new_servers]
+    if keepalive:
+        lines.append(f"    keepalive {keepalive};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+#: nginx's access-log format that canary analysis reads (`deployer docs strategy`)
+LOG_FORMAT = (
+    "log_format deployer '$time_iso8601 $upstream_addr $status $request_time "
+    '$upstream_response_time "$request_method $uri"\';'
+)
+
+
+def log_size(path: str) -> Shell:
+    """The access log's size in bytes (0 when it does not exist yet)."""
+    return Shell.raw(f"stat -c %s {join([path]).text} 2>/dev/null || echo 0")
+
+
+def log_read(path: str, offset: int, limit: int = 4_000_000) -> Shell:
+    """The access log's size (a smaller size than ``offset`` means it was rotated), then at
+    most ``limit`` bytes of it from byte ``offset`` on, in base64 (exact bytes: the offset
+    must advance by what was read, whatever the text holds)."""
+    p = join([path]).text
+    return Shell.raw(
+        f"stat -c %s {p} 2>/dev/null || echo 0; "
+        f"tail -c +{int(offset) + 1} {p} 2>/dev/null | head -c {int(limit)} | base64 -w0"
+    )
+
+
 def parse_live(conf: str) -> tuple[str, str] | None:
     """(live color, version) from an upstream file written by :func:`upstream_conf`."""
     m = MARKER.search(conf)

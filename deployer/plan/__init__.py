@@ -15,6 +15,7 @@ from deployer.commands.shell import Shell
 from deployer.plan.actions import (
     Action,
     ArmDeadMan,
+    CanaryShift,
     CheckDatabase,
     Commit,
     DisarmDeadMan,
@@ -38,6 +39,7 @@ __all__ = [
     "COLORS",
     "Action",
     "ArmDeadMan",
+    "CanaryShift",
     "CheckDatabase",
     "Commit",
     "Context",
@@ -185,7 +187,9 @@ def switch_steps(ctx: Context, observed: Observed, color: str, version: str) -> 
     router = pb.router_host.name
     margin = pb.router.dead_man_margin
     dead_man = bool(margin and observed.live_color and observed.upstream_text)
+    canary = canary_steps(ctx, observed, color, version)
     deadline = post.window + post.timeout + margin
+    deadline += sum(float(getattr(s.do, "pause", 0.0)) + 10.0 for s in canary)
     steps = [
         Step(
             "pre-switch-gate",
@@ -217,6 +221,8 @@ def switch_steps(ctx: Context, observed: Observed, color: str, version: str) -> 
             undo=DisarmDeadMan(must_not_have_fired=False),
         )
         steps.insert(1, arm)
+    at = next(i for i, s in enumerate(steps) if s.name == "switch")
+    steps[at:at] = canary
     steps.append(Step("commit", router, Commit(dead_man)))  # the last step before the pivot
     if observed.live_color:
         old = observed.live_color
@@ -226,6 +232,34 @@ def switch_steps(ctx: Context, observed: Observed, color: str, version: str) -> 
         ]
     steps += prune_steps(ctx, observed, color, version)
     return steps
+
+
+def canary_steps(ctx: Context, observed: Observed, color: str, version: str) -> list[Step]:
+    """`strategy: canary`: a weighted step per weight below 100, each analysed; the first
+    one's undo puts the previous upstream back (the later ones need none). None on a first
+    release: there is no old color to send the rest of the traffic to, or to compare with."""
+    st = ctx.pb.strategy
+    if st.kind != "canary" or not observed.live_color or not observed.upstream_text:
+        return []
+    old, old_version = observed.live_color, observed.live_version or ""
+    servers = tuple((s, c) for c in (old, color) for s in ctx.servers(c))
+    out = []
+    for i, spec in enumerate(s for s in st.steps if s.weight < 100):
+        shift = CanaryShift(
+            color,
+            version,
+            old,
+            spec.weight,
+            spec.pause,
+            ctx.canary_upstream((old, old_version), (color, version), spec.weight),
+            servers,
+            str(ctx.pb.router.access_log),
+            st.analysis,
+            st.inconclusive,
+        )
+        undo = Switch(old, observed.live_version, observed.upstream_text) if i == 0 else None
+        out.append(Step(f"canary-{spec.weight}%", ctx.pb.router_host.name, shift, undo=undo))
+    return out
 
 
 def prune_steps(ctx: Context, observed: Observed, color: str, version: str) -> list[Step]:

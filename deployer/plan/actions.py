@@ -47,6 +47,38 @@ class Switch:
     conf: str
 
 
+@dataclass(frozen=True)
+class CanaryShift:
+    """A canary step: ``weight`` percent of requests to ``color``, then ``pause`` of analysis
+    on the router's access log (new color against ``old_color``); fails the step on a bad
+    verdict. ``servers`` maps each upstream address to its color."""
+
+    switches_traffic: ClassVar[bool] = True
+    color: str
+    version: str
+    old_color: str
+    weight: int
+    pause: float
+    conf: str
+    servers: tuple[tuple[str, str], ...]
+    access_log: str
+    analysis: Any
+    inconclusive: str
+
+    def describe(self) -> list[str]:
+        a = self.analysis
+        return [
+            f"upstream: {self.weight}% to {self.color} ({self.version}), "
+            f"{100 - self.weight}% to {self.old_color} (nginx -t, graceful reload)",
+            f"for {self.pause:g}s read {self.access_log} every {a.interval:g}s; fail if "
+            f"{self.color}'s 5xx rate > {a.max_error_rate:g} or > {self.old_color}'s x "
+            f"{a.max_error_ratio:g} + {a.error_slack:g}, or its p95 > {self.old_color}'s x "
+            f"{a.max_p95_ratio:g}"
+            + (f" or > {a.max_p95 * 1000:.0f} ms" if a.max_p95 else "")
+            + f"; fewer than {a.min_requests} requests: {self.inconclusive}",
+        ]
+
+
 class TargetAction:
     """Base of a target's own actions (deployer.targets): it says how it reads in `plan` and
     whether it moves users' traffic (the saga then counts the release as switched)."""
@@ -146,7 +178,8 @@ class CheckDatabase:
 
 
 Action = (
-    Run
+    CanaryShift
+    | Run
     | Upload
     | Gate
     | Switch
@@ -221,6 +254,8 @@ def describe(action: Action) -> list[str]:
                 f"compare with the revision {version} went live with; name the revisions "
                 "the database is ahead by (a contract one is a warning); never migrates",
             ]
+        case CanaryShift():
+            return action.describe()
         case Migrate(scripts=scripts, current=current, upgrade=upgrade, prove=prove):
             lines = [current.shown, f"lint the pending revisions in {scripts}; refuse errors"]
             if prove is not None:

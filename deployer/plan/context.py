@@ -151,6 +151,19 @@ class Context:
             pb.router.upstream_name or pb.app, color, version, servers, pb.router.keepalive
         )
 
+    def servers(self, color: str) -> list[str]:
+        return [f"{h.reach}:{self.pb.colors.port(color)}" for h in self.pb.app_hosts]
+
+    def canary_upstream(self, live: tuple[str, str], canary: tuple[str, str], weight: int) -> str:
+        pb = self.pb
+        return nginx_cmd.canary_conf(
+            pb.router.upstream_name or pb.app,
+            (*live, self.servers(live[0])),
+            (*canary, self.servers(canary[0])),
+            weight,
+            pb.router.keepalive,
+        )
+
     def expectation(self, gate: Any, host: Host, color: str, version: str) -> Expectation:
         fields = None
         if getattr(gate, "expect_json", None):

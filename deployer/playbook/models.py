@@ -21,6 +21,7 @@ from deployer.playbook.fields import (
     Strict,
     parse_duration,
 )
+from deployer.playbook.strategy_model import Strategy
 from deployer.playbook.variables import BUILTINS, check_reference, references
 
 __all__ = ["MAX_DURATION", "Duration", "Path_", "StatusCode", "Strict", "parse_duration"]
@@ -132,6 +133,11 @@ class NginxRouter(Strict):
         "the old color may be stopped (set nginx's worker_shutdown_timeout below it).",
     )
     keepalive: int = Field(16, ge=0, description="`keepalive` connections in the upstream.")
+    access_log: Path_ | None = Field(
+        None,
+        description="nginx's access log on the router host, written in the `deployer` "
+        "log_format (`deployer docs strategy`); needed by `strategy: canary`.",
+    )
     dead_man_margin: Duration = Field(
         30.0,
         description="Before the switch a timer is armed on the router host that puts the "
@@ -312,6 +318,9 @@ class Playbook(Strict):
     service: Service = Field(description="Commands that start, stop and check a color's app.")
     router: NginxRouter = Field(description="The router that sends traffic to the live color.")
     gates: Gates = Field(default_factory=Gates, description="Health gates.")
+    strategy: Strategy = Field(
+        default_factory=Strategy, description="Blue-green (default) or an analysed canary."
+    )
     rollback: RollbackPolicy = Field(default_factory=RollbackPolicy, description="Rollback.")
     lock: Lock = Field(default_factory=Lock, description="The deploy lock.")
     drill: Drill = Field(default_factory=Drill, description="`deployer drill`.")
@@ -335,6 +344,11 @@ class Playbook(Strict):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Playbook:
+        if self.strategy.kind == "canary" and not self.router.access_log:
+            raise ValueError(
+                "strategy: canary judges each step on the router's access log: set "
+                "router.access_log (in the `deployer` log_format)"
+            )
         names = [h.name for h in self.hosts]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:

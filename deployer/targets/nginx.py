@@ -14,6 +14,7 @@ from deployer.plan import (
     COLORS,
     Action,
     ArmDeadMan,
+    CanaryShift,
     Context,
     DisarmDeadMan,
     Observed,
@@ -31,6 +32,7 @@ from deployer.plan import (
 class NginxTarget:
     def __init__(self, ctx: Context, hosts: HostPool):
         self.ctx, self.pb, self.hosts = ctx, ctx.pb, hosts
+        self.canary: list[dict[str, Any]] = []  # each canary step's measurements and verdict
 
     # ----- what serves -----
     def observe(self) -> Observed:
@@ -106,6 +108,10 @@ class NginxTarget:
         match action:
             case Upload(host=host, src=src, dest=dest, version=version):
                 return upload(self.hosts.runner(host), src, dest, version)
+            case CanaryShift():
+                from deployer.canary import run_step
+
+                return run_step(router.runner, router, action, self.canary)
             case Switch(conf=conf, color=color, version=version):
                 if not conf:
                     return "no previous upstream to restore"
@@ -137,7 +143,7 @@ class NginxTarget:
         return None
 
     def result_facts(self, observed: Observed | None) -> dict[str, Any] | None:
-        return None
+        return {"canary": self.canary} if self.canary else None
 
     def close(self) -> None:
         pass

@@ -6,7 +6,9 @@ GET /health  -> 200 {"status": "ok", ...}, or 503 once unhealthy
 
 --unhealthy-after N makes the app unhealthy after N health checks (0: from the start,
 -1: never), so a release can pass its pre-switch gate and fail the post-switch one.
-When unhealthy, / answers 500 too. Stdlib only: it runs on any host with python3.
+When unhealthy, / answers 500 too. --fail-every N makes every Nth request to / answer 500
+(10: a tenth of them); --slow-ms MS delays every answer to / (a release that is slow, not
+broken). Stdlib only: it runs on any host with python3.
 """
 
 from __future__ import annotations
@@ -29,6 +31,13 @@ class State:
         self.slow_after, self.delay = slow_after, delay
         self.health_checks = 0
         self.lock = threading.Lock()
+        self.fail_every, self.slow_ms, self.served = 0, 0.0, 0
+
+    def fails_now(self) -> bool:
+        """Every ``fail_every``-th request to / fails."""
+        with self.lock:
+            self.served += 1
+            return self.fail_every > 0 and self.served % self.fail_every == 0
 
     def slow(self) -> bool:
         with self.lock:
@@ -66,7 +75,9 @@ def handler(state: State) -> type[BaseHTTPRequestHandler]:
                 doc["status"] = "ok" if ok else "unhealthy"
                 self._send(200 if ok else 503, doc)
             elif path == "/":
-                ok = state.healthy(count=False)
+                ok = state.healthy(count=False) and not state.fails_now()
+                if state.slow_ms:
+                    time.sleep(state.slow_ms / 1000)
                 self._send(200 if ok else 500, doc if ok else {**doc, "error": "broken"})
             else:
                 self._send(404, {"error": "not found"})
@@ -95,6 +106,8 @@ def main() -> None:
     parser.add_argument(
         "--health-delay", type=float, default=0.0, help="seconds /health takes then"
     )
+    parser.add_argument("--fail-every", type=int, default=0, help="every Nth / fails (0: none)")
+    parser.add_argument("--slow-ms", type=float, default=0.0, help="ms each / takes")
     args = parser.parse_args()
     version = args.version
     if version is None:
@@ -102,6 +115,7 @@ def main() -> None:
         with open(os.path.join(here, "VERSION"), encoding="utf-8") as fh:
             version = fh.read().strip()
     state = State(version, args.color, args.unhealthy_after, args.slow_after, args.health_delay)
+    state.fail_every, state.slow_ms = args.fail_every, args.slow_ms
     ThreadingHTTPServer.daemon_threads = True
     ThreadingHTTPServer.block_on_close = False
     ThreadingHTTPServer.allow_reuse_address = True

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Start, stop or check one color of the example app.
-#   appctl.sh start  ROOT COLOR PORT VERSION UNHEALTHY_AFTER [SLOW_AFTER HEALTH_DELAY]
+#   appctl.sh start  ROOT COLOR PORT VERSION UNHEALTHY_AFTER [SLOW_AFTER HEALTH_DELAY
+#                    FAIL_EVERY SLOW_MS]
 #   appctl.sh stop   ROOT COLOR
 #   appctl.sh status ROOT COLOR
 set -eu
@@ -12,10 +13,12 @@ running() { [ -f "$pidfile" ] && alive "$(cat "$pidfile")"; }
 case "$cmd" in
   start)
     port=$4 version=$5 unhealthy=$6 slow_after=${7:--1} delay=${8:-0}
+    fail_every=${9:-0} slow_ms=${10:-0}
     here=$(cd "$(dirname "$0")" && pwd)
     if running; then echo "$color already running (pid $(cat "$pidfile"))" >&2; exit 1; fi
     setsid python3 "$here/app.py" --port "$port" --color "$color" --version "$version" \
       --unhealthy-after "$unhealthy" --slow-after "$slow_after" --health-delay "$delay" \
+      --fail-every "$fail_every" --slow-ms "$slow_ms" \
       >"$root/$color.log" 2>&1 </dev/null &
     echo $! >"$pidfile"
     ;;

@@ -1,0 +1,165 @@
+"""A canary step judged on what users got: the router's access log.
+
+The log (nginx `log_format deployer`, see :data:`deployer.commands.nginx.LOG_FORMAT`) is read
+on the router host incrementally, over the connection deployer already holds: only the bytes
+written since the step began. Each request is attributed to a color by its upstream address;
+requests nginx answered itself (no upstream) are not anyone's. The new color is judged against
+the old one in the same window: its 5xx rate (absolute, and relative to the old color's) and
+its p95 (absolute, and as a ratio of the old color's). A step with too few requests for a
+verdict is inconclusive and follows the playbook's policy.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from deployer import progress
+from deployer.commands import nginx
+from deployer.errors import GateFailed
+from deployer.gates import percentile
+
+LINE = re.compile(r"^\S+ (?P<addr>.+?) (?P<status>\d{3}) (?P<rt>[\d.]+|-) (?P<urt>.+?) \"")
+ADDRESS = re.compile(r"[\w.\-\[\]:]+:\d+")
+
+
+@dataclass
+class Side:
+    requests: int = 0
+    errors: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+    @property
+    def p95_ms(self) -> float:
+        return percentile(self.latencies_ms, 95)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "errors": self.errors,
+            "error_rate": round(self.error_rate, 4),
+            "p95_ms": round(self.p95_ms, 1),
+        }
+
+
+def attribute(line: str, servers: dict[str, str]) -> tuple[str, bool, float] | None:
+    """(color, 5xx, latency ms) of one access-log line, or None (not an upstream request)."""
+    m = LINE.match(line)
+    if not m:
+        return None
+    addresses = ADDRESS.findall(m.group("addr"))
+    if not addresses or addresses[-1] not in servers:
+        return None
+    times = [t for t in m.group("urt").replace(",", " ").replace(":", " ").split() if t != "-"]
+    try:
+        seconds = float(times[-1]) if times else float(m.group("rt"))
+    except ValueError:
+        seconds = 0.0
+    return servers[addresses[-1]], m.group("status").startswith("5"), seconds * 1000
+
+
+def judge(new: Side, old: Side, a: Any, final: bool) -> tuple[str | None, str]:
+    """("fail" | "pass" | "inconclusive" | None to keep watching, why)."""
+    limit = min(a.max_error_rate, old.error_rate * a.max_error_ratio + a.error_slack)
+    over = new.error_rate > limit
+    if over and new.errors >= a.fail_fast_errors:
+        return "fail", (
+            f"5xx rate {new.error_rate:.1%} over {limit:.1%} ({new.errors} of {new.requests}; "
+            f"old color {old.error_rate:.1%})"
+        )
+    if not final:
+        return None, ""
+    if new.requests < a.min_requests:
+        return "inconclusive", f"{new.requests} request(s), fewer than {a.min_requests}"
+    if over:
+        return "fail", (
+            f"5xx rate {new.error_rate:.1%} over {limit:.1%} ({new.errors} of {new.requests}; "
+            f"old color {old.error_rate:.1%})"
+        )
+    if a.max_p95 is not None and new.p95_ms > a.max_p95 * 1000:
+        return "fail", f"p95 {new.p95_ms:.0f} ms over {a.max_p95 * 1000:.0f} ms"
+    if old.requests >= a.min_requests and new.p95_ms > old.p95_ms * a.max_p95_ratio:
+        return "fail", (
+            f"p95 {new.p95_ms:.0f} ms over {a.max_p95_ratio:g} x the old color's "
+            f"{old.p95_ms:.0f} ms"
+        )
+    return "pass", ""
+
+
+class LogReader:
+    """The access log's new lines since the step began (rotation: from the start again)."""
+
+    def __init__(self, runner: Any, path: str):
+        self.runner, self.path = runner, path
+        self.offset = int((runner.run(nginx.log_size(path)).stdout.strip() or "0").split()[0])
+        self.carry = ""
+
+    def _read(self) -> tuple[int, bytes]:
+        out: str = self.runner.run(nginx.log_read(self.path, self.offset), timeout=30).stdout
+        size_text, _, data = out.partition("\n")
+        return int(size_text.strip() or "0"), base64.b64decode(data.strip() or b"")
+
+    def lines(self) -> list[str]:
+        size, data = self._read()
+        if size < self.offset:  # rotated: the new file from its start
+            self.offset, self.carry = 0, ""
+            size, data = self._read()
+        self.offset += len(data)
+        text = self.carry + data.decode("utf-8", errors="replace")
+        *complete, self.carry = text.split("\n")
+        return complete
+
+
+def run_step(runner: Any, router: Any, step: Any, record: list[dict[str, Any]]) -> str:
+    """Shift ``step.weight`` percent to the new color and watch it for ``step.pause``."""
+    reader = LogReader(runner, step.access_log)
+    reload_s = router.switch(step.conf)
+    servers = dict(step.servers)
+    sides = {step.color: Side(), step.old_color: Side()}
+    started = time.monotonic()
+    a = step.analysis
+    verdict, why = None, ""
+    while True:
+        final = time.monotonic() - started >= step.pause
+        for line in reader.lines():
+            seen = attribute(line, servers)
+            if seen is not None and seen[0] in sides:
+                side = sides[seen[0]]
+                side.requests += 1
+                side.errors += seen[1]
+                side.latencies_ms.append(seen[2])
+        new, old = sides[step.color], sides[step.old_color]
+        progress.emit(
+            "canary", weight=step.weight, new=new.to_dict(), old=old.to_dict(),
+            elapsed=time.monotonic() - started, pause=step.pause,
+        )  # fmt: skip
+        verdict, why = judge(new, old, a, final)
+        if verdict is not None:
+            break
+        time.sleep(min(a.interval, max(0.0, step.pause - (time.monotonic() - started))) or 0.05)
+    entry = {
+        "weight": step.weight,
+        "color": step.color,
+        "seconds": round(time.monotonic() - started, 3),
+        "reload_s": round(reload_s, 3),
+        "new": new.to_dict(),
+        "old": old.to_dict(),
+        "verdict": verdict,
+        "reason": why,
+    }
+    record.append(entry)
+    summary = (
+        f"{step.weight}% to {step.color}: {new.requests} req, {new.errors} 5xx, p95 "
+        f"{new.p95_ms:.0f} ms; {step.old_color}: {old.requests} req, {old.errors} 5xx, p95 "
+        f"{old.p95_ms:.0f} ms"
+    )
+    if verdict == "fail" or (verdict == "inconclusive" and step.inconclusive == "abort"):
+        raise GateFailed(f"canary step {step.weight}% failed: {why} ({summary})")
+    return summary + (f" (inconclusive: {why}; proceeding)" if verdict == "inconclusive" else "")

@@ -1,0 +1,84 @@
+"""`strategy:` in a playbook: blue-green (all traffic at once, the default) or an analysed
+canary (traffic moved in weighted steps, each judged on the router's access log)."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from deployer.commands.nginx import LOG_FORMAT
+from deployer.playbook.fields import Duration, Strict
+
+
+class CanaryStep(Strict):
+    weight: int = Field(ge=1, le=100, description="Percent of requests sent to the new color.")
+    pause: Duration = Field(
+        30.0, description="How long the step lasts while the access log is analysed."
+    )
+
+
+class LogAnalysis(Strict):
+    """Judged per step on the router's access log (`router.access_log`, in the `deployer`
+    log format), new color against old color in the same window."""
+
+    min_requests: int = Field(
+        20, ge=1, description="Requests the new color must have answered before a pass."
+    )
+    max_error_rate: float = Field(
+        0.05, ge=0, le=1, description="The new color's 5xx rate must stay at or below this."
+    )
+    max_error_ratio: float = Field(
+        2.0,
+        ge=1,
+        description="...and at or below the old color's 5xx rate times this, plus "
+        "`error_slack` (a release that fails a few percent where the old one fails none).",
+    )
+    error_slack: float = Field(0.01, ge=0, le=1, description="See `max_error_ratio`.")
+    fail_fast_errors: int = Field(
+        5,
+        ge=1,
+        description="As soon as the new color has this many 5xx and is over the error "
+        "limits, the step fails (before its pause ends): the blast radius stays small.",
+    )
+    max_p95: Duration | None = Field(None, description="The new color's p95 limit.")
+    max_p95_ratio: float = Field(
+        2.0, ge=1, description="The new color's p95 at most the old color's times this."
+    )
+    interval: Duration = Field(0.5, gt=0, description="How often the access log is read.")
+
+
+class Strategy(Strict):
+    kind: Literal["blue_green", "canary"] = Field(
+        "blue_green",
+        description="`blue_green`: all traffic at once after the pre-switch gate; `canary`: "
+        "in `steps`, each analysed on the router's access log (`router.access_log`), which "
+        "nginx must write in this format: " + LOG_FORMAT + " (and `access_log PATH deployer;`)",
+    )
+    steps: list[CanaryStep] = Field(
+        default_factory=lambda: [
+            CanaryStep(weight=5, pause=30.0),
+            CanaryStep(weight=25, pause=30.0),
+            CanaryStep(weight=50, pause=30.0),
+            CanaryStep(weight=100, pause=0.0),
+        ],
+        description="Weights in increasing order; the last is 100 (the switch, followed by "
+        "the post-switch gate).",
+    )
+    analysis: LogAnalysis = Field(default_factory=LogAnalysis, description="The rules.")
+    inconclusive: Literal["abort", "proceed"] = Field(
+        "abort",
+        description="When a step ends with too few requests for a verdict: abort (roll back) "
+        "or proceed to the next step.",
+    )
+
+    @model_validator(mode="after")
+    def _weights(self) -> Strategy:
+        weights = [s.weight for s in self.steps]
+        if self.kind == "canary":
+            if not weights or weights[-1] != 100:
+                raise ValueError("steps: the last step must have weight 100")
+            if any(b <= a for a, b in itertools.pairwise(weights)):
+                raise ValueError("steps: weights must increase")
+        return self

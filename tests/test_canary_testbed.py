@@ -1,0 +1,108 @@
+"""Analysed canary releases through the test bed's real nginx, under >= 200 req/s: each step
+judged on the access log (what users got), new color against old in the same window."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import Deploy
+from loadgen import Load
+
+pytestmark = [pytest.mark.testbed, pytest.mark.slow]
+
+START = (
+    "${root}/${color}/appctl.sh start ${root} ${color} ${port} ${version} ${unhealthy_after} "
+    "-1 0 ${fail_every} ${slow_ms}"
+)
+
+
+def canary(deploy: Deploy, **analysis: Any) -> None:
+    doc = yaml.safe_load(deploy.path.read_text())
+    doc["vars"].update(fail_every="0", slow_ms="0")
+    doc["service"]["start"] = START
+    doc["strategy"] = {
+        "kind": "canary",
+        "steps": [{"weight": 10, "pause": "3s"}, {"weight": 50, "pause": "2s"}, {"weight": 100}],
+        "analysis": {"min_requests": 20, "interval": "250ms", **analysis},
+    }
+    deploy.path.write_text(yaml.safe_dump(doc))
+
+
+def release(deploy: Deploy, version: str, *var: str) -> tuple[Any, dict[str, Any]]:
+    extra = [a for v in var for a in ("--var", v)]
+    with Load(deploy.url + "/", rate=200, threads=8, seconds=60) as load:
+        proc = deploy.run("-o", "json", "release", "-p", str(deploy.path), "--version", version,
+                          *extra)  # fmt: skip
+        load.stop.set()
+    doc = json.loads(proc.stdout)
+    return load.stats, {"code": proc.returncode, **doc}
+
+
+def test_a_healthy_canary_runs_every_step_with_no_error(deploy: Deploy) -> None:
+    canary(deploy)
+    assert deploy.release("v1").returncode == 0  # the first release: no canary (nothing to
+    plan = deploy.run("plan", "-p", str(deploy.path), "--version", "v2")  # compare with)
+    assert "canary-10%" in plan.stdout and "canary-50%" in plan.stdout
+    assert "10% to green" in plan.stdout
+    stats, doc = release(deploy, "v2")
+    assert doc["code"] == 0, doc["message"]
+    assert stats.requests >= 1000 and stats.server_errors == 0 and not stats.failures
+    steps = doc["target"]["canary"]
+    assert [s["weight"] for s in steps] == [10, 50] and all(s["verdict"] == "pass" for s in steps)
+    assert all(s["new"]["requests"] >= 20 and s["old"]["requests"] > 0 for s in steps)
+    assert steps[0]["new"]["requests"] < steps[0]["old"]["requests"]  # 10% of the traffic
+    assert deploy.live()["version"] == "v2"
+    names = [s["name"] for s in doc["steps"]]
+    assert names.index("canary-10%") < names.index("canary-50%") < names.index("switch")
+
+
+def test_an_always_failing_release_is_aborted_at_the_first_step(deploy: Deploy) -> None:
+    canary(deploy)
+    assert deploy.release("v1").returncode == 0
+    stats, doc = release(deploy, "v2", "fail_every=1")
+    assert doc["code"] == 4, doc["message"]
+    assert "canary step 10% failed" in doc["message"] and "5xx rate" in doc["message"]
+    steps = doc["target"]["canary"]
+    assert len(steps) == 1 and steps[0]["verdict"] == "fail"
+    assert deploy.live()["version"] == "v1"
+    # users saw a tenth of the failures a blue-green switch would have cost (bench/)
+    assert 0 < stats.server_errors <= 40, stats.server_errors
+
+
+def test_a_release_failing_one_request_in_ten_is_caught_by_the_relative_rule(
+    deploy: Deploy,
+) -> None:
+    canary(deploy, max_error_rate=0.5)  # the absolute limit would let 10% through
+    assert deploy.release("v1").returncode == 0
+    _, doc = release(deploy, "v2", "fail_every=10")
+    assert doc["code"] == 4, doc["message"]
+    assert "canary step" in doc["message"] and "old color 0.0%" in doc["message"]
+    assert deploy.live()["version"] == "v1"
+
+
+def test_a_slow_release_is_caught_by_the_latency_ratio(deploy: Deploy) -> None:
+    canary(deploy, max_p95_ratio=3.0)
+    assert deploy.release("v1").returncode == 0
+    _, doc = release(deploy, "v2", "slow_ms=40")
+    assert doc["code"] == 4, doc["message"]
+    assert "p95" in doc["message"] and "the old color's" in doc["message"]
+    assert deploy.live()["version"] == "v1"
+
+
+def test_a_step_with_too_few_requests_follows_the_policy(deploy: Deploy, tmp_path: Path) -> None:
+    """No load at all: every step is inconclusive; `abort` rolls back, `proceed` goes on."""
+    canary(deploy)
+    assert deploy.release("v1").returncode == 0
+    aborted = deploy.run("-o", "json", "release", "-p", str(deploy.path), "--version", "v2")
+    assert aborted.returncode == 4 and "fewer than 20" in json.loads(aborted.stdout)["message"]
+    doc = yaml.safe_load(deploy.path.read_text())
+    doc["strategy"]["inconclusive"] = "proceed"
+    deploy.path.write_text(yaml.safe_dump(doc))
+    went_on = deploy.run("-o", "json", "release", "-p", str(deploy.path), "--version", "v3")
+    assert went_on.returncode == 0, went_on.stdout
+    verdicts = [s["verdict"] for s in json.loads(went_on.stdout)["target"]["canary"]]
+    assert verdicts == ["inconclusive", "inconclusive"]
