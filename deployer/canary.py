@@ -93,6 +93,43 @@ def judge(new: Side, old: Side, a: Any, final: bool) -> tuple[str | None, str]:
     return "pass", ""
 
 
+def prometheus(url: str, queries: Any, timeout: float) -> tuple[str, str, dict[str, Any]]:
+    """("pass" | "fail" | "inconclusive", why, {name: value}) of the step's queries, through
+    Prometheus's HTTP API. No answer, an error or an empty result is inconclusive: a
+    query that cannot be evaluated never passes."""
+    import httpx
+
+    values: dict[str, Any] = {}
+    verdict, why = "pass", ""
+    for name, query, low, high in queries:
+        try:
+            resp = httpx.get(
+                url.rstrip("/") + "/api/v1/query",
+                params={"query": query},
+                timeout=timeout,
+                trust_env=False,
+            )
+            doc = resp.json()
+            result = doc["data"]["result"] if doc.get("status") == "success" else []
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            values[name] = None
+            verdict, why = "inconclusive", f"Prometheus {name}: no answer ({type(exc).__name__})"
+            continue
+        samples = [float(r["value"][1]) for r in result if "value" in r]
+        samples = [v for v in samples if v == v]  # NaN: no data either
+        if not samples:
+            values[name] = None
+            if verdict == "pass":
+                verdict, why = "inconclusive", f"Prometheus {name}: empty result"
+            continue
+        value = max(samples)
+        values[name] = value
+        if (high is not None and value > high) or (low is not None and value < low):
+            bound = f"<= {high:g}" if high is not None and value > high else f">= {low:g}"
+            return "fail", f"Prometheus {name} = {value:g}, not {bound}", values
+    return verdict, why, values
+
+
 class LogReader:
     """The access log's new lines since the step began (rotation: from the start again)."""
 
@@ -126,6 +163,7 @@ def run_step(runner: Any, router: Any, step: Any, record: list[dict[str, Any]]) 
     started = time.monotonic()
     a = step.analysis
     verdict, why = None, ""
+    prom_values: dict[str, Any] = {}
     while True:
         final = time.monotonic() - started >= step.pause
         for line in reader.lines():
@@ -141,10 +179,16 @@ def run_step(runner: Any, router: Any, step: Any, record: list[dict[str, Any]]) 
             elapsed=time.monotonic() - started, pause=step.pause,
         )  # fmt: skip
         verdict, why = judge(new, old, a, final)
+        if verdict in ("pass", "inconclusive") and step.queries:
+            prom_verdict, prom_why, prom_values = prometheus(
+                a.prometheus.url, step.queries, a.prometheus.timeout
+            )
+            if prom_verdict != "pass" and (verdict == "pass" or prom_verdict == "fail"):
+                verdict, why = prom_verdict, prom_why
         if verdict is not None:
             break
         time.sleep(min(a.interval, max(0.0, step.pause - (time.monotonic() - started))) or 0.05)
-    entry = {
+    entry: dict[str, Any] = {
         "weight": step.weight,
         "color": step.color,
         "seconds": round(time.monotonic() - started, 3),
@@ -154,6 +198,8 @@ def run_step(runner: Any, router: Any, step: Any, record: list[dict[str, Any]]) 
         "verdict": verdict,
         "reason": why,
     }
+    if step.queries:
+        entry["prometheus"] = prom_values
     record.append(entry)
     summary = (
         f"{step.weight}% to {step.color}: {new.requests} req, {new.errors} 5xx, p95 "

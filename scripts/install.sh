@@ -3,7 +3,8 @@
 #   Debian packages: openssh-server, nginx-light, postgresql, wrk, python3-venv, procps,
 #                    nodejs and npm (the tests validate examples/vercel.json with Vercel's code),
 #                    tmux and chromium-headless-shell (the tests look at the live view in a real
-#                    terminal and at `deployer report` in a real browser)
+#                    terminal and at `deployer report` in a real browser), prometheus (canary
+#                    analysis queries a real one; the test bed starts it on its own port)
 #   Python: a virtualenv in .venv with deployer and its dev extras (editable)
 #   npm: tests/vercel_config's pinned packages (package-lock.json)
 set -euo pipefail
@@ -21,6 +22,7 @@ python3 -c "import ensurepip, venv" 2>/dev/null || need+=(python3-venv)
 command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)
 command -v tmux >/dev/null || need+=(tmux)
+command -v prometheus >/dev/null || need+=(prometheus)
 command -v chromium-headless-shell >/dev/null || [ -x /usr/lib/chromium/chromium-headless-shell ] \
   || need+=(chromium-headless-shell)
 if [ ${#need[@]} -gt 0 ]; then

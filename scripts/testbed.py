@@ -37,6 +37,16 @@ def write_playbook(path: Path, doc: dict[str, Any]) -> Path:
     return path
 
 
+def _user_exists(name: str) -> bool:
+    import pwd
+
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
+
+
 @dataclass(frozen=True)
 class Ports:
     ssh: int = 2222
@@ -44,6 +54,7 @@ class Ports:
     pg: int = 54329
     blue: int = 8001
     green: int = 8002
+    prom: int = 9390
 
 
 def env_ports() -> Ports:
@@ -413,8 +424,52 @@ http {{
             self.up_nginx()
         if "pg" in only:
             self.up_pg()
+        if "prometheus" in only:
+            self.up_prometheus()
+
+    # ---------- Prometheus ----------
+    @property
+    def prom_dir(self) -> Path:
+        return self.root / "prometheus"
+
+    @property
+    def prom_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.prom}"
+
+    def up_prometheus(self) -> None:
+        """Prometheus (the distribution's package) as its own process and user, scraping both
+        colors of the example app every second, on a private loopback port."""
+        binary = shutil.which("prometheus")
+        if binary is None:
+            raise RuntimeError("prometheus is not installed (scripts/install.sh installs it)")
+        d = self.prom_dir
+        (d / "data").mkdir(parents=True, exist_ok=True)
+        p = self.ports
+        (d / "prometheus.yml").write_text(
+            "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+            "scrape_configs:\n"
+            "  - job_name: app\n"
+            "    static_configs:\n"
+            f"      - targets: ['127.0.0.1:{p.blue}', '127.0.0.1:{p.green}']\n"
+        )
+        user = "prometheus" if _user_exists("prometheus") else "nobody"
+        shutil.chown(d / "data", user)
+        self.root.chmod(0o755)
+        pidfile = d / "prometheus.pid"
+        if self._alive(pidfile):
+            return
+        log = open(d / "prometheus.log", "ab")  # noqa: SIM115 (the child keeps it)
+        proc = subprocess.Popen(
+            ["runuser", "-u", user, "--", binary, f"--config.file={d / 'prometheus.yml'}",
+             f"--storage.tsdb.path={d / 'data'}", f"--web.listen-address=127.0.0.1:{p.prom}",
+             "--storage.tsdb.retention.time=1h"],
+            stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        pidfile.write_text(f"{proc.pid}\n")
+        self._wait_port(p.prom, 30.0)
 
     def down(self) -> None:
+        self._stop(self.prom_dir / "prometheus.pid")
         self._stop(self.nginx_pid, signal.SIGQUIT)
         self._stop(self.ssh_dir / "sshd.pid")
         self._stop(self.pg_dir / "data" / "postmaster.pid", signal.SIGINT)

@@ -27,7 +27,12 @@ from testbed import Ports, Testbed, write_playbook  # noqa: E402
 _WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
 _OFF = 100 * _WORKER
 TEST_PORTS = Ports(
-    ssh=22229 + _OFF, http=18089 + _OFF, pg=54339 + _OFF, blue=18001 + _OFF, green=18002 + _OFF
+    ssh=22229 + _OFF,
+    http=18089 + _OFF,
+    pg=54339 + _OFF,
+    blue=18001 + _OFF,
+    green=18002 + _OFF,
+    prom=19390 + _OFF,
 )
 
 
@@ -55,6 +60,15 @@ def bed() -> Iterator[Testbed]:
 @pytest.fixture(scope="session")
 def pg_bed(bed: Testbed) -> Testbed:
     bed.up_pg()
+    return bed
+
+
+@pytest.fixture(scope="session")
+def prom_bed(bed: Testbed) -> Testbed:
+    """The bed with Prometheus scraping both colors (skips when it cannot be installed)."""
+    if shutil.which("prometheus") is None:
+        pytest.skip("prometheus is not installed (scripts/install.sh installs it)")
+    bed.up_prometheus()
     return bed
 
 

@@ -4,6 +4,7 @@ judged on the access log (what users got), new color against old in the same win
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -106,3 +107,53 @@ def test_a_step_with_too_few_requests_follows_the_policy(deploy: Deploy, tmp_pat
     assert went_on.returncode == 0, went_on.stdout
     verdicts = [s["verdict"] for s in json.loads(went_on.stdout)["target"]["canary"]]
     assert verdicts == ["inconclusive", "inconclusive"]
+
+
+P95 = (
+    "histogram_quantile(0.95, sum by (le) "
+    '(rate(app_request_seconds_bucket{version="${version}"}[10s])))'
+)
+ERRORS = 'sum(rate(app_requests_total{version="${version}",status=~"5.."}[10s])) or vector(0)'
+
+
+def with_prometheus(deploy: Deploy, url: str, **queries: Any) -> None:
+    """The canary above, the app serving /metrics (a Python with prometheus_client), and
+    Prometheus queries judged at the end of each step; the log rules made lenient."""
+    canary(deploy, max_p95_ratio=100.0)
+    doc = yaml.safe_load(deploy.path.read_text())
+    doc["service"]["start"] = f"APP_PYTHON={sys.executable} " + START
+    doc["strategy"]["analysis"]["prometheus"] = {"url": url, "queries": queries, "timeout": "2s"}
+    deploy.path.write_text(yaml.safe_dump(doc))
+
+
+def test_prometheus_queries_pass_a_healthy_canary_and_abort_a_slow_one(
+    deploy: Deploy, prom_bed: Any
+) -> None:
+    with_prometheus(
+        deploy,
+        prom_bed.prom_url,
+        p95={"query": P95, "max": 0.02},
+        errors={"query": ERRORS, "max": 0.5},
+    )
+    assert deploy.release("v1").returncode == 0
+    _, healthy = release(deploy, "v2")
+    assert healthy["code"] == 0, healthy["message"]
+    values = healthy["target"]["canary"][0]["prometheus"]
+    assert values["errors"] == 0 and 0 < values["p95"] < 0.02
+    _, slow = release(deploy, "v3", "slow_ms=40")  # the log rules let it through
+    assert slow["code"] == 4, slow["message"]
+    assert "Prometheus p95" in slow["message"] and "not <= 0.02" in slow["message"]
+    assert deploy.live()["version"] == "v2"
+
+
+def test_an_unreachable_prometheus_is_inconclusive_never_a_pass(deploy: Deploy) -> None:
+    with_prometheus(deploy, "http://127.0.0.1:9", errors={"query": ERRORS, "max": 0.5})
+    assert deploy.release("v1").returncode == 0
+    _, aborted = release(deploy, "v2")
+    assert aborted["code"] == 4 and "no answer" in aborted["message"], aborted["message"]
+    doc = yaml.safe_load(deploy.path.read_text())
+    doc["strategy"]["inconclusive"] = "proceed"
+    deploy.path.write_text(yaml.safe_dump(doc))
+    _, went_on = release(deploy, "v3")
+    assert went_on["code"] == 0, went_on["message"]
+    assert {s["verdict"] for s in went_on["target"]["canary"]} == {"inconclusive"}

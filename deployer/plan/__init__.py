@@ -243,6 +243,12 @@ def canary_steps(ctx: Context, observed: Observed, color: str, version: str) -> 
         return []
     old, old_version = observed.live_color, observed.live_version or ""
     servers = tuple((s, c) for c in (old, color) for s in ctx.servers(c))
+    prom = st.analysis.prometheus
+    values = ctx.values(ctx.pb.app_hosts[0], color, version)
+    queries = tuple(
+        (name, str(render_value(q.query, values, ctx.env)), q.min, q.max)
+        for name, q in (prom.queries.items() if prom else ())
+    )
     out = []
     for i, spec in enumerate(s for s in st.steps if s.weight < 100):
         shift = CanaryShift(
@@ -256,6 +262,7 @@ def canary_steps(ctx: Context, observed: Observed, color: str, version: str) -> 
             str(ctx.pb.router.access_log),
             st.analysis,
             st.inconclusive,
+            queries,
         )
         undo = Switch(old, observed.live_version, observed.upstream_text) if i == 0 else None
         out.append(Step(f"canary-{spec.weight}%", ctx.pb.router_host.name, shift, undo=undo))

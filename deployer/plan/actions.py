@@ -64,9 +64,17 @@ class CanaryShift:
     access_log: str
     analysis: Any
     inconclusive: str
+    #: (name, rendered PromQL, min, max) per query, with analysis.prometheus
+    queries: tuple[tuple[str, str, float | None, float | None], ...] = ()
 
     def describe(self) -> list[str]:
         a = self.analysis
+        prom = [
+            f"then Prometheus {name}: {query}"
+            + (f" <= {hi:g}" if hi is not None else "")
+            + (f" >= {lo:g}" if lo is not None else "")
+            for name, query, lo, hi in self.queries
+        ]
         return [
             f"upstream: {self.weight}% to {self.color} ({self.version}), "
             f"{100 - self.weight}% to {self.old_color} (nginx -t, graceful reload)",
@@ -76,6 +84,7 @@ class CanaryShift:
             f"{a.max_p95_ratio:g}"
             + (f" or > {a.max_p95 * 1000:.0f} ms" if a.max_p95 else "")
             + f"; fewer than {a.min_requests} requests: {self.inconclusive}",
+            *prom,
         ]
 
 

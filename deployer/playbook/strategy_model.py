@@ -19,6 +19,31 @@ class CanaryStep(Strict):
     )
 
 
+class PromQuery(Strict):
+    query: str = Field(
+        description="PromQL; `${version}` and `${color}` are the new color's (any template)."
+    )
+    max: float | None = Field(None, description="The step fails when the value is above.")
+    min: float | None = Field(None, description="The step fails when the value is below.")
+
+    @model_validator(mode="after")
+    def _bound(self) -> PromQuery:
+        if self.max is None and self.min is None:
+            raise ValueError("give max or min (the bound the value must respect)")
+        return self
+
+
+class PrometheusAnalysis(Strict):
+    url: str = Field(
+        pattern=r"^https?://[^\s/?#]+(?:/[^\s]*)?$",
+        description="Prometheus's base URL (queried with /api/v1/query from this machine).",
+    )
+    queries: dict[str, PromQuery] = Field(
+        min_length=1, description="Named queries, each evaluated at the end of every step."
+    )
+    timeout: Duration = Field(5.0, gt=0, description="Per query.")
+
+
 class LogAnalysis(Strict):
     """Judged per step on the router's access log (`router.access_log`, in the `deployer`
     log format), new color against old color in the same window."""
@@ -47,6 +72,12 @@ class LogAnalysis(Strict):
         2.0, ge=1, description="The new color's p95 at most the old color's times this."
     )
     interval: Duration = Field(0.5, gt=0, description="How often the access log is read.")
+    prometheus: PrometheusAnalysis | None = Field(
+        None,
+        description="Queries judged at the end of each step too: a value past its bound "
+        "fails the step; an empty result or an unreachable server is inconclusive (never a "
+        "pass).",
+    )
 
 
 class Strategy(Strict):

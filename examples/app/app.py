@@ -8,7 +8,9 @@ GET /health  -> 200 {"status": "ok", ...}, or 503 once unhealthy
 -1: never), so a release can pass its pre-switch gate and fail the post-switch one.
 When unhealthy, / answers 500 too. --fail-every N makes every Nth request to / answer 500
 (10: a tenth of them); --slow-ms MS delays every answer to / (a release that is slow, not
-broken). Stdlib only: it runs on any host with python3.
+broken). Stdlib only, so it runs on any host with python3; when the prometheus_client library
+is importable, GET /metrics serves Prometheus metrics: `app_requests_total{status, version,
+color}` and the `app_request_seconds{version, color}` histogram (requests to / and /health).
 """
 
 from __future__ import annotations
@@ -52,6 +54,38 @@ class State:
             return self.health_checks <= self.unhealthy_after
 
 
+class Metrics:
+    """prometheus_client's counters and histogram, when the library is there."""
+
+    def __init__(self) -> None:
+        try:
+            import prometheus_client as prom
+        except ImportError:
+            self.prom = None
+            return
+        self.prom = prom
+        self.registry = prom.CollectorRegistry()
+        self.requests = prom.Counter(
+            "app_requests", "Requests answered", ["status", "version", "color"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.seconds = prom.Histogram(
+            "app_request_seconds", "Time to answer", ["version", "color"], registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+        )  # fmt: skip
+
+    def observe(self, state: State, status: int, seconds: float) -> None:
+        if self.prom is not None:
+            self.requests.labels(str(status), state.version, state.color).inc()
+            self.seconds.labels(state.version, state.color).observe(seconds)
+
+    def exposition(self) -> bytes | None:
+        return None if self.prom is None else bytes(self.prom.generate_latest(self.registry))
+
+
+METRICS = Metrics()
+
+
 def handler(state: State) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -62,6 +96,18 @@ def handler(state: State) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
+            self.started = time.monotonic()
+            if path == "/metrics":
+                body = METRICS.exposition()
+                if body is None:
+                    self._send(404, {"error": "prometheus_client is not installed"})
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
             doc = {
                 "app": "demo",
                 "version": state.version,
@@ -83,6 +129,7 @@ def handler(state: State) -> type[BaseHTTPRequestHandler]:
                 self._send(404, {"error": "not found"})
 
         def _send(self, status: int, doc: dict[str, object]) -> None:
+            METRICS.observe(state, status, time.monotonic() - getattr(self, "started", 0.0))
             body = (json.dumps(doc) + "\n").encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
