@@ -9,6 +9,15 @@ Endpoints (bearer auth; ``teamId``/``slug`` checked when the fake has a team; er
     GET  /v6/deployments?projectId&target... deployments (uid, url, state, created)
     POST /v10/projects/{projectId}/promote/{id}  201; asynchronous (lastAliasRequest)
     POST /v1/projects/{projectId}/rollback/{id}  201; asynchronous; pins production
+    GET|PATCH|DELETE /v1/projects/{idOrName}/rolling-release/config   the project's template
+    POST /v1/projects/{idOrName}/rolling-release/start            {canaryDeploymentId}
+    GET  /v1/projects/{idOrName}/rolling-release                  state, stages, activeStage
+    POST /v1/projects/{idOrName}/rolling-release/approve-stage    {nextStageIndex,
+                                                                   canaryDeploymentId}
+    POST /v1/projects/{idOrName}/rolling-release/complete         {canaryDeploymentId}
+
+During an ACTIVE rolling release the production domain sends the active stage's percentage
+of requests to the canary (deterministically: every 100/pct-th); a rollback aborts it.
 
 Serving: ``/_d/{id}/...`` is a deployment's own URL (its ``url`` field is
 ``127.0.0.1:PORT/_d/{id}``, reached with the API's scheme), ``/_prod/...`` the production
@@ -58,6 +67,10 @@ class FakeVercel:
         self.retry_after = 1
         self.server_errors = 0  # then this many get 500
         self.calls: list[tuple[str, str]] = []
+        self.rolling_config: dict[str, Any] | None = None
+        self.rolling: dict[str, Any] | None = None
+        self.bodies: list[tuple[str, dict[str, Any]]] = []  # (path, JSON body) of writes
+        self._split = 0
         self.served_429 = 0
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -160,37 +173,118 @@ class FakeVercel:
                 self._route("GET")
 
             def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                if length:
-                    self.rfile.read(length)
                 self._route("POST")
+
+            def do_PATCH(self) -> None:
+                self._route("PATCH")
+
+            def do_DELETE(self) -> None:
+                self._route("DELETE")
 
             def _route(self, method: str) -> None:
                 parts = urlsplit(self.path)
                 path, query = parts.path, parse_qs(parts.query)
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                try:
+                    body = json.loads(raw) if raw else {}
+                except ValueError:
+                    body = None
                 with fake.lock:
                     if path.startswith(("/_d/", "/_prod")):
                         return self._serve(path)
                     fake.calls.append((method, path))
-                    status, doc, headers = fake._api(method, path, query, self.headers)
+                    if method in ("POST", "PATCH") and isinstance(body, dict):
+                        fake.bodies.append((path, body))
+                    status, doc, headers = fake._api(method, path, query, self.headers, body)
                 self._send(status, doc, headers)
 
             def _serve(self, path: str) -> None:
                 fake._settle()
                 if path.startswith("/_prod"):
-                    d = fake.deployments.get(fake.production or "")
+                    d = fake.deployments.get(fake._production_for_this_request() or "")
                     broken = d is None or d.broken_in_production
                 else:
                     d = fake.deployments.get(path.split("/")[2])
                     broken = d is None or d.broken_own or d.state != "READY"
-                if broken or d is None:
+                if d is None:
                     return self._send(500, {"status": "error"})
+                if broken:  # a health route that fails still says which version it is
+                    return self._send(500, {"status": "error", "version": d.version})
                 self._send(200, {"status": "ok", "version": d.version, "database": "ok"})
 
         return Handler
 
+    def _production_for_this_request(self) -> str | None:
+        rr = self.rolling
+        if rr and rr["state"] == "ACTIVE":
+            pct = rr["activeStage"]["targetPercentage"]
+            self._split += pct
+            if self._split >= 100:
+                self._split -= 100
+                return str(rr["canaryDeployment"]["id"])
+        return self.production
+
+    def _rolling(
+        self, method: str, action: str, body: dict[str, Any] | None
+    ) -> tuple[int, dict[str, Any]]:
+        rr = self.rolling
+        if action == "config":
+            if method == "PATCH":
+                if not isinstance(body, dict) or (body.get("enabled") and not body.get("stages")):
+                    return 400, _error("bad_request", "stages are required when enabled")
+                self.rolling_config = dict(body)
+            elif method == "DELETE":
+                self.rolling_config = None
+            return 200, {"rollingRelease": self.rolling_config}
+        if method == "GET" and action == "":
+            return 200, {"rollingRelease": rr}
+        canary = (body or {}).get("canaryDeploymentId")
+        if action == "start":
+            cfg = self.rolling_config
+            if not cfg or not cfg.get("enabled"):
+                return 400, _error("rolling_release_disabled", "Rolling releases are off")
+            if canary not in self.deployments:
+                return 404, _error("not_found", "Deployment not found")
+            if rr and rr["state"] == "ACTIVE" and rr["canaryDeployment"]["id"] == canary:
+                return 200, {"rollingRelease": rr}
+            stages = [
+                {"index": i, "targetPercentage": st["targetPercentage"], "isFinalStage": i ==
+                 len(cfg["stages"]) - 1} for i, st in enumerate(cfg["stages"])
+            ]  # fmt: skip
+            self.rolling = {
+                "state": "ACTIVE",
+                "currentDeployment": {"id": self.production},
+                "canaryDeployment": {"id": canary},
+                "stages": stages,
+                "activeStage": stages[0],
+                "advancementType": cfg.get("advancementType"),
+            }
+            return 200, {"rollingRelease": self.rolling}
+        if not rr or rr["state"] != "ACTIVE":
+            return 400, _error("no_active_rolling_release", "No active rolling release")
+        if canary != rr["canaryDeployment"]["id"]:
+            return 400, _error("bad_request", "canaryDeploymentId is not the active canary")
+        if action == "approve-stage":
+            nxt = (body or {}).get("nextStageIndex")
+            if nxt != rr["activeStage"]["index"] + 1 or nxt >= len(rr["stages"]):
+                return 400, _error("bad_request", f"nextStageIndex {nxt} is not the next stage")
+            rr["activeStage"] = rr["stages"][nxt]
+            if rr["activeStage"]["isFinalStage"]:
+                action = "complete"
+        if action == "complete":
+            rr["state"] = "COMPLETE"
+            self.production = canary
+            self.alias_job = None
+        return 200, {"rollingRelease": rr}
+
     def _api(
-        self, method: str, path: str, query: dict[str, list[str]], headers: Any
+        self,
+        method: str,
+        path: str,
+        query: dict[str, list[str]],
+        headers: Any,
+        body: dict[str, Any] | None = None,
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         if headers.get("Authorization") != f"Bearer {self.token}":
             return 403, _error("forbidden", "Not authorized"), {}
@@ -247,12 +341,19 @@ class FakeVercel:
                 for d in deps
             ]
             return 200, {"deployments": listed, "pagination": {"count": len(listed)}}, {}
+        if seg[:2] == ["v1", "projects"] and len(seg) >= 4 and seg[3] == "rolling-release":
+            if not project_ok:
+                return 404, _error("not_found", "Project not found"), {}
+            status, doc = self._rolling(method, seg[4] if len(seg) > 4 else "", body)
+            return status, doc, {}
         if method == "POST" and len(seg) == 5 and seg[1] == "projects" and project_ok:
             if seg[0] == "v10" and seg[3] == "promote":
                 status, doc = self._move("promote", seg[4])
                 return status, doc, {}
             if seg[0] == "v1" and seg[3] == "rollback":
                 status, doc = self._move("rollback", seg[4])
+                if status == 201 and self.rolling and self.rolling["state"] == "ACTIVE":
+                    self.rolling["state"] = "ABORTED"  # production stays where it is
                 return status, doc, {}
         return 404, _error("not_found", f"No route {method} {path}"), {}
 

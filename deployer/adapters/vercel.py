@@ -97,7 +97,9 @@ class VercelApi:
         self.client.close()
 
     # ----- one request, retried -----
-    def request(self, method: str, path: str, **params: str) -> dict[str, Any]:
+    def request(
+        self, method: str, path: str, body: dict[str, Any] | None = None, **params: str
+    ) -> dict[str, Any]:
         def wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
             asked = exc.wait if isinstance(exc, _Retry) else None
@@ -111,7 +113,9 @@ class VercelApi:
             reraise=True,
         )
         try:
-            out: dict[str, Any] = retrying(self._once, method, path, {**self.params, **params})
+            out: dict[str, Any] = retrying(
+                self._once, method, path, {**self.params, **params}, body
+            )
             return out
         except _Retry as exc:
             raise HostError(
@@ -119,10 +123,12 @@ class VercelApi:
                 f"({exc.why})"
             ) from None
 
-    def _once(self, method: str, path: str, params: dict[str, str]) -> dict[str, Any]:
+    def _once(
+        self, method: str, path: str, params: dict[str, str], body: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         self.calls += 1
         try:
-            resp = self.client.request(method, path, params=params)
+            resp = self.client.request(method, path, params=params, json=body)
         except httpx.TransportError as exc:
             raise _Retry(f"{type(exc).__name__}") from None
         if resp.status_code == 429:
@@ -158,6 +164,44 @@ class VercelApi:
 
     def rollback(self, project_id: str, deployment_id: str) -> None:
         self.request("POST", f"/v1/projects/{project_id}/rollback/{deployment_id}")
+
+    # ----- rolling releases (strategy: canary) -----
+    def rolling_config(self, project_id: str) -> dict[str, Any] | None:
+        doc = self.request("GET", f"/v1/projects/{project_id}/rolling-release/config")
+        cfg = doc.get("rollingRelease")
+        return cfg if isinstance(cfg, dict) else None
+
+    def set_rolling_config(self, project_id: str, config: dict[str, Any] | None) -> None:
+        path = f"/v1/projects/{project_id}/rolling-release/config"
+        if config is None:
+            self.request("DELETE", path)
+        else:
+            self.request("PATCH", path, config)
+
+    def rolling_release(self, project_id: str) -> dict[str, Any] | None:
+        rr = self.request("GET", f"/v1/projects/{project_id}/rolling-release").get("rollingRelease")
+        return rr if isinstance(rr, dict) else None
+
+    def rolling_start(self, project_id: str, canary: str) -> dict[str, Any]:
+        return self.request(
+            "POST",
+            f"/v1/projects/{project_id}/rolling-release/start",
+            {"canaryDeploymentId": canary},
+        )
+
+    def rolling_approve(self, project_id: str, canary: str, next_index: int) -> None:
+        self.request(
+            "POST",
+            f"/v1/projects/{project_id}/rolling-release/approve-stage",
+            {"nextStageIndex": next_index, "canaryDeploymentId": canary},
+        )
+
+    def rolling_complete(self, project_id: str, canary: str) -> None:
+        self.request(
+            "POST",
+            f"/v1/projects/{project_id}/rolling-release/complete",
+            {"canaryDeploymentId": canary},
+        )
 
     def production_deployments(self, project_id: str, limit: int = 10) -> list[Deployment]:
         doc = self.request(

@@ -13,7 +13,7 @@ import click
 from rich.markup import escape
 
 from deployer.cli.app import Application, render_result
-from deployer.errors import printable
+from deployer.errors import InputError, printable
 
 OUTPUT = click.option(
     "--output",
@@ -209,9 +209,9 @@ def release(
     if deployment is not None:
         check_deployment(deployment)
     if dry_run:
-        if version is None:
+        if version is None and deployment is None:
             raise InputError("--dry-run needs --version")
-        _print_plan(app, playbook, version, vars_, None)
+        _print_plan(app, playbook, version or "", vars_, None, deployment)
         return
     engine = _engine(app, playbook, vars_, accept_new_host_key)
     _operate(app, engine, lambda: engine.release(version or "", deployment), commit)
@@ -342,12 +342,32 @@ def plan(
 
 
 def _print_plan(
-    app: Application, playbook: str, version: str, vars_: tuple[str, ...], live: str | None
+    app: Application,
+    playbook: str,
+    version: str,
+    vars_: tuple[str, ...],
+    live: str | None,
+    deployment: str | None = None,
 ) -> None:
     from deployer.plan import Observed, describe, release_plan
 
     ctx = _context(playbook, vars_, need_env=live is None)
-    if live is None:
+    if getattr(ctx.pb, "target", "nginx") != "nginx":
+        if deployment is None:
+            raise InputError(
+                f"deployer plan shows an nginx release; for the {ctx.pb.target} target, see "
+                "what a release would do with `deployer release --dry-run -p PLAYBOOK "
+                "--deployment ID_OR_URL`"
+            )
+        from deployer.engine.operations import Engine
+
+        engine = Engine(ctx)
+        try:  # read-only: the target's own plan (the API is only read)
+            observed = engine.observe()
+            version, observed, steps = engine.target.release_plan(observed, version, deployment)
+        finally:
+            engine.close()
+    elif live is None:
         from deployer.engine.operations import Engine
 
         engine = Engine(ctx)
@@ -358,7 +378,8 @@ def _print_plan(
     else:
         color = None if live == "none" else live
         observed = Observed(color, "<live version>" if color else None, "")
-    steps = release_plan(ctx, observed, version)
+    if getattr(ctx.pb, "target", "nginx") == "nginx":
+        steps = release_plan(ctx, observed, version)
     doc: list[dict[str, Any]] = [
         {
             "step": s.name,

@@ -15,6 +15,7 @@ from pydantic import Field, model_validator
 
 from deployer.playbook.fields import Duration, Path_, Strict
 from deployer.playbook.models import Drill, Gates, Host, Lock, Migrate
+from deployer.playbook.strategy_model import Strategy
 from deployer.playbook.variables import BUILTINS, check_reference, references
 
 _ENV_ONLY = "must be `${env:NAME}` (a secret: never written in a playbook)"
@@ -101,6 +102,12 @@ class VercelPlaybook(Strict):
     migrate: Migrate | None = Field(
         None,
         description="Alembic migrations, lint-gated, run from this machine before the promote.",
+    )
+    strategy: Strategy = Field(
+        default_factory=Strategy,
+        description="`canary`: a Vercel rolling release, its stages the steps' weights, each "
+        "analysed (probes through the production domain, attributed to the candidate by the "
+        "health route's version; Prometheus if configured) and approved only on a pass.",
     )
     lock: Lock = Field(default_factory=Lock, description="The deploy lock (on this machine).")
     drill: Drill = Field(default_factory=Drill, description="`deployer drill`.")

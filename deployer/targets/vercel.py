@@ -136,7 +136,17 @@ class VercelTarget:
         steps = [Step("wait-ready", None, WaitReady(d.id))]
         if self.pb.migrate is not None:
             steps.append(_migrate_step(self.ctx, "", version))
-        steps += self._switch_steps(observed, Promote(d.id, d.url, version), d, version)
+        switch = self._switch_steps(observed, Promote(d.id, d.url, version), d, version)
+        from deployer.targets import vercel_rolling
+
+        rolling = vercel_rolling.rolling_steps(self, observed, d, version)
+        if rolling is not None:  # strategy: canary: a rolling release instead of the promote
+            at = next(i for i, s in enumerate(switch) if s.name == "promote")
+            switch[at : at + 1] = rolling
+            previous = rolling[0].undo
+            assert previous is not None
+            switch.append(Step("rolling-config-back", None, previous, after_pivot=True))
+        steps += switch
         return version, seen, steps
 
     def _deploy(self, version: str) -> str:
@@ -288,7 +298,9 @@ class VercelTarget:
                 return self._move("promote", deployment)
             case RollBack(deployment=deployment):
                 return self._move("rollback", deployment)
-        return None
+        from deployer.targets import vercel_rolling
+
+        return vercel_rolling.execute(self, action)
 
     def _wait_ready(self, deployment: str) -> str:
         started = time.monotonic()

@@ -1,0 +1,241 @@
+"""`strategy: canary` on Vercel: a rolling release, each stage judged before it is approved.
+
+deployer sets the project's rolling-release configuration to manual approval with the
+playbook's stages (the previous configuration is put back at the end, or on an abort), starts
+the rolling release for the candidate, and at each stage probes the production domain for the
+step's pause, attributing every answer to the candidate or the current deployment by the
+version the health route reports. The same rules as on nginx judge the candidate against the
+current deployment (and Prometheus, when configured); a pass approves the next stage
+(``approve-stage`` with ``nextStageIndex`` and ``canaryDeploymentId``), the last one completes
+the rolling release; a failure rolls production back to the previous deployment (the start
+step's undo), exit 4.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from deployer import progress
+from deployer.adapters.vercel import ApiError
+from deployer.canary import Side, judge, prometheus
+from deployer.errors import DeployerError, GateFailed
+from deployer.plan import Step, TargetAction
+
+if TYPE_CHECKING:
+    from deployer.targets.vercel import VercelTarget
+
+
+@dataclass(frozen=True)
+class RollingConfigure(TargetAction):
+    weights: tuple[int, ...]
+
+    def describe(self) -> list[str]:
+        stages = ", ".join(f"{w}%" for w in self.weights)
+        return [
+            "PATCH /v1/projects/{project}/rolling-release/config: enabled, manual-approval, "
+            f"stages {stages} (the previous configuration is put back afterwards)"
+        ]
+
+
+@dataclass(frozen=True)
+class RollingRestore(TargetAction):
+    previous: str  # the configuration before, as JSON ("null": none)
+
+    def describe(self) -> list[str]:
+        return ["put the project's previous rolling-release configuration back"]
+
+
+@dataclass(frozen=True)
+class RollingStart(TargetAction):
+    switches_traffic = True
+    deployment: str
+    version: str
+    weight: int
+
+    def describe(self) -> list[str]:
+        return [
+            f"POST /v1/projects/{{project}}/rolling-release/start {{canaryDeploymentId: "
+            f"{self.deployment}}}: {self.weight}% of production to it"
+        ]
+
+
+@dataclass(frozen=True)
+class RollingStage(TargetAction):
+    switches_traffic = True
+    deployment: str
+    version: str
+    weight: int
+    pause: float
+    next_index: int
+    completes: bool  # the next stage is the last: complete instead of approving it
+    probe_url: str
+    rate: float
+    analysis: Any
+    inconclusive: str
+    queries: tuple[tuple[str, str, float | None, float | None], ...] = ()
+
+    def describe(self) -> list[str]:
+        then = "complete the rolling release" if self.completes else (
+            f"approve-stage {{nextStageIndex: {self.next_index}, canaryDeploymentId: "
+            f"{self.deployment}}}"
+        )  # fmt: skip
+        return [
+            f"for {self.pause:g}s probe {self.probe_url} at {self.rate:g}/s, each answer the "
+            f"candidate's ({self.version}) or production's by its version; judge as on nginx",
+            f"on a pass {then}",
+        ]
+
+
+def rolling_steps(
+    target: VercelTarget, observed: Any, deployment: Any, version: str
+) -> list[Step] | None:
+    """The steps that replace the promote, or None when there is no production to compare
+    the candidate with (a first release is a promote)."""
+    pb = target.pb
+    st = pb.strategy
+    prod = observed.extra.get("production")
+    if st.kind != "canary" or not prod:
+        return None
+    from deployer.targets.vercel import RollBack
+
+    weights = tuple(s.weight for s in st.steps)
+    previous = json.dumps(target.api.rolling_config(target.project_id))
+    post = pb.gates.post_switch
+    prom = st.analysis.prometheus
+    values = target.ctx.values(pb.LOCAL, "", version)
+    from deployer.playbook.variables import render_value
+
+    queries = tuple(
+        (name, str(render_value(q.query, values, target.ctx.env)), q.min, q.max)
+        for name, q in (prom.queries.items() if prom else ())
+    )
+    steps = [
+        Step("rolling-config", None, RollingConfigure(weights), undo=RollingRestore(previous)),
+        Step(
+            f"rolling-start-{weights[0]}%",
+            None,
+            RollingStart(deployment.id, version, weights[0]),
+            undo=RollBack(prod["id"], prod["url"], observed.live_version or prod["id"]),
+        ),
+    ]
+    for i, spec in enumerate(s for s in st.steps if s.weight < 100):
+        steps.append(
+            Step(
+                f"canary-{spec.weight}%",
+                None,
+                RollingStage(
+                    deployment.id,
+                    version,
+                    spec.weight,
+                    spec.pause,
+                    i + 1,
+                    i + 1 == len(weights) - 1,
+                    pb.vercel.production_url.rstrip("/") + post.path,
+                    post.rate,
+                    st.analysis,
+                    st.inconclusive,
+                    queries,
+                ),
+            )
+        )
+    return steps
+
+
+def execute(target: VercelTarget, action: Any) -> str | None:
+    api, project = target.api, target.project_id
+    match action:
+        case RollingConfigure(weights=weights):
+            api.set_rolling_config(
+                project,
+                {
+                    "enabled": True,
+                    "advancementType": "manual-approval",
+                    "target": "production",
+                    "stages": [{"targetPercentage": w} for w in weights],
+                },
+            )
+            return f"rolling releases: manual approval, stages {', '.join(map(str, weights))}%"
+        case RollingRestore(previous=previous):
+            api.set_rolling_config(project, json.loads(previous))
+            return "the previous rolling-release configuration is back"
+        case RollingStart(deployment=deployment, weight=weight):
+            rr = api.rolling_start(project, deployment).get("rollingRelease") or {}
+            if rr.get("state") != "ACTIVE":
+                raise DeployerError(f"Vercel did not start the rolling release: {rr.get('state')}")
+            return f"{weight}% of production to {deployment}"
+        case RollingStage():
+            return _stage(target, action)
+    return None
+
+
+def _stage(target: VercelTarget, step: RollingStage) -> str:
+    import httpx
+
+    new, old = Side(), Side()
+    started = time.monotonic()
+    sent, verdict, why = 0, None, ""
+    headers = target._plain_headers()
+    with httpx.Client(timeout=5.0, headers=headers, trust_env=False) as client:
+        while True:
+            final = time.monotonic() - started >= step.pause
+            due = started + sent / step.rate
+            while not final and time.monotonic() >= due and sent < step.rate * step.pause + 1:
+                t0 = time.monotonic()
+                try:
+                    resp = client.get(step.probe_url)
+                    body = resp.json() if resp.content else {}
+                    ok, seen = resp.status_code == 200, str((body or {}).get("version", ""))
+                except (httpx.HTTPError, ValueError):
+                    ok, seen = False, ""
+                side = old if seen and seen != step.version else new  # unknown: the candidate
+                side.requests += 1
+                side.errors += not ok
+                side.latencies_ms.append((time.monotonic() - t0) * 1000)
+                sent += 1
+                due = started + sent / step.rate
+            progress.emit(
+                "canary", weight=step.weight, new=new.to_dict(), old=old.to_dict(),
+                elapsed=time.monotonic() - started, pause=step.pause,
+            )  # fmt: skip
+            verdict, why = judge(new, old, step.analysis, final)
+            if verdict in ("pass", "inconclusive") and step.queries:
+                pv, pwhy, _ = prometheus(
+                    step.analysis.prometheus.url, step.queries, step.analysis.prometheus.timeout
+                )
+                if pv != "pass" and (verdict == "pass" or pv == "fail"):
+                    verdict, why = pv, pwhy
+            if verdict is not None:
+                break
+            time.sleep(max(0.0, min(due - time.monotonic(), 0.05)))
+    target.facts.setdefault("canary", []).append(
+        {
+            "weight": step.weight,
+            "seconds": round(time.monotonic() - started, 3),
+            "new": new.to_dict(),
+            "old": old.to_dict(),
+            "verdict": verdict,
+            "reason": why,
+        }
+    )
+    summary = (
+        f"{step.weight}%: candidate {new.requests} probes, {new.errors} failed, p95 "
+        f"{new.p95_ms:.0f} ms; production {old.requests} probes, {old.errors} failed"
+    )
+    if verdict == "fail" or (verdict == "inconclusive" and step.inconclusive == "abort"):
+        raise GateFailed(f"canary step {step.weight}% failed: {why} ({summary})")
+    api, project = target.api, target.project_id
+    try:
+        if step.completes:
+            api.rolling_complete(project, step.deployment)
+        else:
+            api.rolling_approve(project, step.deployment, step.next_index)
+    except ApiError:  # a retried request that had landed: is the stage already there?
+        rr = api.rolling_release(project) or {}
+        index = (rr.get("activeStage") or {}).get("index")
+        if not (rr.get("state") == "COMPLETE" or index == step.next_index):
+            raise
+    then = "completed" if step.completes else f"approved stage {step.next_index}"
+    return f"{summary}; {then}"
