@@ -243,6 +243,7 @@ def parse_playbook(text: str, path: str = "<playbook>") -> Playbook:
             "a playbook is a YAML mapping (app:, hosts:, colors:, ...)", path=path, line=1
         )
     model = _model_for(data, lines, path)
+    _hosts_from_inventory(data, lines, path)
     try:
         return cast(Playbook, model.model_validate(data))
     except ValidationError as exc:
@@ -250,6 +251,29 @@ def parse_playbook(text: str, path: str = "<playbook>") -> Playbook:
         if len(problems) == 1:
             raise problems[0] from None
         raise PlaybookProblems(problems) from None
+
+
+def _hosts_from_inventory(data: dict[str, Any], lines: dict[Loc, int], path: str) -> None:
+    """`inventory: {path, group, ...}` fills `hosts:` from an Ansible inventory."""
+    inv = data.get("inventory")
+    if not isinstance(inv, dict):
+        return
+    line = _line_for(("inventory",), lines)
+    if "hosts" in data:
+        raise PlaybookError(
+            "give hosts or inventory, not both", path=path, line=line, key="inventory"
+        )
+    from deployer.playbook.inventory import InventoryError, playbook_hosts
+
+    where = inv.get("path")
+    if not isinstance(where, str) or not where:
+        raise PlaybookError("the inventory file's path", path=path, line=line, key="inventory.path")
+    file = Path(where) if Path(where).is_absolute() else Path(path).parent / where
+    defaults = {k: inv.get(k) for k in ("user", "key", "known_hosts", "port")}
+    try:
+        data["hosts"] = playbook_hosts(file, str(inv.get("group") or "all"), defaults)
+    except InventoryError as exc:
+        raise PlaybookError(f"{file}: {exc}", path=path, line=line, key="inventory") from None
 
 
 def load_playbook(path: str | Path) -> LoadedPlaybook:

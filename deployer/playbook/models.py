@@ -57,6 +57,15 @@ class Host(Strict):
         return self.app_address or self.address
 
 
+class Inventory(Strict):
+    path: str = Field(description="An Ansible inventory (INI or YAML), relative to the playbook.")
+    group: str = Field("all", description="The group whose hosts are the app hosts.")
+    user: str | None = Field(None, description="SSH user when the inventory sets none.")
+    key: str | None = Field(None, description="Private key when the inventory sets none.")
+    known_hosts: str | None = Field(None, description="known_hosts for every host.")
+    port: int | None = Field(None, ge=1, le=65535, description="SSH port when none is set.")
+
+
 class Color(Strict):
     port: int = Field(ge=1, le=65535, description="Port this color's app listens on.")
 
@@ -306,7 +315,16 @@ class Playbook(Strict):
     environment: str = Field(
         "production", pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$", description="Environment name."
     )
-    hosts: list[Host] = Field(min_length=1, description="Hosts that run the app.")
+    hosts: list[Host] = Field(
+        min_length=1,
+        description="Hosts that run the app (or `inventory:`, which fills this list).",
+    )
+    inventory: Inventory | None = Field(
+        None,
+        description="Take `hosts` from an Ansible inventory's group: `ansible_host`, "
+        "`ansible_port`, `ansible_user`, `ansible_ssh_private_key_file` become address, port, "
+        "user and key.",
+    )
     colors: Colors = Field(description="The two colors and their ports.")
     vars: dict[str, str] = Field(
         default_factory=dict,
