@@ -81,7 +81,6 @@ def cli(ctx: click.Context, output: str, evidence_url: str | None, color: str) -
 
 def _context(playbook: str, vars_: tuple[str, ...], *, need_env: bool = True) -> Any:
     """The plan context; secrets must be set unless only planning (they show as ***)."""
-    from deployer.errors import InputError
     from deployer.plan import Context
     from deployer.playbook import load_playbook
     from deployer.playbook.variables import parse_var
@@ -199,7 +198,6 @@ def release(
     Examples: deployer release -p playbooks/demo.yml --version v2;
     deployer release -p playbooks/vercel.yml --deployment dpl_8x2k
     """
-    from deployer.errors import InputError
     from deployer.playbook.variables import check_deployment, check_version
 
     if version is None and deployment is None:
@@ -211,7 +209,9 @@ def release(
     if dry_run:
         if version is None and deployment is None:
             raise InputError("--dry-run needs --version")
-        _print_plan(app, playbook, version or "", vars_, None, deployment)
+        from deployer.cli.plan import print_plan
+
+        print_plan(app, playbook, version or "", vars_, None, deployment)
         return
     engine = _engine(app, playbook, vars_, accept_new_host_key)
     _operate(app, engine, lambda: engine.release(version or "", deployment), commit)
@@ -318,102 +318,6 @@ def status(app: Application, playbook: str, accept_new_host_key: bool) -> None:
 
 @cli.command()
 @PLAYBOOK
-@click.option("--version", "version", required=True, help="The version to plan.")
-@VARS
-@click.option(
-    "--live",
-    type=click.Choice(["blue", "green", "none"]),
-    default=None,
-    help="Assume this live color instead of asking the router (read-only).",
-)
-@click.pass_obj
-def plan(
-    app: Application, playbook: str, version: str, vars_: tuple[str, ...], live: str | None
-) -> None:
-    """Print every command a release would run, host by host, running nothing.
-
-    Without --live, the router is asked (read-only) which color is live.
-    Example: deployer plan -p playbooks/demo.yml --version v2 --live blue
-    """
-    from deployer.playbook.variables import check_version
-
-    check_version(version)
-    _print_plan(app, playbook, version, vars_, live)
-
-
-def _print_plan(
-    app: Application,
-    playbook: str,
-    version: str,
-    vars_: tuple[str, ...],
-    live: str | None,
-    deployment: str | None = None,
-) -> None:
-    from deployer.plan import Observed, describe, release_plan
-
-    ctx = _context(playbook, vars_, need_env=live is None)
-    if getattr(ctx.pb, "target", "nginx") != "nginx":
-        if deployment is None:
-            raise InputError(
-                f"deployer plan shows an nginx release; for the {ctx.pb.target} target, see "
-                "what a release would do with `deployer release --dry-run -p PLAYBOOK "
-                "--deployment ID_OR_URL`"
-            )
-        from deployer.engine.operations import Engine
-
-        engine = Engine(ctx)
-        try:  # read-only: the target's own plan (the API is only read)
-            observed = engine.observe()
-            version, observed, steps = engine.target.release_plan(observed, version, deployment)
-        finally:
-            engine.close()
-    elif live is None:
-        from deployer.engine.operations import Engine
-
-        engine = Engine(ctx)
-        try:
-            observed = engine.observe()
-        finally:
-            engine.close()
-    else:
-        color = None if live == "none" else live
-        observed = Observed(color, "<live version>" if color else None, "")
-    if getattr(ctx.pb, "target", "nginx") == "nginx":
-        steps = release_plan(ctx, observed, version)
-    doc: list[dict[str, Any]] = [
-        {
-            "step": s.name,
-            "host": s.host,
-            "after_pivot": s.after_pivot,
-            "do": describe(s.do),
-            "undo": describe(s.undo) if s.undo else [],
-        }
-        for s in steps
-    ]
-    if app.json:
-        app.emit_json(
-            {
-                "version": version,
-                "live_color": observed.live_color,
-                "idle_color": observed.idle_color,
-                "steps": doc,
-            }
-        )
-        return
-    app.out.print(
-        f"[bold]plan[/]: {version} -> {observed.idle_color} (live: {observed.live_color or 'none'})"
-    )
-    for i, s in enumerate(doc, 1):
-        where = f" @ {s['host']}" if s["host"] else ""
-        app.out.print(f"{i:2}. [bold]{escape(s['step'])}[/]{escape(where)}")
-        for line in s["do"]:
-            app.out.print(f"      $ {line}", markup=False)
-        for line in s["undo"]:
-            app.out.print(f"      undo: {line}", markup=False)
-
-
-@cli.command()
-@PLAYBOOK
 @click.pass_obj
 def validate(app: Application, playbook: str) -> None:
     """Load and validate a playbook; print problems with file, line and key.
@@ -471,12 +375,14 @@ from deployer.cli import drill as _drill_command  # noqa: E402
 from deployer.cli import evidence as _evidence_commands  # noqa: E402
 from deployer.cli import init as _init_command  # noqa: E402
 from deployer.cli import lint as _lint_command  # noqa: E402
+from deployer.cli import plan as _plan_command  # noqa: E402
 from deployer.cli import report as _report_command  # noqa: E402
 
 _drill_command.register(cli)
 _evidence_commands.register(cli)
 _init_command.register(cli)
 _lint_command.register(cli)
+_plan_command.register(cli)
 _report_command.register(cli)
 
 

@@ -6,7 +6,7 @@ here) and unknown keys are rejected. Durations are written ``500ms``, ``30s``, `
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -21,10 +21,27 @@ from deployer.playbook.fields import (
     Strict,
     parse_duration,
 )
+from deployer.playbook.gates_model import Gates, PostSwitchGate, PreSwitchGate
+from deployer.playbook.migrate_model import Acknowledge, Migrate, Prove
+from deployer.playbook.source_model import Inventory
 from deployer.playbook.strategy_model import Strategy
 from deployer.playbook.variables import BUILTINS, check_reference, references
 
-__all__ = ["MAX_DURATION", "Duration", "Path_", "StatusCode", "Strict", "parse_duration"]
+__all__ = [
+    "MAX_DURATION",
+    "Acknowledge",
+    "Duration",
+    "Gates",
+    "Inventory",
+    "Migrate",
+    "Path_",
+    "PostSwitchGate",
+    "PreSwitchGate",
+    "Prove",
+    "StatusCode",
+    "Strict",
+    "parse_duration",
+]
 
 
 class Host(Strict):
@@ -55,15 +72,6 @@ class Host(Strict):
     @property
     def reach(self) -> str:
         return self.app_address or self.address
-
-
-class Inventory(Strict):
-    path: str = Field(description="An Ansible inventory (INI or YAML), relative to the playbook.")
-    group: str = Field("all", description="The group whose hosts are the app hosts.")
-    user: str | None = Field(None, description="SSH user when the inventory sets none.")
-    key: str | None = Field(None, description="Private key when the inventory sets none.")
-    known_hosts: str | None = Field(None, description="known_hosts for every host.")
-    port: int | None = Field(None, ge=1, le=65535, description="SSH port when none is set.")
 
 
 class Color(Strict):
@@ -156,112 +164,11 @@ class NginxRouter(Strict):
     )
 
 
-class PreSwitchGate(Strict):
-    path: str = Field("/health", description="Path probed on the idle color, directly.")
-    expect_status: StatusCode = Field(200, description="Status every probe must return.")
-    expect_body: str | None = Field(None, description="Text the body must contain.")
-    expect_json: dict[str, Any] | None = Field(
-        None,
-        description="JSON fields (dotted paths) and the values they must have; "
-        "`${version}` and `${color}` are substituted.",
-    )
-    timeout: Duration = Field(2.0, description="Timeout of one probe.")
-    interval: Duration = Field(0.5, description="Pause between probes.")
-    successes: int = Field(3, ge=1, description="Consecutive successes needed.")
-    max_p95: Duration | None = Field(
-        None, description="Largest p95 latency allowed over the probes. Default: no limit."
-    )
-    budget: Duration = Field(60.0, description="Total time allowed before the gate fails.")
-
-
-class PostSwitchGate(Strict):
-    path: str = Field("/health", description="Path sampled through the router.")
-    expect_status: StatusCode = Field(
-        200, description="Status a sample must return to count as ok."
-    )
-    window: Duration = Field(30.0, description="How long traffic is watched after the switch.")
-    rate: float = Field(10.0, gt=0, le=1000, description="Samples per second.")
-    max_error_rate: float = Field(
-        0.01, ge=0, le=1, description="Largest share of failed samples allowed."
-    )
-    max_p95: Duration = Field(1.0, description="Largest p95 latency allowed.")
-    timeout: Duration = Field(2.0, description="Timeout of one sample.")
-
-
-class Gates(Strict):
-    def worst_case_seconds(self) -> float:
-        pre, post = self.pre_switch, self.post_switch
-        return pre.budget + pre.timeout + post.window + post.timeout
-
-    pre_switch: PreSwitchGate = Field(
-        default_factory=PreSwitchGate, description="Gate on the idle color before the switch."
-    )
-    post_switch: PostSwitchGate = Field(
-        default_factory=PostSwitchGate, description="Gate through the router after the switch."
-    )
-
-
 class RollbackPolicy(Strict):
     keep_warm: Duration = Field(
         60.0,
         description="How long the old color keeps running after a successful switch: a timer "
         "on each host stops it then, so `deployer rollback` within the window only switches.",
-    )
-
-
-class Acknowledge(Strict):
-    revision: str = Field(description="The Alembic revision the finding is in.")
-    rule: str = Field(description="The lint rule acknowledged (see `deployer lint --list`).")
-    reason: str = Field(min_length=10, description="Why it is safe here (required).")
-
-
-class Prove(Strict):
-    url: str = Field(
-        description="A PostgreSQL server for a scratch database (never production: deployer "
-        "refuses a URL whose database has tables); use `${env:NAME}`. Runs locally, before "
-        "the upgrade, with the chain up to the database's revision as the schema."
-    )
-    rows: int = Field(10_000, ge=0, le=10_000_000, description="Rows per touched table.")
-    lock_bound: Duration = Field(
-        1.0, description="Refuse the release when ACCESS EXCLUSIVE is held longer than this."
-    )
-    schema_from: str | None = Field(
-        None,
-        description="Local `pg_dump --schema-only` file at the database's revision, relative "
-        "to the playbook (default: the chain itself builds the schema).",
-    )
-    i_know: bool = Field(False, description="Go on when the URL's database has tables.")
-
-
-class Migrate(Strict):
-    host: str | None = Field(None, description="Host that runs Alembic. Default: first app host.")
-    scripts: str = Field(
-        description="Local Alembic folder (with alembic.ini) of the version being released, "
-        "relative to the playbook: the lint gate reads the pending revisions from it."
-    )
-    command: str = Field(
-        description="How to run Alembic on the host, up to its subcommand (a template), e.g. "
-        "`cd ${root}/releases/${version} && .venv/bin/alembic`."
-    )
-    database_url: str = Field(
-        description="Database URL given to the command as DATABASE_URL; use `${env:NAME}`."
-    )
-    lock_timeout: Duration = Field(
-        2.0, description="lock_timeout for the upgrade (PGOPTIONS and DEPLOYER_LOCK_TIMEOUT)."
-    )
-    statement_timeout: Duration = Field(60.0, description="statement_timeout for the upgrade.")
-    retries: int = Field(
-        5, ge=1, le=20, description="Attempts when the upgrade fails on a lock timeout."
-    )
-    acknowledge: list[Acknowledge] = Field(
-        default_factory=list,
-        description="Error-level findings accepted for one revision, each with a reason.",
-    )
-    prove: Prove | None = Field(
-        None,
-        description="Run the pending revisions in a scratch database first (`deployer lint "
-        "--prove`) and refuse the release (exit 3, nothing migrated) on a rewrite, ACCESS "
-        "EXCLUSIVE held over `lock_bound`, or a revision that fails.",
     )
 
 
