@@ -182,6 +182,7 @@ def post_switch(
         thread_name_prefix="deployer-gate",
     )
     started = clock()
+    shown = -1.0  # when the live view last got the gate's numbers
     deadline = started + spec.window + spec.timeout
     pending: set[Future[Any]] = set()
     fired = 0
@@ -201,7 +202,8 @@ def post_switch(
                 if failure is not None:
                     result.errors += 1
                     result.last_failure = failure
-                if progress.listening():
+                if progress.listening() and clock() - shown >= 0.2:  # a few redraws a second
+                    shown = clock()
                     progress.emit(
                         "gate",
                         name="post_switch",

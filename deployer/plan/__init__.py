@@ -259,7 +259,7 @@ def canary_steps(ctx: Context, observed: Observed, color: str, version: str) -> 
             spec.pause,
             ctx.canary_upstream((old, old_version), (color, version), spec.weight),
             servers,
-            str(ctx.pb.router.access_log),
+            ctx.value(str(ctx.pb.router.access_log), ctx.pb.router_host),
             st.analysis,
             st.inconclusive,
             queries,
