@@ -14,136 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from deployer.lint import operations as k
+from deployer.lint.alembic_ast import (
+    _arg,
+    _call_name,
+    _const,
+    _dialect_branch,
+    _kw,
+    _type_text,
+)
+from deployer.lint.alembic_columns import column_ddl, column_op, sync_enum
 from deployer.lint.operations import Migration, Operation
 from deployer.lint.sql import SqlError, sql_operations
-
-VOLATILE_SA = {"gen_random_uuid", "uuid_generate_v4", "clock_timestamp", "random", "nextval"}
-SERIAL_TYPES = {"Serial", "BigSerial", "SmallSerial"}
-
-
-def _const(node: ast.AST | None) -> Any:
-    """The value of a literal (str, number, bool, None), of ``sa.text('...')``, or None."""
-    if node is None:
-        return None
-    if isinstance(node, ast.Constant):
-        return node.value
-    if isinstance(node, ast.Call) and _call_name(node) in ("text", "literal_column") and node.args:
-        return _const(node.args[0])
-    if isinstance(node, ast.Call) and _call_name(node) == "f" and node.args:  # op.f("name")
-        return _const(node.args[0])
-    return None
-
-
-def _dialect_branch(test: ast.expr) -> bool | None:
-    """For ``X.dialect.name == "name"`` (or ``!=``, or ``in (...)``): whether the body is
-    what runs on PostgreSQL (True) or the else branch (False); None for any other test."""
-    if not (isinstance(test, ast.Compare) and len(test.ops) == 1):
-        return None
-    left, op, right = test.left, test.ops[0], test.comparators[0]
-    is_name = (
-        isinstance(left, ast.Attribute)
-        and left.attr == "name"
-        and isinstance(left.value, ast.Attribute)
-        and left.value.attr == "dialect"
-    )
-    if not is_name:
-        return None
-    if isinstance(op, ast.Eq | ast.NotEq) and isinstance(_const(right), str):
-        postgres = _const(right) in ("postgresql", "postgres")
-        return postgres if isinstance(op, ast.Eq) else not postgres
-    if isinstance(op, ast.In | ast.NotIn) and isinstance(right, ast.Tuple | ast.List | ast.Set):
-        names = {_const(e) for e in right.elts}
-        postgres = bool(names & {"postgresql", "postgres"})
-        return postgres if isinstance(op, ast.In) else not postgres
-    return None
-
-
-def _call_name(node: ast.Call) -> str:
-    f = node.func
-    if isinstance(f, ast.Attribute):
-        return f.attr
-    if isinstance(f, ast.Name):
-        return f.id
-    return ""
-
-
-def _kw(call: ast.Call, name: str) -> ast.AST | None:
-    for kw in call.keywords:
-        if kw.arg == name:
-            return kw.value
-    return None
-
-
-def _arg(call: ast.Call, index: int, name: str) -> ast.AST | None:
-    if len(call.args) > index:
-        return call.args[index]
-    return _kw(call, name)
-
-
-def _type_text(node: ast.AST | None) -> str | None:
-    """``sa.String(100)`` -> ``varchar(100)``; ``sa.Text()`` -> ``text`` (for type rules)."""
-    if node is None:
-        return None
-    name = ""
-    args: list[Any] = []
-    if isinstance(node, ast.Call):
-        name = _call_name(node)
-        args = [_const(a) for a in node.args]
-        length = _const(_kw(node, "length"))
-        if length is not None:
-            args = [length]
-    elif isinstance(node, ast.Attribute):
-        name = node.attr
-    elif isinstance(node, ast.Name):
-        name = node.id
-    mapping = {
-        "String": "varchar",
-        "VARCHAR": "varchar",
-        "Unicode": "varchar",
-        "Text": "text",
-        "TEXT": "text",
-        "UnicodeText": "text",
-        "Integer": "int4",
-        "INTEGER": "int4",
-        "BigInteger": "int8",
-        "BIGINT": "int8",
-        "SmallInteger": "int2",
-        "Numeric": "numeric",
-        "NUMERIC": "numeric",
-        "TIMESTAMP": "timestamp",
-        "DateTime": "timestamp",
-        "Time": "time",
-        "TIME": "time",
-        "Interval": "interval",
-        "INTERVAL": "interval",
-        "CIDR": "cidr",
-        "INET": "inet",
-        "BIT": "bit",
-    }
-    base = mapping.get(name, name.lower())
-    if isinstance(node, ast.Call) and base in ("timestamp", "time"):
-        if _const(_kw(node, "timezone")) is True:
-            base += "tz"
-        precision = _const(_kw(node, "precision"))
-        if isinstance(precision, int):
-            args = [precision]
-    mods = [str(a) for a in args if isinstance(a, int)]
-    return f"{base}({','.join(mods)})" if mods else base
-
-
-def _default_info(node: ast.AST | None) -> tuple[bool, bool, str]:
-    """(has default, volatile, text) of a ``server_default=`` value."""
-    if node is None or (isinstance(node, ast.Constant) and node.value is None):
-        return False, False, ""
-    text = _const(node)
-    if isinstance(text, str):
-        lowered = text.lower()
-        return True, any(f"{f}(" in lowered for f in VOLATILE_SA), text
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-        # sa.func.gen_random_uuid()
-        name = node.func.attr
-        return True, name in VOLATILE_SA, f"{name}()"
-    return True, False, ast.unparse(node)
 
 
 @dataclass
@@ -405,8 +286,8 @@ class _Reader:
             case "add_column":
                 column = _arg(call, 1 + shift, "column")
                 table = table_at(0, "table_name")
-                add(self._column(column, base, table))
-                self.ops += self._column_ddl(column, base, table)
+                add(column_op(column, base, table))
+                self.ops += column_ddl(column, base, table)
             case "drop_column":
                 add(
                     Operation(
@@ -469,7 +350,7 @@ class _Reader:
             case "execute":
                 self.execute(call, base)
             case "sync_enum_values":  # alembic_postgresql_enum: recreates the type
-                self.ops += self._sync_enum(call, base)
+                self.ops += sync_enum(call, base)
             case "get_bind" | "get_context" | "f" | "inline_literal":
                 pass
             case "bulk_insert":
@@ -477,110 +358,6 @@ class _Reader:
             case _:
                 if method.startswith(("create_", "drop_", "alter_", "rename_")):
                     add(Operation(k.ALTER_OTHER, **base, table=table_at(0, "table_name")))
-
-    def _column(self, col: ast.AST | None, base: dict[str, Any], table: str | None) -> Operation:
-        if not isinstance(col, ast.Call):
-            return Operation(k.ADD_COLUMN, **base, table=table)
-        name = _const(col.args[0]) if col.args else _const(_kw(col, "name"))
-        type_node = col.args[1] if len(col.args) > 1 else _kw(col, "type_")
-        nullable = _const(_kw(col, "nullable"))
-        primary = bool(_const(_kw(col, "primary_key")))
-        has_default, volatile, text = _default_info(_kw(col, "server_default"))
-        identity = any(
-            isinstance(a, ast.Call) and _call_name(a) == "Identity" for a in col.args[1:]
-        )
-        type_text = _type_text(type_node)
-        if not identity and isinstance(type_node, ast.AST):
-            shown = ast.unparse(type_node).lower()  # once, not once per serial type
-            identity = any(s in shown for s in SERIAL_TYPES)
-        computed = [
-            a for a in col.args[1:] if isinstance(a, ast.Call) and _call_name(a) == "Computed"
-        ]
-        return Operation(
-            k.ADD_COLUMN,
-            **base,
-            table=table,
-            name=name,
-            not_null=nullable is False or primary,
-            has_default=has_default,
-            default_volatile=volatile,
-            default_text=text,
-            identity=identity,
-            generated_stored=bool(computed),
-            type_to=type_text,
-        )
-
-    def _column_ddl(
-        self, col: ast.AST | None, base: dict[str, Any], table: str | None
-    ) -> list[Operation]:
-        """What Alembic emits after ADD COLUMN for the Column's own arguments (its
-        ``add_column`` runs AddConstraint for each constraint and CreateIndex for each index
-        of the column): a validating FOREIGN KEY for ``sa.ForeignKey(...)``, ADD UNIQUE for
-        ``unique=True``, a plain CREATE INDEX for ``index=True``."""
-        if not isinstance(col, ast.Call):
-            return []
-        name = _const(col.args[0]) if col.args else _const(_kw(col, "name"))
-        out = []
-        for a in col.args[1:]:
-            if isinstance(a, ast.Call) and _call_name(a) == "ForeignKey":
-                fk = _const(_kw(a, "name"))
-                out.append(
-                    Operation(
-                        k.ADD_CONSTRAINT,
-                        **base,
-                        table=table,
-                        name=fk if isinstance(fk, str) else f"foreign key on {name}",
-                        constraint="foreign_key",
-                        not_valid=False,
-                    )
-                )
-        if _const(_kw(col, "unique")) is True:
-            out.append(
-                Operation(
-                    k.ADD_CONSTRAINT,
-                    **base,
-                    table=table,
-                    name=f"unique on {name}",
-                    constraint="unique",
-                )
-            )
-        if _const(_kw(col, "index")) is True:
-            out.append(
-                Operation(
-                    k.CREATE_INDEX,
-                    **base,
-                    table=table,
-                    name=f"ix_{table}_{name}" if table and name else None,
-                    concurrently=False,
-                )
-            )
-        return out
-
-    def _sync_enum(self, call: ast.Call, base: dict[str, Any]) -> list[Operation]:
-        """``op.sync_enum_values(schema, enum_name, new_values, affected_columns)`` creates
-        a new type and converts every listed column to it with USING: each table is
-        rewritten under ACCESS EXCLUSIVE."""
-        enum = _const(_arg(call, 1, "enum_name"))
-        refs: list[ast.Call | None] = [
-            n
-            for n in ast.walk(_arg(call, 3, "affected_columns") or ast.List(elts=[]))
-            if isinstance(n, ast.Call) and _call_name(n) == "TableReference"
-        ]
-        out = []
-        for ref in refs or [None]:
-            table = _const(_arg(ref, 1, "table_name")) if ref is not None else None
-            column = _const(_arg(ref, 2, "column_name")) if ref is not None else None
-            out.append(
-                Operation(
-                    k.ALTER_COLUMN_TYPE,
-                    **base,
-                    table=table if isinstance(table, str) else "every table using it",
-                    name=column if isinstance(column, str) else enum,
-                    type_from=f"enum {enum}",
-                    type_to=f"enum {enum} with new values (sync_enum_values, USING)",
-                )
-            )
-        return out
 
     def _alter_column(
         self, call: ast.Call, base: dict[str, Any], table: str | None, column: Any
