@@ -5,7 +5,7 @@ never fails and costs nothing when no one listens."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 Listener = Callable[[str, dict[str, Any]], None]
@@ -20,15 +20,6 @@ def emit(event: str, **fields: Any) -> None:
     for listener in list(_listeners):
         with contextlib.suppress(Exception):  # a drawing problem never stops a release
             listener(event, fields)
-
-
-@contextlib.contextmanager
-def subscribed(listener: Listener) -> Iterator[None]:
-    _listeners.append(listener)
-    try:
-        yield
-    finally:
-        _listeners.remove(listener)
 
 
 def subscribe(listener: Listener) -> None:

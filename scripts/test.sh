@@ -4,14 +4,8 @@
 # them at the end. Extra arguments go to pytest (e.g. scripts/test.sh -k lock).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ "$(id -u)" -ne 0 ]; then  # the test bed runs sshd and PostgreSQL's own user: root
-  if command -v sudo >/dev/null; then
-    echo "scripts/test.sh: root is needed (sshd on loopback, the postgres user): re-running with sudo" >&2
-    exec sudo --preserve-env=DEPLOYER_TEST_WORKERS,KEEP bash "$0" "$@"
-  fi
-  echo "scripts/test.sh: root is needed (sshd on loopback, the postgres user), and there is no sudo" >&2
-  exit 1
-fi
+SCRIPT=scripts/test.sh
+. scripts/as_root.sh "$@"
 bash scripts/install.sh
 .venv/bin/ruff check deployer tests scripts bench examples migrations_safe
 .venv/bin/mypy

@@ -188,6 +188,7 @@ def test_the_scripts_escalate_only_with_sudo_and_say_so(
     repo = tmp_path / "repo"
     (repo / "scripts").mkdir(parents=True)
     (repo / "scripts" / script).write_text((ROOT / "scripts" / script).read_text())
+    (repo / "scripts" / "as_root.sh").write_text((ROOT / "scripts" / "as_root.sh").read_text())
     fake = tmp_path / "bin"
     fake.mkdir()
     (fake / "sudo").write_text('#!/bin/sh\necho "sudo $*" > "$(dirname "$0")/called"\n')
