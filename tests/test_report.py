@@ -1,0 +1,26 @@
+"""`deployer report`'s page from hostile record values: everything is escaped, nothing loads."""
+
+from __future__ import annotations
+
+from deployer.evidence.report_html import operation_page
+
+HOSTILE = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+
+
+def test_hostile_values_are_escaped() -> None:
+    rec = {
+        "kind": "release", "app": HOSTILE, "environment": "prod", "outcome": HOSTILE,
+        "message": HOSTILE, "warnings": [HOSTILE], "seq": 1, "id": "abc", "hash": HOSTILE,
+        "steps": [{"name": HOSTILE, "host": HOSTILE, "status": "ok", "seconds": 1,
+                   "detail": HOSTILE}],
+        "gates": [{"name": "post_switch", "target": HOSTILE, "probes": 1, "errors": 0,
+                   "p95_ms": 1, "passed": False, "reason": HOSTILE,
+                   "timeline": [[0, 1, 0, 1.0]]}],
+        "lint": {"errors": 1, "blocking": [{"revision": HOSTILE, "rule": "x", "message": HOSTILE}]},
+    }  # fmt: skip
+    score = {"item": HOSTILE, "items": [{"title": HOSTILE, "earned": False, "missing": HOSTILE}]}
+    chain = {"ok": False, "records": 1, "problem": HOSTILE, "head": HOSTILE}
+    page = operation_page(rec, chain, score, {})
+    for tag in ("<script", "<img"):  # as text (escaped) only, never as markup
+        assert tag not in page
+    assert "&lt;script&gt;" in page
