@@ -120,6 +120,16 @@ KILL_POINTS = [
 WATCHED = {"upload", "armed", "finish"}
 
 
+def _router_state(deploy: Deploy) -> str:
+    """What the router host shows, for a failure message: the upstream, the timer's marker."""
+    up = Path(str(deploy.bed.upstream_file))
+    parts = []
+    for p in (up, *up.parent.glob(up.name + ".deployer-*"), up.parent / "logs" / "error.log"):
+        text = p.read_text(errors="replace") if p.is_file() else "?"
+        parts.append(f"{p.name}: {text.strip()[-300:]}")
+    return "; ".join(parts)
+
+
 def _appeared(deploy: Deploy, where: str) -> bool:
     if where == "upload":
         return any(deploy.root.glob("releases/.deployer-upload.*/upload.tar.gz"))
@@ -177,7 +187,7 @@ def test_sigkill_anywhere_then_recover_from_a_fresh_checkout(
             time.sleep(0.05)
         if where == "armed":  # the timer fires on the upstream that is live anyway
             time.sleep(max(0.0, killed_at + 7 - time.monotonic()))
-        assert _live_version(deploy) == expected
+        assert _live_version(deploy) == expected, _router_state(deploy)
         load.stop.set()
     if where not in ("switch", "post-switch-gate"):  # users saw no error
         assert load.stats.server_errors == 0 and not load.stats.failures, load.stats.statuses

@@ -99,21 +99,26 @@ def switch(staged: str, path: str, test: Shell, reload: Shell, pid_file: str) ->
     nothing was loaded), nginx is not running (96), the reload fails (99), or no new worker
     appears within 10 s (98). Only after new workers serve is the backup dropped; it then
     waits (at most 2 s) until the old workers stop accepting connections. Prints ``old: PID
-    PID`` for the workers that will drain.
+    PID`` for the workers that will drain. Switches on one router take turns (``flock`` on
+    ``PATH.deployer-switch.lock``, at most 30 s): the dead-man timer firing while deployer's
+    own switch runs must not have its work undone by the other's restore.
     """
     f, s, b = join([path]).text, join([staged]).text, join([path + ".deployer-prev"]).text
-    pid = join([pid_file]).text
+    pid, lock = join([pid_file]).text, join([path + ".deployer-switch.lock"]).text
     script = (
+        # one switch at a time on this router (deployer's, the dead-man timer's, a canary
+        # shift's): they share the backup file, and one's restore must not undo the other
+        f"if command -v flock >/dev/null; then exec 9>>{lock} && flock -w 30 9 || exit 1; fi; "
         f"had=0; if [ -f {f} ]; then cp -p {f} {b} || exit 1; had=1; fi; "
         f"restore() {{ if [ $had = 1 ]; then mv -f {b} {f}; else rm -f {f}; fi; }}; "
         "trap 'rc=$?; if [ $rc -ne 0 ]; then restore; fi' EXIT; "
         f"mv -f {s} {f} || exit 1; "
-        f"if ! {{ {test.text}; }} >&2; then exit {TEST_FAILED}; fi; "
+        f"if ! {{ {test.text}; }} 9>&- >&2; then exit {TEST_FAILED}; fi; "
         f"m=$(cat {pid} 2>/dev/null); "
         f'if [ -z "$m" ] || ! kill -0 "$m" 2>/dev/null; then '
         f"echo 'nginx is not running (no live master in {pid_file})' >&2; exit {NOT_RUNNING}; fi; "
         "old=$(ps -o pid= --ppid \"$m\" | tr -s ' \\n' ' '); "
-        f"if ! {{ {reload.text}; }} >&2; then exit {RELOAD_FAILED}; fi; i=0; "
+        f"if ! {{ {reload.text}; }} 9>&- >&2; then exit {RELOAD_FAILED}; fi; i=0; "
         'while [ $i -lt 200 ]; do for p in $(ps -o pid= --ppid "$m"); do '
         'case " $old " in *" $p "*) ;; *) '
         f"trap - EXIT; rm -f {b}; "
