@@ -120,6 +120,11 @@ class Target(Protocol):
         """The command that calls the router's dead-man timer off (None: no timer)."""
         ...
 
+    def leave_out(self, hosts: dict[str, str]) -> None:
+        """Hosts the batch policy let the release go on without (host -> what failed):
+        the switches that follow do not route to them."""
+        ...
+
     def result_facts(self, observed: Observed | None) -> dict[str, Any] | None:
         """What the result and the evidence record should carry about the target (e.g. the
         deployments from and to, the API calls made); None: nothing beyond the colors."""

@@ -7,12 +7,11 @@ is refused unless ``accept_new_host_key`` was given, and a changed key is always
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import io
-import json
 import os
 import subprocess
-import tarfile
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,11 +19,10 @@ from typing import Any
 
 from deployer import progress
 from deployer.adapters import known_hosts as known_hosts_file
-from deployer.commands import files
-from deployer.commands.shell import Secret, Shell, join, redact, stdin_script
-from deployer.errors import CommandFailed, DeployerError, HostError, HostKeyError
+from deployer.commands.shell import Secret, Shell, redact, stdin_script
+from deployer.errors import CommandFailed, HostError, HostKeyError
 from deployer.playbook.models import Host
-from deployer.ports import CommandResult, Runner
+from deployer.ports import CommandResult
 
 #: a command given no timeout of its own gets this one: nothing waits forever on a host
 DEFAULT_TIMEOUT = 120.0
@@ -62,6 +60,41 @@ class _StrictPolicy:
             fh.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
 
 
+#: connection attempts to a host before it is declared unreachable (bounded in time too)
+CONNECT_ATTEMPTS = 3
+#: a host that stops answering mid-command is declared lost after about this many seconds
+DEAD_PEER_SECONDS = 15
+
+
+class Unreachable(HostError):
+    """Could not connect (may pass: refused, timed out, reset), as opposed to a host key or
+    login that is refused."""
+
+
+def _detect_dead_peer(conn: Any) -> None:
+    """A host cut off mid-command (a pulled cable, a dead VM) must not hang a step until
+    its command timeout: SSH keepalives every 5 s, and the kernel gives up on unanswered
+    data after ``DEAD_PEER_SECONDS`` (TCP_USER_TIMEOUT, TCP keepalive on Linux)."""
+    import socket
+
+    transport = conn.client.get_transport()
+    if transport is None:
+        return
+    transport.set_keepalive(5)
+    sock = transport.sock
+    opts = [
+        (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1),
+        (socket.IPPROTO_TCP, getattr(socket, "TCP_KEEPIDLE", None), 5),
+        (socket.IPPROTO_TCP, getattr(socket, "TCP_KEEPINTVL", None), 2),
+        (socket.IPPROTO_TCP, getattr(socket, "TCP_KEEPCNT", None), 3),
+        (socket.IPPROTO_TCP, getattr(socket, "TCP_USER_TIMEOUT", None), DEAD_PEER_SECONDS * 1000),
+    ]
+    for level, name, value in opts:
+        if name is not None:
+            with contextlib.suppress(OSError, AttributeError):
+                sock.setsockopt(level, name, value)
+
+
 class SshRunner:
     def __init__(
         self,
@@ -80,10 +113,36 @@ class SshRunner:
         self._secrets = list(secrets)
         self._timeout = connect_timeout
         self._conn: Any = None
+        self._connecting = threading.Lock()
 
     def _connect(self) -> Any:
         if self._conn is not None:
             return self._conn
+        with self._connecting:  # a host's lane and the router's drain may share a runner
+            if self._conn is None:
+                self._conn = self._open_retrying()
+            return self._conn
+
+    def _open_retrying(self) -> Any:
+        """Connect, retrying what may pass (refused, timed out, reset) a bounded number of
+        times within a bounded time; never an unknown key or a refused login."""
+        from tenacity import (
+            Retrying,
+            retry_if_exception_type,
+            stop_after_attempt,
+            stop_after_delay,
+            wait_exponential,
+        )
+
+        retrying = Retrying(
+            stop=stop_after_attempt(CONNECT_ATTEMPTS) | stop_after_delay(self._timeout * 2),
+            wait=wait_exponential(multiplier=0.25, max=2),
+            retry=retry_if_exception_type(Unreachable),
+            reraise=True,
+        )
+        return retrying(self._open)
+
+    def _open(self) -> Any:
         import paramiko
         from fabric import Config, Connection
 
@@ -133,8 +192,8 @@ class SshRunner:
         except paramiko.AuthenticationException as exc:
             raise HostError(f"{self.label}: authentication failed ({exc})") from exc
         except (TimeoutError, paramiko.SSHException, OSError, EOFError) as exc:
-            raise HostError(f"{self.label}: cannot connect: {exc or type(exc).__name__}") from exc
-        self._conn = conn
+            raise Unreachable(f"{self.label}: cannot connect: {exc or type(exc).__name__}") from exc
+        _detect_dead_peer(conn)
         return conn
 
     def run(
@@ -157,12 +216,23 @@ class SshRunner:
         except (OSError, EOFError) as exc:
             self._conn = None
             raise HostError(f"{self.label}: connection lost: {exc}") from exc
+        self._check_alive(conn, command)
         result = CommandResult(
             res.exited, redact(res.stdout, self._secrets), redact(res.stderr, self._secrets)
         )
         if check and not result.ok:
             raise CommandFailed(self.name, command.shown, result.exit_status, result.stderr)
         return result
+
+    def _check_alive(self, conn: Any, command: Shell) -> None:
+        """A channel closed under a command (exit status -1) by a dead connection: the host
+        stopped answering, which is not the command failing."""
+        transport = conn.client.get_transport()
+        if transport is None or not transport.is_active():
+            self._conn = None
+            raise HostError(
+                f"{self.label}: stopped answering during `{command.shown[:80]}` (connection lost)"
+            )
 
     def _run_script(
         self, conn: Any, command: Shell, *, check: bool, timeout: float
@@ -199,6 +269,7 @@ class SshRunner:
                 status = chan.recv_exit_status()
             finally:
                 chan.close()
+            self._check_alive(conn, command)
         except (OSError, EOFError) as exc:
             self._conn = None
             raise HostError(f"{self.label}: connection lost: {exc}") from exc
@@ -269,82 +340,3 @@ class LocalRunner:
 
     def close(self) -> None:
         pass
-
-
-def archive(local: Path) -> bytes:
-    """A tar.gz of a file or a directory's contents (no owners, no caches)."""
-
-    def keep(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
-        if "__pycache__" in info.name or info.name.endswith(".pyc"):
-            return None
-        info.uid = info.gid = 0
-        info.uname = info.gname = ""
-        return info
-
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        if local.is_dir():
-            for child in sorted(local.iterdir()):
-                tar.add(child, arcname=child.name, filter=keep)
-        else:
-            tar.add(local, arcname=local.name, filter=keep)
-    return buf.getvalue()
-
-
-def digest_tree(local: Path) -> str:
-    """SHA-256 of what is shipped (relative paths, modes, contents; not mtimes), so the same
-    build always has the same digest."""
-    h = hashlib.sha256()
-    files = [local] if local.is_file() else sorted(p for p in local.rglob("*") if p.is_file())
-    for path in files:
-        rel = path.name if path == local else path.relative_to(local).as_posix()
-        if "__pycache__" in rel or rel.endswith(".pyc"):
-            continue
-        h.update(f"{rel}\0{path.stat().st_mode & 0o777:o}\0".encode())
-        h.update(hashlib.sha256(path.read_bytes()).digest())
-    return h.hexdigest()
-
-
-def upload(runner: Runner, local: Path, dest: str, version: str = "") -> str:
-    """Ship a local file or directory as the immutable release directory ``dest``.
-
-    A version is shipped once: staged in a fresh private directory beside ``dest`` (never a
-    name another local user could guess), unpacked, given a manifest (version, digest,
-    time) and renamed into place in one step. The same build already there is not shipped
-    again; another build under the same name is refused, never overwritten.
-    """
-    if not local.exists():
-        raise HostError(f"{runner.name}: upload source {local} does not exist")
-    digest = digest_tree(local)
-    kind, _, text = runner.run(files.inspect_release(dest)).stdout.partition("\n")
-    if kind.strip() == "manifest":
-        try:
-            shipped = json.loads(text).get("digest")
-        except (ValueError, AttributeError):
-            shipped = None
-        if shipped == digest:
-            return f"{dest} already holds this build ({digest[:12]}); not shipped again"
-        raise DeployerError(
-            f"{runner.name}: {dest} already holds another build ({str(shipped)[:12]}, not "
-            f"{digest[:12]}); releases are immutable: release it under a new version"
-        )
-    if kind.strip() == "unmanaged":
-        raise DeployerError(
-            f"{runner.name}: {dest} exists but was not shipped by deployer (no manifest); "
-            "move it away or release under a new version"
-        )
-    data = archive(local)
-    staging = text.strip()
-    if not staging.startswith("/") or "\n" in staging:
-        raise HostError(f"{runner.name}: mktemp -d printed {staging[:80]!r}, not a directory")
-    manifest = json.dumps(
-        {"version": version, "digest": digest, "shipped_at": time.time(), "source": str(local)},
-        sort_keys=True,
-    )
-    try:
-        runner.put_bytes(data, f"{staging}/upload.tar.gz")
-    except BaseException:
-        runner.run(join(["rm", "-rf", "--", staging]), check=False)
-        raise
-    runner.run(files.install_release(staging, dest, manifest))
-    return f"{dest} ({digest[:12]})"

@@ -45,6 +45,24 @@ def probe(client: httpx.Client, url: str, expect: Expectation) -> tuple[str | No
     return failure, (time.perf_counter() - start) * 1000
 
 
+def probe_each(urls: dict[str, str], expect: Expectation, timeout: float) -> dict[str, str]:
+    """One probe of each URL, all at once: name -> "ok" or why not (a fleet's status, or
+    the hosts to name when a gate through the router failed)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not urls:
+        return {}
+
+    def one(url: str) -> str:
+        with _client(timeout) as client:
+            failure, _ = probe(client, url, expect)
+        return failure or "ok"
+
+    with ThreadPoolExecutor(min(len(urls), 32), thread_name_prefix="probe") as pool:
+        results = list(pool.map(one, urls.values()))
+    return dict(zip(urls, results, strict=True))
+
+
 class _Gone(Exception):
     pass
 
@@ -57,8 +75,12 @@ def pre_switch(
     client: httpx.Client | None = None,
     alive: Callable[[], bool] | None = None,
     headers: dict[str, str] | None = None,
+    cancel: Callable[[], None] | None = None,
 ) -> GateResult:
     """Probe ``url`` until ``spec.successes`` consecutive passes, within ``spec.budget``.
+
+    ``cancel`` is called before each probe and may raise (a pending signal, seen from a
+    host's lane, which the signal handler cannot interrupt).
 
     After a failed probe, ``alive`` (the service's status command) is asked, at most once a
     second: a process that is gone fails the gate at once instead of after the budget.
@@ -73,6 +95,8 @@ def pre_switch(
 
     def attempt() -> int:
         nonlocal streak, asked
+        if cancel is not None:
+            cancel()
         failure, ms = probe(http, url, expect)
         result.probes += 1
         result.latencies_ms.append(ms)

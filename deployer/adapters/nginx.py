@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -21,6 +22,8 @@ class NginxAdapter:
     drain_timeout: float
     draining: set[int] = field(default_factory=set)
     last_drain_s: float = 0.0
+    #: hosts' lanes stop their old colors in parallel: one of them waits for the drain
+    _drain_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def read(self) -> str:
         return self.runner.run(nginx.read_upstream(self.upstream_file)).stdout
@@ -82,6 +85,10 @@ class NginxAdapter:
 
     def wait_drained(self) -> float:
         """Wait (bounded by ``drain_timeout``) until old workers have exited."""
+        with self._drain_lock:
+            return self._wait_drained()
+
+    def _wait_drained(self) -> float:
         started = time.monotonic()
         deadline = started + self.drain_timeout
         while self.draining:

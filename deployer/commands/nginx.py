@@ -51,6 +51,49 @@ def canary_conf(
     return "\n".join(lines) + "\n"
 
 
+def batch_conf(
+    name: str,
+    live: tuple[str, str],
+    new: tuple[str, str],
+    servers: Sequence[tuple[str, bool]],
+    batch: tuple[int, int],
+    keepalive: int,
+) -> str:
+    """A fleet mid-way: each server is its host's old or new color (``servers``: address
+    and whether it has moved). The first line still names the old color as live (a crash
+    between batches is undone towards it)."""
+    (color, version), (new_color, new_version), (k, n) = live, new, batch
+    lines = [
+        f"# deployer: live={color} version={version}",
+        f"# deployer: batch={k}/{n} new={new_color} version={new_version}",
+        f"upstream {name} {{",
+    ]
+    lines += [f"    server {s} max_fails=0;" for s, _ in servers]
+    if keepalive:
+        lines.append(f"    keepalive {keepalive};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+LEFT_OUT = re.compile(r"^# deployer: out=(\S+)$", re.MULTILINE)
+
+
+def leave_out(conf: str, hosts: Sequence[str], addresses: Sequence[str]) -> str:
+    """``conf`` without the servers at ``addresses`` (hosts the batch policy left out),
+    and a line naming those hosts (for `deployer status`)."""
+    if not hosts:
+        return conf
+    drop = tuple(f"    server {a} " for a in addresses)
+    lines = [ln for ln in conf.splitlines() if not ln.startswith(drop)]
+    lines.insert(1, f"# deployer: out={','.join(hosts)}")
+    return "\n".join(lines) + "\n"
+
+
+def left_out(conf: str) -> list[str]:
+    m = LEFT_OUT.search(conf)
+    return m.group(1).split(",") if m else []
+
+
 #: nginx's access-log format that canary analysis reads (`deployer docs strategy`)
 LOG_FORMAT = (
     "log_format deployer '$time_iso8601 $upstream_addr $status $request_time "
@@ -167,7 +210,8 @@ def arm_dead_man(path: str, test: Shell, reload: Shell, pid_file: str, seconds: 
         f"sleep {seconds:g} && {{ ( {body.text} ) >/dev/null 2>&1; rc=$?; "
         f'echo "$(date +%s) $rc" > {fired}; }}; rm -f {timer}'
     )
-    text = (
+    text = (  # armed again (a fleet's next batch): the running timer is replaced
+        f'if [ -f {timer} ]; then kill -- -"$(cat {timer})" 2>/dev/null; fi; '
         f"rm -f {fired}; setsid bash -c {join([script]).text} >/dev/null 2>&1 </dev/null & "
         f"echo $! > {timer}"
     )

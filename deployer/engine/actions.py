@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -53,6 +54,10 @@ class Actions:
                     return what
                 return ""
             case Gate():
+                if threading.current_thread() is not threading.main_thread():
+                    # a host's lane: the signal handler cannot reach this thread; the gate
+                    # looks for a pending signal between its probes instead
+                    return self._gate(action, cancel=self.guard.check)
                 with self.guard.interruptible():  # a gate changes nothing: stop at once
                     return self._gate(action)
             case Migrate():
@@ -217,14 +222,28 @@ class Actions:
 
         return check
 
-    def _gate(self, gate: Gate) -> str:
+    def _diagnose(self, gate: Gate) -> str:
+        """After a gate through the router failed: which hosts answer badly on their own."""
+        if not gate.diagnose:
+            return ""
+        timeout = min(self.pb.gates.post_switch.timeout, 3.0)
+        seen = http.probe_each(dict(gate.diagnose), gate.expect, timeout)
+        bad = [f"{h}: {why}" for h, why in seen.items() if why != "ok"]
+        return f" (hosts failing on their own: {'; '.join(bad)})" if bad else ""
+
+    def _gate(self, gate: Gate, cancel: Callable[[], None] | None = None) -> str:
         results = []
         headers = {k: v.value if isinstance(v, Secret) else v for k, v in gate.headers}
         for i, url in enumerate(gate.urls):
             if gate.kind == "pre_switch":
                 alive = self._alive(*gate.alive[i]) if i < len(gate.alive) else None
                 res = http.pre_switch(
-                    url, self.pb.gates.pre_switch, gate.expect, alive=alive, headers=headers
+                    url,
+                    self.pb.gates.pre_switch,
+                    gate.expect,
+                    alive=alive,
+                    headers=headers,
+                    cancel=cancel,
                 )
                 self.gates.append(res)
             else:  # appended before it runs: an interrupted gate keeps its samples
@@ -233,7 +252,9 @@ class Actions:
                 )
             results.append(res)
             if not res.passed:
+                about = f" {gate.about}" if gate.about else ""
                 raise GateFailed(
-                    f"{gate.kind.replace('_', '-')} gate failed on {url}: {res.reason}"
+                    f"{gate.kind.replace('_', '-')} gate failed{about} on {url}: {res.reason}"
+                    + self._diagnose(gate)
                 )
         return "; ".join(r.summary() for r in results)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from deployer.adapters.hosts import LocalRunner, SshRunner
@@ -16,12 +17,14 @@ class HostPool:
         self.accept_new_host_key = accept_new_host_key
         self._runners: dict[str, Runner] = {}
         self._router: NginxAdapter | None = None
+        self._lock = threading.RLock()  # hosts' lanes ask for runners from several threads
 
     def runner(self, name: str) -> Runner:
         """The shared runner of a host (one connection for the whole operation)."""
-        if name not in self._runners:
-            self._runners[name] = self.fresh_runner(name)
-        return self._runners[name]
+        with self._lock:
+            if name not in self._runners:
+                self._runners[name] = self.fresh_runner(name)
+            return self._runners[name]
 
     def fresh_runner(self, name: str) -> Runner:
         """A runner of its own (the lock's heartbeat thread); the caller closes it."""
@@ -46,6 +49,10 @@ class HostPool:
 
     @property
     def router(self) -> NginxAdapter:
+        with self._lock:
+            return self._make_router()
+
+    def _make_router(self) -> NginxAdapter:
         if self._router is None:
             pb, ctx = self.ctx.pb, self.ctx
             host = pb.router_host

@@ -51,11 +51,45 @@ class OperationResult:
     migrations: dict[str, Any] | None = None
     drill: dict[str, Any] | None = None
     target: dict[str, Any] | None = None
+    #: per app host: what happened there (a fleet is never left mixed without saying so)
+    hosts: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
         d["duration_s"] = round((self.ended_at or time.time()) - self.started_at, 3)
         return d
+
+
+def host_results(pb: Any, out: SagaOutcome) -> list[dict[str, Any]]:
+    """Each app host's part: ``released`` (serves the new version), ``left_out`` (its
+    failure was within max_failures: out of the router), ``aborted`` (nothing reached
+    users), ``switched_back``; with the error seen there, if any."""
+    if getattr(pb, "fleet", None) is None:
+        return []
+    batches = pb.fleet.batches([h.name for h in pb.app_hosts])
+    batch_of = {h: i for i, b in enumerate(batches, 1) for h in b}
+    errors: dict[str, str] = {}
+    for r in out.records:
+        if r.host and r.status in ("failed", "undo-failed") and r.host not in errors:
+            errors[r.host] = f"{r.name}: {r.detail}"
+    hosts = []
+    for h in pb.app_hosts:
+        if h.name in out.left_out:
+            state = "left_out"
+        elif out.failed is None:
+            state = "released"
+        else:
+            state = "switched_back" if out.switched else "aborted"
+        hosts.append(
+            {
+                "host": h.name,
+                "address": h.reach,
+                "batch": batch_of.get(h.name),
+                "outcome": state,
+                "error": out.left_out.get(h.name) or errors.get(h.name),
+            }
+        )
+    return hosts
 
 
 def new_id(prefix: str = "") -> str:
@@ -176,6 +210,7 @@ class Engine:
                     f"{kind} {self.pb.app} {version}: live {observed.live_color or 'none'} "
                     f"({observed.live_version or '-'}) -> {observed.idle_color}"
                 )
+                fleet = getattr(self.pb, "fleet", None)  # a platform target has no hosts
                 saga = Saga(
                     op_id,
                     steps,
@@ -184,6 +219,9 @@ class Engine:
                     self.reporter,
                     interrupt=self._interrupt,
                     op=op,
+                    max_failures=fleet.failures_allowed(len(self.pb.app_hosts)) if fleet else 0,
+                    workers=fleet.parallel if fleet else 1,
+                    on_left_out=self.target.leave_out,
                 )
                 out = saga.run()
                 if conclude is None:
@@ -263,12 +301,17 @@ class Engine:
         result.warnings = noted + out.warnings + self.actions.warnings
         result.restore_seconds = out.restore_seconds
         result.migrations = self.actions.migrations
+        result.hosts = host_results(self.pb, out)
 
     def _conclude(self, result: OperationResult, out: SagaOutcome) -> None:
         self.record(result, out)
         if out.failed is None:
             result.outcome, result.exit_code = "succeeded", ExitCode.OK
             result.message = f"{result.version} is live on {result.to_color}"
+            if out.left_out:  # within max_failures: said in the message, not only a warning
+                result.message += "; left out of the router: " + "; ".join(
+                    f"{h} ({why})" for h, why in out.left_out.items()
+                )
             if result.kind == "rollback" and out.switched_at is not None:
                 # a rollback restores from its start to its switch
                 switched = time.time() - (time.monotonic() - out.switched_at)

@@ -13,11 +13,13 @@ only the ones deployer expects, leads to compensation.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from deployer.errors import DeployerError
 from deployer.plan import Action, Step
 from deployer.ports import Journal, Reporter
 
@@ -55,6 +57,8 @@ class SagaOutcome:
     #: when a forward switch finished (time.monotonic())
     switched_at: float | None = None
     records: list[StepRecord] = field(default_factory=list)
+    #: hosts the batch policy let the release go on without: host -> what failed there
+    left_out: dict[str, str] = field(default_factory=dict)
 
     @property
     def restore_seconds(self) -> float | None:
@@ -86,24 +90,30 @@ def not_applied(exc: BaseException) -> bool:
     return bool(getattr(exc, "not_applied", False))
 
 
+class FleetFailed(DeployerError):
+    """More hosts failed than the batch policy allows."""
+
+
 class SafeReporter:
-    """A reporter that can never abort the saga (a rendering error is dropped)."""
+    """A reporter that can never abort the saga (a rendering error is dropped), called from
+    one thread at a time (lanes report from several)."""
 
     def __init__(self, inner: Reporter):
         self.inner = inner
+        self._lock = threading.Lock()
 
     def step_started(self, name: str, host: str | None) -> None:
-        with contextlib.suppress(Exception):
+        with self._lock, contextlib.suppress(Exception):
             self.inner.step_started(name, host)
 
     def step_finished(
         self, name: str, host: str | None, status: str, seconds: float, detail: str = ""
     ) -> None:
-        with contextlib.suppress(Exception):
+        with self._lock, contextlib.suppress(Exception):
             self.inner.step_finished(name, host, status, seconds, detail)
 
     def note(self, message: str) -> None:
-        with contextlib.suppress(Exception):
+        with self._lock, contextlib.suppress(Exception):
             self.inner.note(message)
 
 
@@ -118,11 +128,18 @@ class Saga:
         *,
         interrupt: Interrupt | None = None,
         op: dict[str, Any] | None = None,
+        max_failures: int = 0,
+        workers: int = 32,
+        on_left_out: Callable[[dict[str, str]], None] | None = None,
     ):
         self.op_id, self.steps, self.execute = op_id, steps, execute
         self.journal, self.reporter = journal, SafeReporter(reporter)
         self.interrupt = interrupt or (lambda: None)
         self.op = op or {}
+        #: hosts whose lane may fail while the release goes on without them
+        self.max_failures, self.workers = max_failures, workers
+        self.on_left_out = on_left_out or (lambda hosts: None)
+        self._journal_lock = threading.Lock()
 
     def _log(self, step: Step, phase: str, **extra: Any) -> None:
         record = {
@@ -135,7 +152,8 @@ class Saga:
         }
         if phase == "start" and self.op:
             record["op"] = self.op  # enough to recover even if the begin record is damaged
-        self.journal.append(record)
+        with self._journal_lock:
+            self.journal.append(record)
 
     def _fail(self, step: Step, exc: BaseException, seconds: float, out: SagaOutcome) -> str:
         reason = describe_error(exc)
@@ -150,7 +168,24 @@ class Saga:
     def run(self) -> SagaOutcome:
         out = SagaOutcome()
         done: list[Step] = []
-        for step in self.steps:
+        i = 0
+        while i < len(self.steps):
+            step = self.steps[i]
+            if step.group:  # consecutive steps of one group: a lane per host, in parallel
+                j = i
+                while j < len(self.steps) and self.steps[j].group == step.group:
+                    j += 1
+                group = [s for s in self.steps[i:j] if s.host not in out.left_out]
+                i = j
+                if group and not self._group(group, done, out):
+                    return out
+                continue
+            i += 1
+            if step.after_pivot and step.host in out.left_out:
+                out.records.append(
+                    StepRecord(step.name, step.host, "skipped", 0.0, "host left out")
+                )
+                continue
             stop = self.interrupt()
             if stop is not None:
                 if step.after_pivot:
@@ -160,57 +195,122 @@ class Saga:
                     )
                     break
                 out.failed, out.error, out.verdict_at = step, stop, time.monotonic()
-                out.records.append(StepRecord(step.name, step.host, "skipped", 0.0, str(stop)))
+                self.record_skipped(step, str(stop), out)
                 self.compensate(done, out)
                 return out
-            t0 = time.monotonic()
-            try:
-                self._log(step, "start")
-            except Exception as exc:  # write-ahead: no record, no step
-                reason = self._fail(step, exc, 0.0, out)
-                if step.after_pivot:
-                    out.warnings.append(f"{step.key}: {reason}")
-                    break
-                out.failed, out.error, out.verdict_at = step, exc, time.monotonic()
-                self.compensate(done, out)
-                return out
-            try:
-                self.reporter.step_started(step.name, step.host)
-                detail = self.execute(step.do)
-            except (Exception, KeyboardInterrupt) as exc:
-                reason = self._fail(step, exc, time.monotonic() - t0, out)
-                if step.after_pivot:
-                    out.warnings.append(f"{step.key}: {reason}")
-                    if isinstance(exc, KeyboardInterrupt):
-                        break
-                    continue
-                applied = not not_applied(exc)
-                if _switches(step.do) and applied:
-                    out.switched = True  # the reload may have happened: users may have seen it
-                out.failed, out.error, out.verdict_at = step, exc, time.monotonic()
-                self.compensate(done + ([step] if applied else []), out)
-                return out
-            seconds = time.monotonic() - t0
-            try:
-                self._log(step, "done", detail=detail)
-            except Exception as exc:
-                # the step ran; without a record of it the release must not go on
-                out.records.append(StepRecord(step.name, step.host, "ok", seconds, detail))
+            ok, exc, applied = self.run_step(step, out)
+            if ok:
                 done.append(step)
-                if _switches(step.do):
-                    out.switched = True
-                if step.after_pivot:
-                    out.warnings.append(f"journal: {describe_error(exc)}")
-                    continue
-                out.failed, out.error, out.verdict_at = step, exc, time.monotonic()
-                self.compensate(done, out)
-                return out
-            out.records.append(StepRecord(step.name, step.host, "ok", seconds, detail))
-            self.reporter.step_finished(step.name, step.host, "ok", seconds, detail)
-            done.append(step)
-            if _switches(step.do):
-                out.switched, out.switched_at = True, time.monotonic()
+                continue
+            assert exc is not None
+            if step.after_pivot:
+                if applied is not None:  # it ran (or its record could not be written)
+                    out.warnings.append(f"{step.key}: {describe_error(exc)}")
+                if isinstance(exc, KeyboardInterrupt) or applied is None:
+                    break
+                continue
+            out.failed, out.error, out.verdict_at = step, exc, time.monotonic()
+            self.compensate(done + ([step] if applied else []), out)
+            return out
         return out
+
+    def record_skipped(self, step: Step, why: str, out: SagaOutcome) -> None:
+        out.records.append(StepRecord(step.name, step.host, "skipped", 0.0, why))
+
+    def run_step(self, step: Step, out: SagaOutcome) -> tuple[bool, BaseException | None, Any]:
+        """Journal, run and journal one step: ``(True, None, None)`` when it is done;
+        ``(False, error, applied)`` when not, ``applied`` saying whether it may have had its
+        effect (its undo runs too) and None when it never started (no start record)."""
+        t0 = time.monotonic()
+        try:
+            self._log(step, "start")
+        except Exception as exc:  # write-ahead: no record, no step
+            self._fail(step, exc, 0.0, out)
+            if step.after_pivot:
+                out.warnings.append(f"{step.key}: {describe_error(exc)}")
+            return False, exc, None
+        try:
+            self.reporter.step_started(step.name, step.host)
+            detail = self.execute(step.do)
+        except (Exception, KeyboardInterrupt) as exc:
+            self._fail(step, exc, time.monotonic() - t0, out)
+            applied = not not_applied(exc)
+            if _switches(step.do) and applied and not step.after_pivot:
+                out.switched = True  # the reload may have happened: users may have seen it
+            return False, exc, applied
+        seconds = time.monotonic() - t0
+        try:
+            self._log(step, "done", detail=detail)
+        except Exception as exc:
+            # the step ran; without a record of it the release must not go on
+            out.records.append(StepRecord(step.name, step.host, "ok", seconds, detail))
+            if _switches(step.do):
+                out.switched = True
+            if step.after_pivot:
+                out.warnings.append(f"journal: {describe_error(exc)}")
+                return True, None, None
+            return False, exc, True
+        out.records.append(StepRecord(step.name, step.host, "ok", seconds, detail))
+        self.reporter.step_finished(step.name, step.host, "ok", seconds, detail)
+        if _switches(step.do):
+            out.switched, out.switched_at = True, time.monotonic()
+        return True, None, None
+
+    def _group(self, group: list[Step], done: list[Step], out: SagaOutcome) -> bool:
+        """Run one parallel group; False when the saga stopped (and was compensated)."""
+        from deployer.engine.lanes import lanes_of, run_group
+
+        res = run_group(self, group, out, self.workers)
+        done.extend(res.done)
+        if group[0].after_pivot:  # the release stands: what failed is said, nothing undone
+            for f in res.failures:
+                if f.applied is not None:
+                    out.warnings.append(f"{f.step.key}: {describe_error(f.error)}")
+            if res.stopped is not None:
+                out.warnings.append(
+                    f"{res.stopped} after the post-switch gate passed: the release stands; "
+                    "some hosts' last steps did not run"
+                )
+            return True
+        for f in res.failures:  # a signal that stopped a gate stops the whole group
+            if isinstance(f.error, KeyboardInterrupt) and res.stopped is None:
+                res.stopped = f.error
+        if not res.failures and res.stopped is None:
+            return True
+        failed = {f.host for f in res.failures}
+        remaining = set(lanes_of(group)) - failed
+        within = len(out.left_out) + len(failed) <= self.max_failures
+        if res.stopped is None and within and remaining:
+            for f in res.failures:  # undo the failed hosts' own steps; go on without them
+                lane = [s for s in done if s.host == f.host] + ([f.step] if f.applied else [])
+                done[:] = [s for s in done if s.host != f.host]
+                local = SagaOutcome()
+                self.compensate(lane, local)
+                out.records += local.records
+                out.warnings += [f"{f.host}: undo failed: {e}" for e in local.undo_errors]
+                out.left_out[f.host] = f"{f.step.name}: {describe_error(f.error)}"
+            self.reporter.note(
+                f"left out (max_failures {self.max_failures}): "
+                + "; ".join(f"{h}: {why}" for h, why in out.left_out.items())
+            )
+            self.on_left_out(dict(out.left_out))
+            return True
+        out.verdict_at = time.monotonic()
+        if res.stopped is not None:
+            out.error = res.stopped
+            out.failed = res.failures[0].step if res.failures else group[-1]
+        elif len(res.failures) == 1 and not out.left_out:
+            out.failed, out.error = res.failures[0].step, res.failures[0].error
+        else:
+            named = [f"{f.host} ({f.step.name}: {describe_error(f.error)})" for f in res.failures]
+            named += [f"{h} ({why})" for h, why in out.left_out.items()]
+            out.failed = res.failures[0].step
+            out.error = FleetFailed(
+                f"{len(named)} host(s) failed, more than max_failures {self.max_failures}: "
+                + "; ".join(named)
+            )
+        self.compensate(done + [f.step for f in res.failures if f.applied], out)
+        return False
 
     def compensate(self, done: list[Step], out: SagaOutcome) -> None:
         """Undo ``done`` in reverse. Never interrupted; a journal that cannot be written

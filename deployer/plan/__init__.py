@@ -93,22 +93,27 @@ def prepare_steps(
         # undo: an aborted release leaves the previous color as warm as it found it
         again = restore or ctx.defaults()
         rewarm = again.rewarm(host, color, before) if warm and before else None
-        steps.append(Step("stop-idle", host.name, ctx.stop(host, color), undo=rewarm))
+        steps.append(
+            Step("stop-idle", host.name, ctx.stop(host, color), undo=rewarm, group="prepare")
+        )
         for item in pb.ship:
             if item.upload is not None:
                 dest = ctx.value(item.upload.dest, host, color, version)
                 versioned = "${version}" in item.upload.src
                 if reuse and not versioned:
                     check = Run(host.name, (files.require_release(dest, version),))
-                    checks.append(Step(f"check:{item.label}", host.name, check))
+                    checks.append(Step(f"check:{item.label}", host.name, check, group="check"))
                     continue
                 src = ctx.loaded.local_path(item.upload.src.replace("${version}", version))
                 upload = Upload(host.name, src, dest, version)
                 clean = Run(host.name, (files.clean_staging(dest),))  # a half upload
-                steps.append(Step(f"ship:{item.label}", host.name, upload, undo=clean))
+                steps.append(
+                    Step(f"ship:{item.label}", host.name, upload, undo=clean, group="prepare")
+                )
             elif item.run is not None:
                 cmd = ctx.shell(item.run, host, color, version)
-                steps.append(Step(f"ship:{item.label}", host.name, Run(host.name, (cmd,))))
+                run = Run(host.name, (cmd,))
+                steps.append(Step(f"ship:{item.label}", host.name, run, group="prepare"))
         state_dir = ctx.value(pb.state_dir, host, color, version)
         start = (
             ctx.shell(pb.service.start, host, color, version),
@@ -118,7 +123,7 @@ def prepare_steps(
         undo = StopColor(
             host.name, color, stop.command.then(files.restore_state(state_dir, color, before))
         )
-        starts.append(Step("start", host.name, Run(host.name, start), undo=undo))
+        starts.append(Step("start", host.name, Run(host.name, start), undo=undo, group="start"))
     if pb.migrate is not None and migrate:
         steps.append(migrate_step(ctx, color, version))
     return checks + steps + starts
@@ -181,7 +186,7 @@ def switch_steps(ctx: Context, observed: Observed, color: str, version: str) -> 
     pb = ctx.pb
     pre = pb.gates.pre_switch
     first = pb.app_hosts[0]
-    pre_urls = tuple(f"http://{h.reach}:{pb.colors.port(color)}{pre.path}" for h in pb.app_hosts)
+    pre_urls = [f"http://{h.reach}:{pb.colors.port(color)}{pre.path}" for h in pb.app_hosts]
     post = pb.gates.post_switch
     post_url = pb.router.url.rstrip("/") + post.path
     router = pb.router_host.name
@@ -190,47 +195,111 @@ def switch_steps(ctx: Context, observed: Observed, color: str, version: str) -> 
     canary = canary_steps(ctx, observed, color, version)
     deadline = post.window + post.timeout + margin
     deadline += sum(float(getattr(s.do, "pause", 0.0)) + 10.0 for s in canary)
+    # one gate per host, in the lane that started it (the same group as "start")
     steps = [
         Step(
             "pre-switch-gate",
-            None,
+            h.name,
             Gate(
                 "pre_switch",
-                pre_urls,
-                ctx.expectation(pre, first, color, version),
-                tuple((h.name, ctx.shell(pb.service.status, h, color)) for h in pb.app_hosts),
+                (url,),
+                ctx.expectation(pre, h, color, version),
+                ((h.name, ctx.shell(pb.service.status, h, color)),),
             ),
-        ),
-        Step(
-            "switch",
-            router,
-            Switch(color, version, ctx.upstream(color, version)),
-            undo=Switch(observed.live_color, observed.live_version, observed.upstream_text),
-        ),
-        Step(
-            "post-switch-gate",
-            None,
-            Gate("post_switch", (post_url,), ctx.expectation(post, first, color, version)),
-        ),
+            group="start",
+        )
+        for h, url in zip(pb.app_hosts, pre_urls, strict=True)
     ]
-    if dead_man:  # bounds users' exposure if deployer dies after the switch
+    expect_post = ctx.expectation(post, first, color, version)
+    diagnose = tuple((h.name, u) for h, u in zip(pb.app_hosts, pre_urls, strict=True))
+    restore = Switch(observed.live_color, observed.live_version, observed.upstream_text)
+    batches = pb.fleet.batches([h.name for h in pb.app_hosts])
+    if len(batches) > 1 and observed.live_color and canary == []:
+        steps += batch_steps(ctx, observed, color, version, batches, dead_man, deadline)
+    else:
+        steps += [
+            Step(
+                "switch",
+                router,
+                Switch(color, version, ctx.upstream(color, version), forward=True),
+                undo=restore,
+            ),
+            Step(
+                "post-switch-gate",
+                None,
+                Gate("post_switch", (post_url,), expect_post, diagnose=diagnose),
+            ),
+        ]
+    if dead_man and len(batches) == 1:  # bounds users' exposure if deployer dies after it
         arm = Step(
             "arm-dead-man",
             router,
             ArmDeadMan(observed.upstream_text, deadline),
             undo=DisarmDeadMan(must_not_have_fired=False),
         )
-        steps.insert(1, arm)
+        steps.insert(next(i for i, s in enumerate(steps) if s.name == "switch"), arm)
     at = next(i for i, s in enumerate(steps) if s.name == "switch")
     steps[at:at] = canary
     steps.append(Step("commit", router, Commit(dead_man)))  # the last step before the pivot
     if observed.live_color:
         old = observed.live_color
         steps += [
-            Step("stop-old-later", h.name, ctx.stop_later(h, old), after_pivot=True)
+            Step("stop-old-later", h.name, ctx.stop_later(h, old), after_pivot=True, group="finish")
             for h in pb.app_hosts
         ]
     steps += prune_steps(ctx, observed, color, version)
+    return steps
+
+
+def batch_steps(
+    ctx: Context,
+    observed: Observed,
+    color: str,
+    version: str,
+    batches: list[list[str]],
+    dead_man: bool,
+    deadline: float,
+) -> list[Step]:
+    """Traffic moved batch by batch, each gated through the router before the next; the
+    first switch's undo puts the previous upstream back for all (the later ones need none).
+    The dead-man timer is armed again before each switch (its deadline is one batch's)."""
+    pb = ctx.pb
+    router, post = pb.router_host.name, pb.gates.post_switch
+    post_url = pb.router.url.rstrip("/") + post.path
+    live = (str(observed.live_color), observed.live_version or "")
+    expect = ctx.expectation(post, pb.app_hosts[0], color, version)
+    port = pb.colors.port(color)
+    moved: set[str] = set()
+    steps: list[Step] = []
+    n = len(batches)
+    for k, batch in enumerate(batches, 1):
+        moved |= set(batch)
+        last = k == n
+        suffix = "" if last else f":batch-{k}"
+        if dead_man:
+            steps.append(
+                Step(
+                    f"arm-dead-man{suffix}",
+                    router,
+                    ArmDeadMan(observed.upstream_text, deadline),
+                    undo=DisarmDeadMan(must_not_have_fired=False),
+                )
+            )
+        conf = (
+            ctx.upstream(color, version)
+            if last
+            else ctx.batch_upstream(live, (color, version), set(moved), (k, n))
+        )
+        undo = Switch(*live, observed.upstream_text) if k == 1 else None
+        steps.append(
+            Step(f"switch{suffix}", router, Switch(color, version, conf, forward=True), undo=undo)
+        )
+        diagnose = tuple(
+            (h, f"http://{pb.host(h).reach}:{port}{pb.gates.pre_switch.path}") for h in batch
+        )
+        about = f"after batch {k}/{n} ({', '.join(batch)})"
+        gate = Gate("post_switch", (post_url,), expect, about=about, diagnose=diagnose)
+        steps.append(Step(f"post-switch-gate{suffix}", None, gate))
     return steps
 
 
@@ -282,7 +351,8 @@ def prune_steps(ctx: Context, observed: Observed, color: str, version: str) -> l
             dest = ctx.value(item.upload.dest, host, color, version)
             parent = dest.rstrip("/").rsplit("/", 1)[0]
             cmd = files.prune_releases(parent, pb.keep_releases, protect)
-            out.append(Step("prune-releases", host.name, Run(host.name, (cmd,)), after_pivot=True))
+            run = Run(host.name, (cmd,))
+            out.append(Step("prune-releases", host.name, run, after_pivot=True, group="finish"))
     return out
 
 

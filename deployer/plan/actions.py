@@ -37,6 +37,11 @@ class Gate:
     alive: tuple[tuple[str, Shell], ...] = ()
     #: request headers for every probe (values may be secrets: a protection bypass)
     headers: tuple[tuple[str, Token], ...] = ()
+    #: what the gate judges, said when it fails ("after batch 2/3: web3, web4")
+    about: str = ""
+    #: (host, its new color's URL): probed once each when the gate fails, to name the hosts
+    #: that answer badly
+    diagnose: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,9 @@ class Switch:
     color: str | None
     version: str | None
     conf: str
+    #: towards the new version: hosts the batch policy left out are taken out of ``conf``
+    #: (an undo puts back exactly what was there)
+    forward: bool = False
 
 
 @dataclass(frozen=True)
@@ -211,6 +219,8 @@ class Step:
     do: Action
     undo: Action | None = None
     after_pivot: bool = False
+    #: consecutive steps of one group run in parallel, one lane per host (each lane in order)
+    group: str = ""
 
     @property
     def key(self) -> str:

@@ -164,6 +164,24 @@ class Context:
             pb.router.keepalive,
         )
 
+    def batch_upstream(
+        self, live: tuple[str, str], new: tuple[str, str], moved: set[str], batch: tuple[int, int]
+    ) -> str:
+        """Hosts in ``moved`` on the new color, the others still on the old one."""
+        pb = self.pb
+        servers = [
+            (f"{h.reach}:{pb.colors.port(new[0] if h.name in moved else live[0])}", h.name in moved)
+            for h in pb.app_hosts
+        ]
+        return nginx_cmd.batch_conf(
+            pb.router.upstream_name or pb.app, live, new, servers, batch, pb.router.keepalive
+        )
+
+    def host_servers(self, name: str) -> list[str]:
+        """Every address:port the router may know a host by (both colors)."""
+        h = self.pb.host(name)
+        return [f"{h.reach}:{self.pb.colors.port(c)}" for c in COLORS]
+
     def expectation(self, gate: Any, host: Host, color: str, version: str) -> Expectation:
         fields = None
         if getattr(gate, "expect_json", None):

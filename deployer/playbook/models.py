@@ -21,6 +21,7 @@ from deployer.playbook.fields import (
     Strict,
     parse_duration,
 )
+from deployer.playbook.fleet_model import Fleet
 from deployer.playbook.gates_model import Gates, PostSwitchGate, PreSwitchGate
 from deployer.playbook.migrate_model import Acknowledge, Migrate, Prove
 from deployer.playbook.source_model import Inventory
@@ -246,6 +247,10 @@ class Playbook(Strict):
     strategy: Strategy = Field(
         default_factory=Strategy, description="Blue-green (default) or an analysed canary."
     )
+    fleet: Fleet = Field(
+        default_factory=Fleet,
+        description="Many hosts: parallel prepare, batches, failures allowed.",
+    )
     rollback: RollbackPolicy = Field(default_factory=RollbackPolicy, description="Rollback.")
     lock: Lock = Field(default_factory=Lock, description="The deploy lock.")
     drill: Drill = Field(default_factory=Drill, description="`deployer drill`.")
@@ -284,6 +289,10 @@ class Playbook(Strict):
             raise ValueError(f"router.host: no host named {self.router.host!r} in hosts")
         if not self.app_hosts:
             raise ValueError("hosts: no host runs the app (all have runs_app: false)")
+        if self.fleet.batch_size is not None and self.strategy.kind == "canary":
+            raise ValueError(
+                "fleet.batch_size: a canary already moves traffic in steps; use one or the other"
+            )
         if self.colors.blue.port == self.colors.green.port:
             raise ValueError("colors: blue and green need different ports")
         defined = set(BUILTINS) | set(self.vars)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from deployer.adapters.hosts import upload
+from deployer.adapters.ship import upload
 from deployer.commands import files, nginx
 from deployer.commands.shell import Shell
 from deployer.engine.hosts import HostPool
@@ -27,12 +28,17 @@ from deployer.plan import (
     release_plan,
     rollback_plan,
 )
+from deployer.playbook.models import Host
 
 
 class NginxTarget:
     def __init__(self, ctx: Context, hosts: HostPool):
         self.ctx, self.pb, self.hosts = ctx, ctx.pb, hosts
         self.canary: list[dict[str, Any]] = []  # each canary step's measurements and verdict
+        self.left_out: dict[str, str] = {}
+
+    def leave_out(self, hosts: dict[str, str]) -> None:
+        self.left_out = dict(hosts)
 
     # ----- what serves -----
     def observe(self) -> Observed:
@@ -40,11 +46,18 @@ class NginxTarget:
         live = nginx.parse_live(text)
         versions: dict[str, dict[str, str]] = {}
         running: dict[str, dict[str, bool]] = {}
-        for host in self.pb.app_hosts:
+
+        def look(host: Host) -> list[list[str]]:
             statuses = {c: self.ctx.shell(self.pb.service.status, host, c) for c in COLORS}
             cmd = files.observe_host(self.ctx.state_dir(host), statuses)
             lines = self.hosts.runner(host.name).run(cmd).stdout.splitlines()
-            pairs = [line.split(" ", 1) for line in lines if " " in line]
+            return [line.split(" ", 1) for line in lines if " " in line]
+
+        hosts = self.pb.app_hosts
+        workers = max(1, min(len(hosts), self.pb.fleet.parallel))
+        with ThreadPoolExecutor(workers, thread_name_prefix="observe") as pool:
+            seen = list(pool.map(look, hosts))  # every host at once; the first error raises
+        for host, pairs in zip(hosts, seen, strict=True):
             versions[host.name] = {k: v for k, v in pairs if k in COLORS}
             running[host.name] = {c: ["up", c] in pairs for c in COLORS}
         return Observed(
@@ -112,11 +125,19 @@ class NginxTarget:
                 from deployer.canary import run_step
 
                 return run_step(router.runner, router, action, self.canary)
-            case Switch(conf=conf, color=color, version=version):
+            case Switch(conf=conf, color=color, version=version, forward=forward):
                 if not conf:
                     return "no previous upstream to restore"
+                out = sorted(self.left_out) if forward else []
+                if out:
+                    addresses = [a for h in out for a in self.ctx.host_servers(h)]
+                    conf = nginx.leave_out(conf, out, addresses)
                 seconds = router.switch(conf)
-                return f"traffic on {color or 'previous'} ({version or '-'}) after {seconds:.3f}s"
+                without = f" without {', '.join(out)}" if out else ""
+                return (
+                    f"traffic on {color or 'previous'} ({version or '-'}){without} "
+                    f"after {seconds:.3f}s"
+                )
             case ArmDeadMan(conf=conf, seconds=seconds):
                 router.arm_dead_man(conf, seconds)
                 return f"the router switches back by itself after {seconds:g}s unless called off"
@@ -153,11 +174,36 @@ class NginxTarget:
 
     # ----- status -----
     def status(self, observed: Observed) -> dict[str, Any]:
+        out = set(nginx.left_out(observed.upstream_text))
+        health = self._health(observed)
         hosts = [
-            {"host": h.name, "colors": {c: _color_status(observed, h.name, c) for c in COLORS}}
+            {
+                "host": h.name,
+                "address": h.reach,
+                "in_rotation": bool(observed.live_color) and h.name not in out,
+                "health": health.get(h.name),
+                "colors": {c: _color_status(observed, h.name, c) for c in COLORS},
+            }
             for h in self.pb.app_hosts
         ]
         return {"hosts": hosts}
+
+    def _health(self, observed: Observed) -> dict[str, str]:
+        """Each host's live color, probed once directly (not through the router): "ok" or
+        what was wrong."""
+        live = observed.live_color
+        if not live:
+            return {}
+        from deployer.adapters import http
+
+        pre = self.pb.gates.pre_switch
+        urls = {
+            h.name: f"http://{h.reach}:{self.pb.colors.port(live)}{pre.path}"
+            for h in self.pb.app_hosts
+        }
+        expect = self.ctx.expectation(pre, self.pb.app_hosts[0], live, observed.live_version or "")
+        expect = Expectation(expect.status)  # the version may differ per host: say it, not fail
+        return http.probe_each(urls, expect, timeout=min(pre.timeout, 3.0))
 
     def changes(self, before: Observed, after: Observed) -> list[str]:
         out = []

@@ -358,6 +358,9 @@ class VercelTarget:
                 )
             time.sleep(POLL)
 
+    def leave_out(self, hosts: dict[str, str]) -> None:
+        pass  # no hosts: a deployment is one unit
+
     def dead_man_off(self) -> Shell | None:
         return None
 

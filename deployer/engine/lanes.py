@@ -1,0 +1,92 @@
+"""Run a group of steps in parallel, one lane per host, each lane in order.
+
+A fleet's hosts are prepared at once (stop the idle color, ship, start, gate it): each host
+is a lane running its steps one after another on its own connection, in a thread of its
+own. Every step is journalled before and after it runs exactly as in a sequential saga, so
+recovery reads the same records (several steps may be "started" at once: each is undone).
+
+A lane stops at its first failure. Signals are still only acted on between steps: a lane
+looks at the saga's interrupt before each step (a gate polls it between samples). When the
+group ends, the failed lanes' hosts are reported with what failed; the saga decides (the
+batch policy's ``max_failures``) whether the release goes on without them or is undone.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from deployer.plan import Step
+
+if TYPE_CHECKING:
+    from deployer.engine.saga import Saga, SagaOutcome
+
+
+@dataclass
+class LaneFailure:
+    host: str
+    step: Step
+    error: BaseException
+    #: whether the failed step may have had its effect (then its own undo runs too); None
+    #: when it never started (its start record could not be written)
+    applied: bool | None
+
+
+@dataclass
+class GroupResult:
+    #: steps that finished, in the order they finished (undone in reverse)
+    done: list[Step] = field(default_factory=list)
+    failures: list[LaneFailure] = field(default_factory=list)
+    #: the interruption that stopped lanes between steps, if any
+    stopped: BaseException | None = None
+
+
+def lanes_of(steps: list[Step]) -> dict[str, list[Step]]:
+    """The group's steps by host, each host's in plan order."""
+    out: dict[str, list[Step]] = {}
+    for s in steps:
+        out.setdefault(s.host or "", []).append(s)
+    return out
+
+
+def run_group(saga: Saga, steps: list[Step], out: SagaOutcome, workers: int) -> GroupResult:
+    """Run ``steps`` (one group) with at most ``workers`` lanes at once."""
+    result = GroupResult()
+    lock = threading.Lock()
+    lanes = lanes_of(steps)
+
+    def lane(host: str, todo: list[Step]) -> None:
+        for step in todo:
+            stop = saga.interrupt()
+            if stop is not None:
+                with lock:
+                    result.stopped = result.stopped or stop
+                saga.record_skipped(step, str(stop), out)
+                return
+            ok, exc, applied = saga.run_step(step, out)
+            if ok:
+                with lock:
+                    result.done.append(step)
+                continue
+            assert exc is not None
+            with lock:
+                result.failures.append(LaneFailure(host, step, exc, applied))
+            return
+
+    if len(lanes) == 1:  # nothing to overlap: no thread
+        ((host, todo),) = lanes.items()
+        lane(host, todo)
+        return result
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="lane") as pool:
+        futures: list[Future[None]] = [pool.submit(lane, h, t) for h, t in lanes.items()]
+        pending = set(futures)
+        while pending:  # short waits: the main thread stays free to take a signal
+            _, pending = wait_futures(pending, timeout=0.2)
+        for f in futures:
+            exc = f.exception()
+            if exc is not None:  # a bug in the lane itself, not a step: never swallowed
+                raise exc
+    return result
