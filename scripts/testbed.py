@@ -241,6 +241,7 @@ http {{
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_next_upstream error timeout;
+            proxy_connect_timeout 2s;  # a host cut off is passed over, not waited on for 60 s
         }}
     }}
 }}

@@ -229,7 +229,11 @@ hosts:
 colors: {blue: {port: 8001}, green: {port: 8002}}
 ship: [{name: app, upload: {src: app, dest: "/srv/shop/releases/${version}"}}]
 service: {start: "start ${color}", stop: "stop ${color}", status: "status ${color}"}
-router: {host: lb, upstream_file: /etc/nginx/u.conf, url: "http://10.200.0.1:8080", access_log: /var/log/a.log}
+router:
+  host: lb
+  upstream_file: /etc/nginx/u.conf
+  url: "http://10.200.0.1:8080"
+  access_log: /var/log/a.log
 fleet: FLEET
 state_dir: /srv/shop/state
 """

@@ -105,6 +105,7 @@ class SshRunner:
         accept_new_host_key: bool = False,
         secrets: Sequence[Secret] = (),
         connect_timeout: float = 10.0,
+        connect_attempts: int = CONNECT_ATTEMPTS,
     ):
         self.name = host.name
         self.label = f"{host.name} ({host.user}@{host.address}:{host.port})"
@@ -112,15 +113,24 @@ class SshRunner:
         self._accept_new = accept_new_host_key
         self._secrets = list(secrets)
         self._timeout = connect_timeout
+        self._attempts = connect_attempts
         self._conn: Any = None
         self._connecting = threading.Lock()
+        #: set once the host could not be reached again: later commands fail at once
+        self._lost: str | None = None
 
     def _connect(self) -> Any:
         if self._conn is not None:
             return self._conn
         with self._connecting:  # a host's lane and the router's drain may share a runner
+            if self._lost is not None:
+                raise HostError(f"{self._lost} (not tried again in this operation)")
             if self._conn is None:
-                self._conn = self._open_retrying()
+                try:
+                    self._conn = self._open_retrying()
+                except Unreachable as exc:
+                    self._lost = str(exc)
+                    raise
             return self._conn
 
     def _open_retrying(self) -> Any:
@@ -135,7 +145,7 @@ class SshRunner:
         )
 
         retrying = Retrying(
-            stop=stop_after_attempt(CONNECT_ATTEMPTS) | stop_after_delay(self._timeout * 2),
+            stop=stop_after_attempt(self._attempts) | stop_after_delay(self._timeout * 2),
             wait=wait_exponential(multiplier=0.25, max=2),
             retry=retry_if_exception_type(Unreachable),
             reraise=True,
@@ -161,7 +171,7 @@ class SshRunner:
                 user=self._host.user,
                 port=self._host.port,
                 config=config,
-                connect_timeout=int(self._timeout),
+                connect_timeout=self._timeout,
                 connect_kwargs=kwargs,
             )
         except (UnicodeDecodeError, ValueError, paramiko.SSHException) as exc:

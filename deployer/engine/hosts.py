@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 from deployer.adapters.hosts import LocalRunner, SshRunner
 from deployer.adapters.nginx import NginxAdapter
@@ -45,6 +46,7 @@ class HostPool:
             known_hosts=known,
             accept_new_host_key=self.accept_new_host_key,
             secrets=secrets,
+            **_connect_policy(self.ctx.pb),
         )
 
     @property
@@ -71,3 +73,10 @@ class HostPool:
         for runner in self._runners.values():
             runner.close()
         self._runners.clear()
+
+
+def _connect_policy(pb: object) -> dict[str, Any]:
+    fleet = getattr(pb, "fleet", None)  # a platform target's playbook has no fleet
+    if fleet is None:
+        return {}
+    return {"connect_timeout": fleet.connect_timeout, "connect_attempts": fleet.connect_attempts}

@@ -131,6 +131,7 @@ class Saga:
         max_failures: int = 0,
         workers: int = 32,
         on_left_out: Callable[[dict[str, str]], None] | None = None,
+        left_out: dict[str, str] | None = None,
     ):
         self.op_id, self.steps, self.execute = op_id, steps, execute
         self.journal, self.reporter = journal, SafeReporter(reporter)
@@ -140,6 +141,8 @@ class Saga:
         self.max_failures, self.workers = max_failures, workers
         self.on_left_out = on_left_out or (lambda hosts: None)
         self._journal_lock = threading.Lock()
+        #: hosts out before anything ran (unreachable when observed, within max_failures)
+        self.initially_left_out = dict(left_out or {})
 
     def _log(self, step: Step, phase: str, **extra: Any) -> None:
         record = {
@@ -166,7 +169,9 @@ class Saga:
         return reason
 
     def run(self) -> SagaOutcome:
-        out = SagaOutcome()
+        out = SagaOutcome(left_out=dict(self.initially_left_out))
+        if out.left_out:
+            self.on_left_out(dict(out.left_out))
         done: list[Step] = []
         i = 0
         while i < len(self.steps):

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from pydantic import BeforeValidator, Field, WithJsonSchema
 
-from deployer.playbook.fields import Strict
+from deployer.playbook.fields import Duration, Strict
 
 _COUNT = re.compile(r"^(\d+)(%?)$")
 
@@ -60,6 +60,18 @@ class Fleet(Strict):
         "start, a pre-switch gate that fails or times out) while the release goes on: they "
         "are left out of the router (the others serve one version) and named. More, and the "
         "release is undone everywhere.",
+    )
+
+    connect_timeout: Duration = Field(
+        10.0, gt=0, le=120, description="One SSH connection attempt's timeout."
+    )
+    connect_attempts: int = Field(
+        3,
+        ge=1,
+        le=10,
+        description="SSH connection attempts to a host (refused, timed out, reset) before it "
+        "is unreachable, within twice `connect_timeout` in all; a host found unreachable is "
+        "not tried again in the same operation (its undo steps fail at once, named).",
     )
 
     def batches(self, hosts: list[str]) -> list[list[str]]:

@@ -9,7 +9,7 @@ from deployer.adapters.ship import upload
 from deployer.commands import files, nginx
 from deployer.commands.shell import Shell
 from deployer.engine.hosts import HostPool
-from deployer.errors import AbortedError, DeployerError, InputError
+from deployer.errors import AbortedError, DeployerError, HostError, HostKeyError, InputError
 from deployer.gates import Expectation
 from deployer.plan import (
     COLORS,
@@ -47,21 +47,39 @@ class NginxTarget:
         versions: dict[str, dict[str, str]] = {}
         running: dict[str, dict[str, bool]] = {}
 
-        def look(host: Host) -> list[list[str]]:
+        def look(host: Host) -> list[list[str]] | HostError:
             statuses = {c: self.ctx.shell(self.pb.service.status, host, c) for c in COLORS}
             cmd = files.observe_host(self.ctx.state_dir(host), statuses)
-            lines = self.hosts.runner(host.name).run(cmd).stdout.splitlines()
+            try:
+                lines = self.hosts.runner(host.name).run(cmd).stdout.splitlines()
+            except HostKeyError:
+                raise  # an unknown or changed key is never a host merely "down"
+            except HostError as exc:
+                return exc
             return [line.split(" ", 1) for line in lines if " " in line]
 
         hosts = self.pb.app_hosts
         workers = max(1, min(len(hosts), self.pb.fleet.parallel))
         with ThreadPoolExecutor(workers, thread_name_prefix="observe") as pool:
-            seen = list(pool.map(look, hosts))  # every host at once; the first error raises
+            seen = list(pool.map(look, hosts))  # every host at once
+        unreachable = {
+            h.name: str(r) for h, r in zip(hosts, seen, strict=True) if isinstance(r, HostError)
+        }
+        if unreachable and len(unreachable) > self.pb.fleet.failures_allowed(len(hosts)):
+            raise next(r for r in seen if isinstance(r, HostError))
         for host, pairs in zip(hosts, seen, strict=True):
+            if isinstance(pairs, HostError):  # within max_failures: left out from the start
+                continue
             versions[host.name] = {k: v for k, v in pairs if k in COLORS}
             running[host.name] = {c: ["up", c] in pairs for c in COLORS}
+        extra = {"unreachable": unreachable} if unreachable else {}
         return Observed(
-            live[0] if live else None, live[1] if live else None, text, versions, running
+            live[0] if live else None,
+            live[1] if live else None,
+            text,
+            versions,
+            running,
+            extra=extra,
         )
 
     def serving(self, live: str, version: str) -> tuple[str, Expectation, dict[str, Any]]:
@@ -175,13 +193,14 @@ class NginxTarget:
     # ----- status -----
     def status(self, observed: Observed) -> dict[str, Any]:
         out = set(nginx.left_out(observed.upstream_text))
+        unreachable = dict(observed.extra.get("unreachable") or {})
         health = self._health(observed)
         hosts = [
             {
                 "host": h.name,
                 "address": h.reach,
                 "in_rotation": bool(observed.live_color) and h.name not in out,
-                "health": health.get(h.name),
+                "health": unreachable.get(h.name) or health.get(h.name),
                 "colors": {c: _color_status(observed, h.name, c) for c in COLORS},
             }
             for h in self.pb.app_hosts

@@ -4,7 +4,8 @@
 #                    FAIL_EVERY SLOW_MS]
 #   appctl.sh stop   ROOT COLOR
 #   appctl.sh status ROOT COLOR
-# APP_PYTHON chooses the interpreter (one with prometheus_client serves /metrics).
+# APP_PYTHON chooses the interpreter (one with prometheus_client serves /metrics); APP_HOST
+# the address it listens on (127.0.0.1 by default; 0.0.0.0 on a host the router reaches).
 set -eu
 cmd=$1 root=$2 color=$3
 pidfile="$root/$color.pid"
@@ -17,7 +18,7 @@ case "$cmd" in
     fail_every=${9:-0} slow_ms=${10:-0}
     here=$(cd "$(dirname "$0")" && pwd)
     if running; then echo "$color already running (pid $(cat "$pidfile"))" >&2; exit 1; fi
-    setsid "${APP_PYTHON:-python3}" "$here/app.py" --port "$port" --color "$color" --version "$version" \
+    setsid "${APP_PYTHON:-python3}" "$here/app.py" --host "${APP_HOST:-127.0.0.1}" --port "$port" --color "$color" --version "$version" \
       --unhealthy-after "$unhealthy" --slow-after "$slow_after" --health-delay "$delay" \
       --fail-every "$fail_every" --slow-ms "$slow_ms" \
       >"$root/$color.log" 2>&1 </dev/null &
