@@ -9,4 +9,4 @@ SCRIPT=scripts/test.sh
 bash scripts/install.sh
 .venv/bin/ruff check deployer tests scripts bench examples migrations_safe
 .venv/bin/mypy
-exec .venv/bin/python -m pytest -q -n "${DEPLOYER_TEST_WORKERS:-2}" --dist loadfile "$@"
+exec .venv/bin/python -m pytest -q -n "${DEPLOYER_TEST_WORKERS:-3}" --dist loadfile "$@"
