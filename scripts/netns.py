@@ -172,6 +172,18 @@ class NetnsFleet:
         _ip("-n", h.ns, "link", "set", h.inner, "up")
         _ip("-n", h.ns, "route", "replace", "default", "via", h.gateway)
 
+    def kill(self, name: str, pattern: str = "app.py") -> None:
+        """Kill the host's processes whose command line holds ``pattern``. Not `pkill` run
+        inside the namespace: namespaces share the pid space, so that would kill every
+        matching process on the machine (another test's apps too)."""
+        for pid in _ip("netns", "pids", self.host(name).ns, check=False).stdout.split():
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+                if pattern.encode() in cmdline:
+                    os.kill(int(pid), signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
+
     def host(self, name: str) -> NsHost:
         return next(h for h in self.hosts if h.name == name)
 

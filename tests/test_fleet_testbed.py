@@ -56,7 +56,7 @@ def fdeploy(bed: Any, fleet: NetnsFleet, tmp_path: Path) -> Iterator[Deploy]:
     own sshd is the router host). Per host and version, a file can make the app misbehave."""
     for h in fleet.hosts:
         fleet.mend(h.name)
-        subprocess.run(["ip", "netns", "exec", h.ns, "pkill", "-f", "app.py"], check=False)
+        fleet.kill(h.name)
         for f in h.dir.glob("fault-*"):
             f.unlink()
     bed.reset_router()
@@ -90,7 +90,7 @@ def fdeploy(bed: Any, fleet: NetnsFleet, tmp_path: Path) -> Iterator[Deploy]:
     finally:
         for h in fleet.hosts:
             fleet.mend(h.name)
-            subprocess.run(["ip", "netns", "exec", h.ns, "pkill", "-f", "app.py"], check=False)
+            fleet.kill(h.name)
 
 
 def _doc(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
