@@ -34,6 +34,13 @@ class Runner(Protocol):
 
     def put_bytes(self, data: bytes, remote_path: str) -> None: ...
 
+    def run_input(
+        self, command: Shell, data: bytes, *, timeout: float | None = None
+    ) -> CommandResult:
+        """Run ``command`` (no secrets in it) with ``data`` on its stdin, in one session: a
+        build streamed into its staging directory and installed in one round trip."""
+        ...
+
     def close(self) -> None: ...
 
 

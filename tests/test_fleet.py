@@ -291,3 +291,19 @@ def test_a_canary_with_batches_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(PlaybookError, match=r"fleet\.batch_size"):
         _plan(tmp_path, "{batch_size: 1}\nstrategy: {kind: canary}\n")
+
+
+def test_commands_of_one_step_run_in_one_shell_in_order(tmp_path: Path) -> None:
+    import subprocess
+
+    from deployer.engine.actions import in_order
+
+    cmds = (
+        Shell.raw("echo a > " + str(tmp_path / "f") + " # a comment"),
+        Shell.raw("sleep 0.01 &"),
+        Shell.raw("false"),
+        Shell.raw("echo never >> " + str(tmp_path / "f")),
+    )
+    proc = subprocess.run(["bash", "-c", in_order(cmds).text], check=False)
+    assert proc.returncode == 1 and (tmp_path / "f").read_text() == "a\n"
+    assert in_order(cmds).shown.count(" && ") == 3

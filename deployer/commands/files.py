@@ -94,6 +94,16 @@ def install_release(staging: str, dest: str, manifest: str) -> Shell:
     )
 
 
+def receive_and_install(staging: str, dest: str, manifest: str) -> Shell:
+    """The archive from stdin into the private staging directory, then
+    :func:`install_release`: the whole upload in one session."""
+    archive = join([f"{staging}/upload.tar.gz"]).text
+    install = install_release(staging, dest, manifest)
+    return Shell.raw(
+        f"if ! cat > {archive}; then rm -rf -- {join([staging]).text}; exit 1; fi; {install.text}"
+    )
+
+
 def require_release(dest: str, version: str) -> Shell:
     """Fails (before anything changed) when a version's directory is not on the host."""
     m = join([f"{dest.rstrip('/')}/{MANIFEST}"]).text

@@ -44,8 +44,8 @@ class Actions:
             case Run(host=host, commands=commands, best_effort=best_effort):
                 runner = self.hosts.runner(host)
                 try:
-                    for cmd in commands:
-                        runner.run(cmd, timeout=600)
+                    if commands:  # one session for all: sessions are what costs
+                        runner.run(in_order(commands), timeout=600)
                 except DeployerError as exc:
                     if not best_effort:
                         raise
@@ -258,3 +258,13 @@ class Actions:
                     + self._diagnose(gate)
                 )
         return "; ".join(r.summary() for r in results)
+
+
+def in_order(commands: tuple[Shell, ...]) -> Shell:
+    """Commands run one after another in one shell, stopping at the first that fails; each
+    in a group of its own ending on a new line, so one that ends in ``&`` or a comment
+    keeps its meaning."""
+    if len(commands) == 1:
+        return commands[0]
+    text = " && ".join(f"{{ {c.text}\n}}" for c in commands)
+    return Shell.around(text, " && ".join(c.shown for c in commands), *commands)
