@@ -111,6 +111,7 @@ def main() -> int:
             doc["vars"]["root"] = f"{fleet.root}/${{host}}/app"
             doc["service"]["start"] = START
             doc["gates"]["post_switch"].update(window="1s")
+            doc["gates"]["pre_switch"].update(budget="30s")  # twenty apps start on 2 cores
             doc["rollback"] = {"keep_warm": "1s"}
             doc["fleet"] = {"parallel": max(n, 1)}
             return str(write_playbook(work / f"{name}.yml", doc))
