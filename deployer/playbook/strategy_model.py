@@ -71,6 +71,12 @@ class LogAnalysis(Strict):
     max_p95_ratio: float = Field(
         2.0, ge=1, description="The new color's p95 at most the old color's times this."
     )
+    p95_slack: Duration = Field(
+        0.05,
+        ge=0,
+        description="...and slower than the old color's p95 by more than this (a ratio of a "
+        "few milliseconds is noise).",
+    )
     interval: Duration = Field(0.5, gt=0, description="How often the access log is read.")
     prometheus: PrometheusAnalysis | None = Field(
         None,
