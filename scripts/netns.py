@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from testbed import sshd_config
+
 GUARD = "10.200.0.0/16"
 
 
@@ -111,27 +113,7 @@ class NetnsFleet:
         auth.write_text(Path(f"{self.client_key}.pub").read_text())
         auth.chmod(0o600)
         config = h.dir / "sshd_config"
-        config.write_text(
-            "\n".join(
-                [
-                    "Port 22",
-                    f"ListenAddress {h.address}",
-                    f"HostKey {key}",
-                    f"PidFile {h.sshd_pid}",
-                    f"AuthorizedKeysFile {auth}",
-                    "PasswordAuthentication no",
-                    "KbdInteractiveAuthentication no",
-                    "PermitRootLogin prohibit-password",
-                    "UsePAM no",
-                    "StrictModes no",
-                    "MaxStartups 50:30:100",
-                    "MaxSessions 50",
-                    "Subsystem sftp internal-sftp",
-                    "LogLevel ERROR",
-                    "",
-                ]
-            )
-        )
+        config.write_text(sshd_config(22, h.address, key, h.sshd_pid, auth))
         Path("/run/sshd").mkdir(parents=True, exist_ok=True)
         subprocess.run(
             [

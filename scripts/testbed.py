@@ -37,6 +37,30 @@ def write_playbook(path: Path, doc: dict[str, Any]) -> Path:
     return path
 
 
+def sshd_config(port: int, listen: str, host_key: Path, pidfile: Path, authorized: Path) -> str:
+    """A private sshd: keys only (root by key), its own host key, pid file and keys file."""
+    return "\n".join(
+        [
+            f"Port {port}",
+            f"ListenAddress {listen}",
+            f"HostKey {host_key}",
+            f"PidFile {pidfile}",
+            f"AuthorizedKeysFile {authorized}",
+            "PasswordAuthentication no",
+            "KbdInteractiveAuthentication no",
+            "PubkeyAuthentication yes",
+            "PermitRootLogin prohibit-password",
+            "UsePAM no",
+            "StrictModes no",
+            "MaxStartups 50:30:100",
+            "MaxSessions 50",
+            "Subsystem sftp internal-sftp",
+            "LogLevel ERROR",
+            "",
+        ]
+    )
+
+
 def _user_exists(name: str) -> bool:
     import pwd
 
@@ -185,26 +209,7 @@ class Testbed:
             return
         config = d / "sshd_config"
         config.write_text(
-            "\n".join(
-                [
-                    f"Port {self.ports.ssh}",
-                    "ListenAddress 127.0.0.1",
-                    f"HostKey {host_key}",
-                    f"PidFile {pidfile}",
-                    f"AuthorizedKeysFile {d / 'authorized_keys'}",
-                    "PasswordAuthentication no",
-                    "KbdInteractiveAuthentication no",
-                    "PubkeyAuthentication yes",
-                    "PermitRootLogin prohibit-password",
-                    "UsePAM no",
-                    "StrictModes no",
-                    "MaxStartups 50:30:100",
-                    "MaxSessions 50",
-                    "Subsystem sftp internal-sftp",
-                    "LogLevel ERROR",
-                    "",
-                ]
-            )
+            sshd_config(self.ports.ssh, "127.0.0.1", host_key, pidfile, d / "authorized_keys")
         )
         Path("/run/sshd").mkdir(parents=True, exist_ok=True)
         subprocess.run(["/usr/sbin/sshd", "-f", str(config), "-E", str(d / "sshd.log")], check=True)

@@ -16,16 +16,22 @@ from deployer.commands.shell import Shell, join
 MARKER = re.compile(r"^# deployer: live=(blue|green) version=(\S*)$", re.MULTILINE)
 
 
-def upstream_conf(
-    name: str, color: str, version: str, servers: Sequence[str], keepalive: int
-) -> str:
-    """The included upstream file; its first line records the live color for ``observe``."""
-    lines = [f"# deployer: live={color} version={version}", f"upstream {name} {{"]
+def _conf(name: str, markers: Sequence[str], servers: Sequence[str], keepalive: int) -> str:
+    """An upstream file: deployer's marker lines (the first names the live color, for
+    ``observe``), then the upstream block with ``servers`` (``address [weight=N]``)."""
+    lines = [f"# deployer: {m}" for m in markers] + [f"upstream {name} {{"]
     lines += [f"    server {s} max_fails=0;" for s in servers]
     if keepalive:
         lines.append(f"    keepalive {keepalive};")
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def upstream_conf(
+    name: str, color: str, version: str, servers: Sequence[str], keepalive: int
+) -> str:
+    """The included upstream file; its first line records the live color for ``observe``."""
+    return _conf(name, [f"live={color} version={version}"], servers, keepalive)
 
 
 def canary_conf(
@@ -38,17 +44,13 @@ def canary_conf(
     """Both colors in the upstream, ``weight`` percent of requests to the canary. The first
     line still names the live color (a crash mid-canary is undone towards it)."""
     (color, version, servers), (new_color, new_version, new_servers) = live, canary
-    lines = [
-        f"# deployer: live={color} version={version}",
-        f"# deployer: canary={new_color} version={new_version} weight={weight}",
-        f"upstream {name} {{",
+    markers = [
+        f"live={color} version={version}",
+        f"canary={new_color} version={new_version} weight={weight}",
     ]
-    lines += [f"    server {s} weight={100 - weight} max_fails=0;" for s in servers]
-    lines += [f"    server {s} weight={weight} max_fails=0;" for s in new_servers]
-    if keepalive:
-        lines.append(f"    keepalive {keepalive};")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+    weighted = [f"{s} weight={100 - weight}" for s in servers]
+    weighted += [f"{s} weight={weight}" for s in new_servers]
+    return _conf(name, markers, weighted, keepalive)
 
 
 def batch_conf(
@@ -63,16 +65,11 @@ def batch_conf(
     and whether it has moved). The first line still names the old color as live (a crash
     between batches is undone towards it)."""
     (color, version), (new_color, new_version), (k, n) = live, new, batch
-    lines = [
-        f"# deployer: live={color} version={version}",
-        f"# deployer: batch={k}/{n} new={new_color} version={new_version}",
-        f"upstream {name} {{",
+    markers = [
+        f"live={color} version={version}",
+        f"batch={k}/{n} new={new_color} version={new_version}",
     ]
-    lines += [f"    server {s} max_fails=0;" for s, _ in servers]
-    if keepalive:
-        lines.append(f"    keepalive {keepalive};")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+    return _conf(name, markers, [s for s, _ in servers], keepalive)
 
 
 LEFT_OUT = re.compile(r"^# deployer: out=(\S+)$", re.MULTILINE)
