@@ -157,9 +157,13 @@ class LogReader:
         return complete
 
 
-def run_step(runner: Any, router: Any, step: Any, record: list[dict[str, Any]]) -> str:
-    """Shift ``step.weight`` percent to the new color and watch it for ``step.pause``."""
-    reader = LogReader(runner, step.access_log)
+def run_step(router: Any, step: Any, record: list[dict[str, Any]]) -> str:
+    """Shift ``step.weight`` percent to the new color and watch it for ``step.pause``
+    (several routers: every router's access log, each read from its own host)."""
+    readers = [
+        LogReader(r.runner, log or step.access_log)
+        for r, log in zip(router.each, router.access_logs, strict=True)
+    ]
     reload_s = router.switch(step.conf)
     servers = dict(step.servers)
     sides = {step.color: Side(), step.old_color: Side()}
@@ -169,7 +173,7 @@ def run_step(runner: Any, router: Any, step: Any, record: list[dict[str, Any]]) 
     prom_values: dict[str, Any] = {}
     while True:
         final = time.monotonic() - started >= step.pause
-        for line in reader.lines():
+        for line in (line for reader in readers for line in reader.lines()):
             seen = attribute(line, servers)
             if seen is not None and seen[0] in sides:
                 side = sides[seen[0]]

@@ -78,8 +78,10 @@ class Target(Protocol):
     platform. The engine (lock, saga, journal, gates, recovery, evidence) is shared; each
     platform is one module in :mod:`deployer.targets`."""
 
-    def observe(self) -> Observed:
-        """What serves now (and, for hosts, what each color runs)."""
+    def observe(self, *, tolerant: bool = False) -> Observed:
+        """What serves now (and, for hosts, what each color runs). ``tolerant``: hosts
+        that cannot be reached are reported in ``extra["unreachable"]``, never raised
+        (`deployer status`); otherwise only as many as the batch policy allows."""
         ...
 
     def release_plan(

@@ -216,15 +216,19 @@ class Testbed:
         self._wait_port(self.ports.ssh)
 
     # ---------- nginx ----------
-    def up_nginx(self) -> None:
-        d = self.nginx_dir
+    def up_nginx(self, d: Path | None = None, port: int | None = None) -> None:
+        """The bed's nginx; with ``d`` and ``port``, another one (a second router) with its
+        own directory, pid file, upstream file and port (stop it with :meth:`stop_nginx`)."""
+        d = d or self.nginx_dir
+        port = port or self.ports.http
+        upstream, conf, pid = d / "upstream.conf", d / "nginx.conf", d / "nginx.pid"
         for sub in ("tmp/body", "tmp/proxy", "tmp/fastcgi", "tmp/uwsgi", "tmp/scgi", "logs"):
             (d / sub).mkdir(parents=True, exist_ok=True)
-        if not self.upstream_file.exists():
-            self.upstream_file.write_text(PLACEHOLDER)
-        self.nginx_conf.write_text(f"""
+        if not upstream.exists():
+            upstream.write_text(PLACEHOLDER)
+        conf.write_text(f"""
 worker_processes 2;
-pid {self.nginx_pid};
+pid {pid};
 error_log {d}/logs/error.log warn;
 worker_shutdown_timeout 10s;
 events {{ worker_connections 4096; }}
@@ -238,9 +242,9 @@ http {{
     uwsgi_temp_path {d}/tmp/uwsgi;
     scgi_temp_path {d}/tmp/scgi;
     keepalive_requests 100000;
-    include {self.upstream_file};
+    include {upstream};
     server {{
-        listen 127.0.0.1:{self.ports.http};
+        listen 127.0.0.1:{port};
         location / {{
             proxy_pass http://demo;
             proxy_http_version 1.1;
@@ -251,28 +255,23 @@ http {{
     }}
 }}
 """)
-        if self._alive(self.nginx_pid):
+        if self._alive(pid):
             return
         subprocess.run(
-            [
-                "nginx",
-                "-e",
-                str(d / "logs" / "error.log"),
-                "-p",
-                str(d),
-                "-c",
-                str(self.nginx_conf),
-            ],
+            ["nginx", "-e", str(d / "logs" / "error.log"), "-p", str(d), "-c", str(conf)],
             check=True,
         )
-        self._wait_port(self.ports.http)
+        self._wait_port(port)
 
-    def nginx_cmd(self, *args: str) -> str:
-        """The command line the playbooks use for `nginx -t` and reload on this bed."""
-        d = self.nginx_dir
-        return " ".join(
-            ["nginx", "-e", f"{d}/logs/error.log", "-p", str(d), "-c", str(self.nginx_conf), *args]
-        )
+    def stop_nginx(self, d: Path) -> None:
+        self._stop(d / "nginx.pid", signal.SIGQUIT)
+
+    def nginx_cmd(self, *args: str, d: Path | None = None) -> str:
+        """The command line the playbooks use for `nginx -t` and reload on this bed (``d``:
+        another nginx started by :meth:`up_nginx`)."""
+        d = d or self.nginx_dir
+        log, conf = d / "logs" / "error.log", d / "nginx.conf"
+        return " ".join(["nginx", "-e", str(log), "-p", str(d), "-c", str(conf), *args])
 
     # ---------- the example app's playbook on this bed ----------
     def playbook(self, root: Path, journal: Path, **overrides: Any) -> dict[str, Any]:

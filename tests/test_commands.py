@@ -235,3 +235,52 @@ def test_observe_host_reads_versions_and_statuses_in_one_command(tmp_path) -> No
     cmd = files.observe_host(d, {"blue": Shell.raw("true"), "green": Shell.raw("false")})
     out = subprocess.run(["bash", "-c", cmd.text], capture_output=True, text=True, check=True)
     assert out.stdout.splitlines() == ["blue v1", "up blue"]
+
+
+def test_stage_tests_in_place_and_unstage_puts_the_previous_file_back(tmp_path) -> None:
+    path, staged = tmp_path / "u.conf", tmp_path / "u.conf.new"
+    path.write_text("old")
+    staged.write_text("new")
+    pid = str(tmp_path / "pid")
+    ok = nginx.stage(str(staged), str(path), Shell.raw("true"), Shell.raw("true"), pid)
+    res = subprocess.run(["bash", "-c", ok.text], capture_output=True, check=False)
+    assert res.returncode == 0 and path.read_text() == "new"  # in place, nothing reloaded
+    res = subprocess.run(["bash", "-c", nginx.unstage(str(path), pid).text], check=False)
+    assert res.returncode == 0 and path.read_text() == "old"
+    assert sorted(f.name for f in tmp_path.iterdir()) == [
+        "u.conf",
+        "u.conf.deployer-switch.lock",
+    ]
+
+
+def test_stage_restores_when_the_test_fails_and_unstage_of_a_first_release_removes(
+    tmp_path,
+) -> None:
+    path, staged = tmp_path / "u.conf", tmp_path / "u.conf.new"
+    staged.write_text("new")
+    pid = str(tmp_path / "pid")
+    bad = nginx.stage(str(staged), str(path), Shell.raw("false"), Shell.raw("true"), pid)
+    res = subprocess.run(["bash", "-c", bad.text], capture_output=True, check=False)
+    assert res.returncode == nginx.TEST_FAILED and not path.exists()
+    staged.write_text("new")
+    ok = nginx.stage(str(staged), str(path), Shell.raw("true"), Shell.raw("true"), pid)
+    assert subprocess.run(["bash", "-c", ok.text], check=False).returncode == 0
+    assert subprocess.run(["bash", "-c", nginx.unstage(str(path), pid).text]).returncode == 0
+    assert not path.exists()  # there was no upstream before: none after
+
+
+def test_reload_staged_puts_the_held_file_back_when_nginx_is_down(tmp_path) -> None:
+    path, staged = tmp_path / "u.conf", tmp_path / "u.conf.new"
+    path.write_text("old")
+    staged.write_text("new")
+    pid = tmp_path / "pid"
+    pid.write_text("999999999\n")
+    t = Shell.raw("true")
+    stage = nginx.stage(str(staged), str(path), t, t, str(pid))
+    assert subprocess.run(["bash", "-c", stage.text], check=False).returncode == 0
+    cmd = nginx.reload_staged(str(path), t, t, str(pid))
+    res = subprocess.run(["bash", "-c", cmd.text], capture_output=True, check=False)
+    assert res.returncode == nginx.NOT_RUNNING and path.read_text() == "old"
+    # nothing staged any more: a second reload refuses instead of reloading blind
+    res = subprocess.run(["bash", "-c", cmd.text], capture_output=True, text=True, check=False)
+    assert res.returncode == 1 and "no staged upstream" in res.stderr

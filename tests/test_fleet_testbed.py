@@ -273,3 +273,158 @@ def test_a_host_cut_mid_window_rolls_back_and_recover_finishes_once_it_is_back(
         assert rec.returncode == 0, rec.stdout + rec.stderr
     assert fdeploy.run("status", "-p", str(fdeploy.path)).returncode == 0
     assert _release(fdeploy, "v3").returncode == 0  # nothing left half-done
+
+
+# ----- two routers (a pair of load balancers) in front of the three namespace hosts -----
+
+
+@pytest.fixture
+def two_routers(bed: Any, fdeploy: Deploy, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """Two nginx routers of their own (lb1 over SSH, lb2 run locally), each with its
+    directory, upstream file and port; the playbook lists both in `router.hosts`."""
+    import yaml
+
+    lbs = tmp_path / "lbs"
+    ports = {"lb1": bed.ports.http + 50, "lb2": bed.ports.http + 51}
+    for name, port in ports.items():
+        bed.up_nginx(lbs / name, port)
+    doc = yaml.safe_load(fdeploy.path.read_text())
+    lb = next(h for h in doc["hosts"] if h["name"] == "lb")
+    lb2 = {"name": "lb2", "address": "127.0.0.1", "transport": "local", "runs_app": False}
+    doc["hosts"] = [dict(lb, name="lb1"), lb2] + [h for h in doc["hosts"] if h is not lb]
+    d = lbs / "${host}"
+    doc["router"] = dict(
+        doc["router"],
+        host=None,
+        hosts=["lb1", "lb2"],
+        upstream_file=f"{d}/upstream.conf",
+        test=bed.nginx_cmd("-t", "-q", d=d),
+        reload=bed.nginx_cmd("-s", "reload", d=d),
+        pid_file=f"{d}/nginx.pid",
+        access_log=f"{d}/logs/access.log",
+        url=f"http://127.0.0.1:{ports['lb1']}",
+    )
+    del doc["router"]["host"]
+    write_playbook(fdeploy.path, doc)
+    urls = {n: f"http://127.0.0.1:{p}" for n, p in ports.items()}
+    try:
+        yield {"dir": lbs, "urls": urls}
+    finally:
+        for name in ports:
+            bed.stop_nginx(lbs / name)
+
+
+def _served_by(url: str, n: int = 20) -> dict[str, int]:
+    seen: dict[str, int] = {}
+    with httpx.Client(trust_env=False, timeout=5) as c:
+        for _ in range(n):
+            try:
+                v = str(c.get(url + "/health").json()["version"])
+            except (httpx.HTTPError, ValueError, KeyError):
+                v = "error"
+            seen[v] = seen.get(v, 0) + 1
+    return seen
+
+
+def _workers(lbs: Path, name: str) -> set[int]:
+    master = (lbs / name / "nginx.pid").read_text().split()[0]
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", master], capture_output=True, text=True)
+    return {int(p) for p in out.stdout.split()}
+
+
+def test_two_routers_switch_together_under_load(
+    fdeploy: Deploy, two_routers: dict[str, Any]
+) -> None:
+    urls, lbs = two_routers["urls"], two_routers["dir"]
+    assert _release(fdeploy, "v1").returncode == 0
+    with (
+        Load(urls["lb1"] + "/", rate=60, threads=2, seconds=60) as load1,
+        Load(urls["lb2"] + "/", rate=60, threads=2, seconds=60) as load2,
+    ):
+        proc = _release(fdeploy, "v2")
+        load1.stop.set()
+        load2.stop.set()
+    doc = _doc(proc)
+    assert proc.returncode == 0, doc["message"]
+    errors = sum(ld.stats.server_errors + len(ld.stats.failures) for ld in (load1, load2))
+    print(f"\ntwo routers: {load1.stats.requests + load2.stats.requests} requests, {errors} errors")
+    assert errors == 0, (load1.stats.statuses, load2.stats.statuses, load1.stats.failures[:3])
+    for name, url in urls.items():
+        assert _served_by(url) == {"v2": 20}, name
+        assert "version=v2" in (lbs / name / "upstream.conf").read_text()
+    status = _doc(fdeploy.run("-o", "json", "status", "-p", str(fdeploy.path)))
+    assert [(r["host"], r["live_version"]) for r in status["routers"]] == [
+        ("lb1", "v2"),
+        ("lb2", "v2"),
+    ]
+
+
+def test_nginx_t_failing_on_one_of_two_routers_reloads_nothing_anywhere(
+    fdeploy: Deploy, two_routers: dict[str, Any]
+) -> None:
+    urls, lbs = two_routers["urls"], two_routers["dir"]
+    assert _release(fdeploy, "v1").returncode == 0
+    before = {n: (lbs / n / "upstream.conf").read_bytes() for n in urls}
+    workers = {n: _workers(lbs, n) for n in urls}
+    conf = lbs / "lb2" / "nginx.conf"
+    good = conf.read_text()
+    conf.write_text(good + "\nbogus_directive on;\n")  # someone's broken edit on lb2
+    try:
+        with Load(urls["lb1"] + "/", rate=60, threads=2, seconds=60) as load:
+            proc = _release(fdeploy, "v2")
+            load.stop.set()
+        doc = _doc(proc)
+        print(f"\none router rejects: {doc['message']}")
+        assert proc.returncode == 3, doc["message"]
+        assert "lb2" in doc["message"] and "nothing was reloaded on any router" in doc["message"]
+        for name in urls:  # both files as they were, no worker replaced: nothing reloaded
+            assert (lbs / name / "upstream.conf").read_bytes() == before[name], name
+            assert _workers(lbs, name) == workers[name], name
+            left = {f.name for f in (lbs / name).glob("upstream.conf.deployer-*")}
+            assert left <= {"upstream.conf.deployer-switch.lock"}, (name, left)
+            assert _served_by(urls[name]) == {"v1": 20}, name
+        assert load.stats.server_errors == 0 and not load.stats.failures
+    finally:
+        conf.write_text(good)
+    proc = _release(fdeploy, "v2")  # once lb2's config is fixed, the release goes through
+    assert proc.returncode == 0, _doc(proc)["message"]
+    assert all(_served_by(u) == {"v2": 20} for u in urls.values())
+
+
+def test_routers_that_disagree_are_refused_and_a_killed_release_is_undone_on_each(
+    fdeploy: Deploy, two_routers: dict[str, Any]
+) -> None:
+    urls, lbs = two_routers["urls"], two_routers["dir"]
+    assert _release(fdeploy, "v1").returncode == 0
+    # a killed release: each router's dead-man timer puts v1 back by itself
+    _set(fdeploy, router={"dead_man_margin": "2s"})  # 3 s window + 1 s timeout + 2 s
+    proc = fdeploy.spawn("release", "-p", str(fdeploy.path), "--version", "v2")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if all("version=v2" in (lbs / n / "upstream.conf").read_text() for n in urls):
+            break
+        time.sleep(0.05)
+    switched = time.monotonic()
+    proc.kill()
+    proc.wait(timeout=10)
+    back: dict[str, float] = {}
+    while len(back) < len(urls) and time.monotonic() < switched + 20:
+        for n in urls:
+            if n not in back and "version=v1" in (lbs / n / "upstream.conf").read_text():
+                back[n] = time.monotonic() - switched
+        time.sleep(0.05)
+    print(f"\nkilled after the switch: routers back on v1 after {back}")
+    assert set(back) == set(urls) and max(back.values()) < 6 + 3
+    rec = fdeploy.run("-o", "json", "recover", "-p", str(fdeploy.path), timeout=120)
+    assert rec.returncode == 0, rec.stdout + rec.stderr
+    assert all(_served_by(u) == {"v1": 20} for u in urls.values())
+    # lb2 edited by hand to another upstream: refused, nothing changed, both routers named
+    (lbs / "lb2" / "upstream.conf").write_text(
+        (lbs / "lb2" / "upstream.conf").read_text().replace("version=v1", "version=v0")
+    )
+    proc = _release(fdeploy, "v3")
+    doc = _doc(proc)
+    assert proc.returncode == 3, doc["message"]
+    assert "routers disagree" in doc["message"] and "lb2" in doc["message"]
+    status = _doc(fdeploy.run("-o", "json", "status", "-p", str(fdeploy.path)))
+    assert {r["host"]: r["live_version"] for r in status["routers"]} == {"lb1": "v1", "lb2": "v0"}

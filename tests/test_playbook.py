@@ -76,6 +76,9 @@ BAD = [
     ),
     ("colors.green.port=8001", 5, "colors: blue and green need different ports"),
     ("router.host=web9", 17, "router.host: no host named 'web9' in hosts"),
+    ("router.hosts=[web1, web9]", 17, "router.hosts: no host named 'web9' in hosts"),
+    ("router.hosts=[web1, web1]", 17, "router.hosts: 'web1' is listed twice"),
+    ("router.hosts=[]", 17, "router.hosts: List should have at least 1 item"),
     ("hosts.0.port=70000", 5, "hosts.0.port: Input should be less than or equal to 65535"),
     ("app=Shop!", 1, "app: String should match pattern"),
     ("service.stop=<del>", 10, "service.stop: required key is missing"),
@@ -197,3 +200,11 @@ def test_readme_reference_lists_every_playbook_key() -> None:
     readme = (ROOT / "README.md").read_text()
     missing = [r["key"] for r in reference() if f"| `{r['key']}` |" not in readme]
     assert not missing, f"README.md lacks {missing}: run scripts/readme_reference.py"
+
+
+def test_router_host_and_hosts_are_one_or_the_other() -> None:
+    text = _patch(_patch(GOOD, "router.hosts=[web1]"), "router.host=web1")
+    with pytest.raises(PlaybookError, match=r"router: set `host` \(one router\) or `hosts`"):
+        parse_playbook(text, "both.yml")
+    pb = parse_playbook(_patch(GOOD, "router.hosts=[web1]"), "one.yml")
+    assert [h.name for h in pb.router_hosts] == ["web1"] and pb.router_host.name == "web1"

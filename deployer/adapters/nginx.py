@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from deployer.commands import nginx
 from deployer.commands.shell import Shell
 from deployer.errors import CommandFailed, DeployerError
-from deployer.ports import Runner
+from deployer.ports import CommandResult, Runner
 
 
 @dataclass
@@ -38,10 +38,28 @@ class NginxAdapter:
         staged = nginx.staged_path(self.upstream_file)
         self.runner.put_bytes(conf.encode(), staged)
         cmd = nginx.switch(staged, self.upstream_file, self.test, self.reload, self.pid_file)
-        res = self.runner.run(cmd, check=False, timeout=30)
+        self._reloaded(self.runner.run(cmd, check=False, timeout=30))
+        return time.monotonic() - started
+
+    def stage(self, conf: str) -> None:
+        """Put ``conf`` in place and test it, nothing reloaded (several routers: all are
+        tested before any is reloaded). Raises with ``not_applied`` when the test fails."""
+        staged = nginx.staged_path(self.upstream_file)
+        self.runner.put_bytes(conf.encode(), staged)
+        cmd = nginx.stage(staged, self.upstream_file, self.test, self.reload, self.pid_file)
+        self._tested(self.runner.run(cmd, check=False, timeout=30), "nothing reloaded")
+
+    def reload_staged(self) -> None:
+        cmd = nginx.reload_staged(self.upstream_file, self.test, self.reload, self.pid_file)
+        self._reloaded(self.runner.run(cmd, check=False, timeout=30))
+
+    def unstage(self) -> None:
+        self.runner.run(nginx.unstage(self.upstream_file, self.pid_file), timeout=40)
+
+    def _tested(self, res: CommandResult, restored: str) -> None:
         if res.exit_status in (nginx.TEST_FAILED, nginx.NOT_RUNNING):
             what = (
-                "nginx rejected the new upstream"
+                "the config test failed with the new upstream in place"
                 if res.exit_status == nginx.TEST_FAILED
                 else "nginx is not running"
             )
@@ -49,10 +67,18 @@ class NginxAdapter:
                 self.runner.name,
                 self.test.shown,
                 res.exit_status,
-                f"{what} (previous upstream restored, nothing reloaded): {res.stderr}",
+                f"{what} (previous upstream restored, {restored}): {_why(res.stderr)}",
             )
             err.not_applied = True
             raise err
+        if not res.ok:
+            raise CommandFailed(
+                self.runner.name, self.test.shown, res.exit_status, res.stderr or res.stdout
+            )
+
+    def _reloaded(self, res: CommandResult) -> None:
+        if res.exit_status in (nginx.TEST_FAILED, nginx.NOT_RUNNING):
+            self._tested(res, "nothing reloaded")
         if res.exit_status == nginx.NO_NEW_WORKERS:
             raise DeployerError(
                 f"{self.runner.name}: nginx started no new workers within 10s "
@@ -67,7 +93,6 @@ class NginxAdapter:
             )
         old = res.stdout.partition("old:")[2].split()
         self.draining |= {int(p) for p in old if p.isdigit()}
-        return time.monotonic() - started
 
     def arm_dead_man(self, conf: str, seconds: float) -> None:
         staged = nginx.dead_man_paths(self.upstream_file)[0]
@@ -104,3 +129,13 @@ class NginxAdapter:
                 f"{self.drain_timeout:g}s; not stopping the old color"
             )
         return self.last_drain_s
+
+
+def _why(stderr: str) -> str:
+    """nginx's reason from its test output: the first ``[emerg]`` (or other error) line,
+    which names the directive, file and line; else the last line."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    for ln in lines:
+        if any(f"[{level}]" in ln for level in ("emerg", "alert", "crit", "error")):
+            return ln
+    return lines[-1] if lines else "no output"

@@ -131,6 +131,59 @@ RELOAD_FAILED = 99
 NOT_RUNNING = 96
 
 
+def _paths(path: str, pid_file: str) -> tuple[str, str, str]:
+    """(upstream file, pid file, switch lock), quoted."""
+    f, pid = join([path]).text, join([pid_file]).text
+    return f, pid, join([path + ".deployer-switch.lock"]).text
+
+
+def _locked(lock: str) -> str:
+    # one switch at a time on this router (deployer's, the dead-man timer's, a canary
+    # shift's): they share the backup file, and one's restore must not undo the other
+    return f"if command -v flock >/dev/null; then exec 9>>{lock} && flock -w 30 9 || exit 1; fi; "
+
+
+def _restore_on_failure(f: str, b: str) -> str:
+    return (
+        f"restore() {{ if [ $had = 1 ]; then mv -f {b} {f}; else rm -f {f}; fi; }}; "
+        "trap 'rc=$?; if [ $rc -ne 0 ]; then restore; fi' EXIT; "
+    )
+
+
+def _install_and_test(s: str, f: str, test: Shell) -> str:
+    return (
+        f"mv -f {s} {f} || exit 1; if ! {{ {test.text}; }} 9>&- >&2; then exit {TEST_FAILED}; fi; "
+    )
+
+
+def _reload(pid_file: str, pid: str, reload: Shell, done: str) -> str:
+    """Graceful reload, then wait for new workers (``done`` runs once they serve: the
+    backup is dropped), then for the old ones to stop accepting; prints ``old: PID ...``."""
+    return (
+        f"m=$(cat {pid} 2>/dev/null); "
+        f'if [ -z "$m" ] || ! kill -0 "$m" 2>/dev/null; then '
+        f"echo 'nginx is not running (no live master in {pid_file})' >&2; exit {NOT_RUNNING}; fi; "
+        "old=$(ps -o pid= --ppid \"$m\" | tr -s ' \\n' ' '); "
+        f"if ! {{ {reload.text}; }} 9>&- >&2; then exit {RELOAD_FAILED}; fi; i=0; "
+        'while [ $i -lt 200 ]; do for p in $(ps -o pid= --ppid "$m"); do '
+        'case " $old " in *" $p "*) ;; *) '
+        f"trap - EXIT; {done}; "
+        # then until every old worker has closed its listening sockets (its title says
+        # "shutting down", or it is gone): before that, a new connection may still land on
+        # it and be served the previous upstream (bounded: 2 s, then it is left to drain)
+        "j=0; while [ $j -lt 40 ]; do busy=0; for o in $old; do "
+        't=$(ps -o args= -p "$o" 2>/dev/null); case "$t" in ""|*"shutting down"*) ;; '
+        "*) busy=1;; esac; done; [ $busy = 0 ] && break; sleep 0.05; j=$((j+1)); done; "
+        'echo "old: $old"; exit 0;; esac; done; '
+        f"sleep 0.05; i=$((i+1)); done; exit {NO_NEW_WORKERS}"
+    )
+
+
+def _shell(script: str, test: Shell, reload: Shell) -> Shell:
+    shown = script.replace(test.text, test.shown).replace(reload.text, reload.shown)
+    return Shell.around(script, shown, test, reload)
+
+
 def switch(staged: str, path: str, test: Shell, reload: Shell, pid_file: str) -> Shell:
     """One round trip for the whole switch (sessions cost ~90 ms each on a fast host).
 
@@ -143,36 +196,66 @@ def switch(staged: str, path: str, test: Shell, reload: Shell, pid_file: str) ->
     ``PATH.deployer-switch.lock``, at most 30 s): the dead-man timer firing while deployer's
     own switch runs must not have its work undone by the other's restore.
     """
-    f, s, b = join([path]).text, join([staged]).text, join([path + ".deployer-prev"]).text
-    pid, lock = join([pid_file]).text, join([path + ".deployer-switch.lock"]).text
+    f, pid, lock = _paths(path, pid_file)
+    s, b = join([staged]).text, join([path + ".deployer-prev"]).text
     script = (
-        # one switch at a time on this router (deployer's, the dead-man timer's, a canary
-        # shift's): they share the backup file, and one's restore must not undo the other
-        f"if command -v flock >/dev/null; then exec 9>>{lock} && flock -w 30 9 || exit 1; fi; "
-        f"had=0; if [ -f {f} ]; then cp -p {f} {b} || exit 1; had=1; fi; "
-        f"restore() {{ if [ $had = 1 ]; then mv -f {b} {f}; else rm -f {f}; fi; }}; "
-        "trap 'rc=$?; if [ $rc -ne 0 ]; then restore; fi' EXIT; "
-        f"mv -f {s} {f} || exit 1; "
-        f"if ! {{ {test.text}; }} 9>&- >&2; then exit {TEST_FAILED}; fi; "
-        f"m=$(cat {pid} 2>/dev/null); "
-        f'if [ -z "$m" ] || ! kill -0 "$m" 2>/dev/null; then '
-        f"echo 'nginx is not running (no live master in {pid_file})' >&2; exit {NOT_RUNNING}; fi; "
-        "old=$(ps -o pid= --ppid \"$m\" | tr -s ' \\n' ' '); "
-        f"if ! {{ {reload.text}; }} 9>&- >&2; then exit {RELOAD_FAILED}; fi; i=0; "
-        'while [ $i -lt 200 ]; do for p in $(ps -o pid= --ppid "$m"); do '
-        'case " $old " in *" $p "*) ;; *) '
-        f"trap - EXIT; rm -f {b}; "
-        # then until every old worker has closed its listening sockets (its title says
-        # "shutting down", or it is gone): before that, a new connection may still land on
-        # it and be served the previous upstream (bounded: 2 s, then it is left to drain)
-        "j=0; while [ $j -lt 40 ]; do busy=0; for o in $old; do "
-        't=$(ps -o args= -p "$o" 2>/dev/null); case "$t" in ""|*"shutting down"*) ;; '
-        "*) busy=1;; esac; done; [ $busy = 0 ] && break; sleep 0.05; j=$((j+1)); done; "
-        'echo "old: $old"; exit 0;; esac; done; '
-        f"sleep 0.05; i=$((i+1)); done; exit {NO_NEW_WORKERS}"
+        _locked(lock)
+        + f"had=0; if [ -f {f} ]; then cp -p {f} {b} || exit 1; had=1; fi; "
+        + _restore_on_failure(f, b)
+        + _install_and_test(s, f, test)
+        + _reload(pid_file, pid, reload, f"rm -f {b}")
     )
-    shown = script.replace(test.text, test.shown).replace(reload.text, reload.shown)
-    return Shell.around(script, shown, test, reload)
+    return _shell(script, test, reload)
+
+
+def _held(path: str) -> tuple[str, str]:
+    """Where a staged switch keeps the previous upstream, and the marker saying there was
+    none (a first release), until it is reloaded or put back."""
+    return join([path + ".deployer-held"]).text, join([path + ".deployer-held-none"]).text
+
+
+def stage(staged: str, path: str, test: Shell, reload: Shell, pid_file: str) -> Shell:
+    """The first half of a switch on several routers: move the staged upstream into place
+    and test it, keeping the previous one aside; nothing is reloaded. A failed test puts
+    the previous file back (exit 97). :func:`reload_staged` or :func:`unstage` follows."""
+    f, _, lock = _paths(path, pid_file)
+    s = join([staged]).text
+    held, none = _held(path)
+    script = (
+        _locked(lock)
+        + f"rm -f {held} {none}; had=0; "
+        + f"if [ -f {f} ]; then cp -p {f} {held} || exit 1; had=1; else : > {none}; fi; "
+        + _restore_on_failure(f, held)
+        + _install_and_test(s, f, test)
+        + "trap - EXIT; exit 0"
+    )
+    return _shell(script, test, reload)
+
+
+def reload_staged(path: str, test: Shell, reload: Shell, pid_file: str) -> Shell:
+    """The second half: reload what :func:`stage` put in place (the same exit codes as
+    :func:`switch`; on failure the held previous upstream is put back)."""
+    f, pid, lock = _paths(path, pid_file)
+    held, none = _held(path)
+    script = (
+        _locked(lock)
+        + f"if [ -f {held} ]; then had=1; elif [ -f {none} ]; then had=0; else "
+        + "echo 'no staged upstream to reload' >&2; exit 1; fi; "
+        + _restore_on_failure(f, held)
+        + _reload(pid_file, pid, reload, f"rm -f {held} {none}")
+    )
+    return _shell(script, test, reload)
+
+
+def unstage(path: str, pid_file: str) -> Shell:
+    """Put back the upstream :func:`stage` held aside (another router refused the new one)."""
+    f, _, lock = _paths(path, pid_file)
+    held, none = _held(path)
+    return Shell.raw(
+        _locked(lock)
+        + f"if [ -f {held} ]; then mv -f {held} {f}; elif [ -f {none} ]; then rm -f {f}; fi; "
+        + f"rm -f {none}"
+    )
 
 
 def staged_path(path: str) -> str:

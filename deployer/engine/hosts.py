@@ -8,6 +8,7 @@ from typing import Any
 
 from deployer.adapters.hosts import LocalRunner, SshRunner
 from deployer.adapters.nginx import NginxAdapter
+from deployer.adapters.routers import Routers
 from deployer.plan import Context
 from deployer.ports import Runner
 
@@ -17,7 +18,7 @@ class HostPool:
         self.ctx = ctx
         self.accept_new_host_key = accept_new_host_key
         self._runners: dict[str, Runner] = {}
-        self._router: NginxAdapter | None = None
+        self._router: Routers | None = None
         self._lock = threading.RLock()  # hosts' lanes ask for runners from several threads
 
     def runner(self, name: str) -> Runner:
@@ -50,24 +51,26 @@ class HostPool:
         )
 
     @property
-    def router(self) -> NginxAdapter:
+    def router(self) -> Routers:
+        """Every router (``router.hosts``), switched together; most playbooks have one."""
         with self._lock:
-            return self._make_router()
-
-    def _make_router(self) -> NginxAdapter:
-        if self._router is None:
-            pb, ctx = self.ctx.pb, self.ctx
-            host = pb.router_host
-            r = pb.router
-            self._router = NginxAdapter(
-                runner=self.runner(host.name),
-                upstream_file=ctx.value(r.upstream_file, host),
-                test=ctx.shell(r.test, host),
-                reload=ctx.shell(r.reload, host),
-                pid_file=ctx.value(r.pid_file, host),
-                drain_timeout=r.drain_timeout,
-            )
-        return self._router
+            if self._router is None:
+                pb, ctx, r = self.ctx.pb, self.ctx, self.ctx.pb.router
+                hosts = pb.router_hosts
+                each = [
+                    NginxAdapter(
+                        runner=self.runner(host.name),
+                        upstream_file=ctx.value(r.upstream_file, host),
+                        test=ctx.shell(r.test, host),
+                        reload=ctx.shell(r.reload, host),
+                        pid_file=ctx.value(r.pid_file, host),
+                        drain_timeout=r.drain_timeout,
+                    )
+                    for host in hosts
+                ]
+                logs = [ctx.value(r.access_log, h) if r.access_log else None for h in hosts]
+                self._router = Routers(each, logs)
+            return self._router
 
     def close(self) -> None:
         for runner in self._runners.values():

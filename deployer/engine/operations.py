@@ -123,8 +123,8 @@ class Engine:
         self.opstate = OperationState(self.hosts.runner(router.name), self.lock.path)
 
     # ----- observe -----
-    def observe(self) -> Observed:
-        return self.target.observe()
+    def observe(self, *, tolerant: bool = False) -> Observed:
+        return self.target.observe(tolerant=tolerant)
 
     def _interrupt(self) -> BaseException | None:
         return self.guard.requested or self.lock.lost
@@ -368,7 +368,7 @@ class Engine:
     # ----- status -----
     def status(self) -> dict[str, Any]:
         try:
-            observed = self.observe()
+            observed = self.observe(tolerant=True)
             state = self.lock.state()
             remote = self.opstate.read()
             target = self.target.status(observed)

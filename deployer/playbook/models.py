@@ -132,6 +132,14 @@ class NginxRouter(Strict):
     host: str | None = Field(
         None, description="Host (by name) where nginx runs. Default: the first host."
     )
+    hosts: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="Several routers (a pair of load balancers, or one nginx per host): the "
+        "hosts where nginx runs, each with the settings below (`${host}` is the router's). "
+        "Every router's new upstream is tested before any is reloaded; the switch-back and "
+        "the dead-man timer run on each. The first holds the lock and the operation record.",
+    )
     upstream_file: Path_ = Field(description="File included by nginx's config; deployer owns it.")
     upstream_name: str | None = Field(
         None,
@@ -287,6 +295,15 @@ class Playbook(Strict):
             raise ValueError(f"migrate.host: no host named {self.migrate.host!r} in hosts")
         if self.router.host is not None and self.router.host not in names:
             raise ValueError(f"router.host: no host named {self.router.host!r} in hosts")
+        if self.router.hosts is not None:
+            if self.router.host is not None:
+                raise ValueError("router: set `host` (one router) or `hosts` (several), not both")
+            for name in self.router.hosts:
+                if name not in names:
+                    raise ValueError(f"router.hosts: no host named {name!r} in hosts")
+            twice = sorted({n for n in self.router.hosts if self.router.hosts.count(n) > 1})
+            if twice:
+                raise ValueError(f"router.hosts: {twice[0]!r} is listed twice")
         if not self.app_hosts:
             raise ValueError("hosts: no host runs the app (all have runs_app: false)")
         if self.fleet.batch_size is not None and self.strategy.kind == "canary":
@@ -381,8 +398,13 @@ class Playbook(Strict):
 
     @property
     def router_host(self) -> Host:
-        name = self.router.host or self.hosts[0].name
-        return next(h for h in self.hosts if h.name == name)
+        """The (first) router's host: it holds the lock and the operation record."""
+        return self.router_hosts[0]
+
+    @property
+    def router_hosts(self) -> list[Host]:
+        names = self.router.hosts or [self.router.host or self.hosts[0].name]
+        return [self.host(n) for n in names]
 
     @property
     def migrate_host(self) -> Host:

@@ -7,7 +7,7 @@ from typing import Any
 
 from deployer.adapters.ship import upload
 from deployer.commands import files, nginx
-from deployer.commands.shell import Shell
+from deployer.commands.shell import Shell, join
 from deployer.engine.hosts import HostPool
 from deployer.errors import AbortedError, DeployerError, HostError, HostKeyError, InputError
 from deployer.gates import Expectation
@@ -41,8 +41,9 @@ class NginxTarget:
         self.left_out = dict(hosts)
 
     # ----- what serves -----
-    def observe(self) -> Observed:
-        text = self.hosts.router.read()
+    def observe(self, *, tolerant: bool = False) -> Observed:
+        routers = self._routers()
+        text = next(iter(routers.values()))[1]
         live = nginx.parse_live(text)
         versions: dict[str, dict[str, str]] = {}
         running: dict[str, dict[str, bool]] = {}
@@ -65,14 +66,17 @@ class NginxTarget:
         unreachable = {
             h.name: str(r) for h, r in zip(hosts, seen, strict=True) if isinstance(r, HostError)
         }
-        if unreachable and len(unreachable) > self.pb.fleet.failures_allowed(len(hosts)):
+        allowed = len(hosts) if tolerant else self.pb.fleet.failures_allowed(len(hosts))
+        if unreachable and len(unreachable) > allowed:
             raise next(r for r in seen if isinstance(r, HostError))
         for host, pairs in zip(hosts, seen, strict=True):
             if isinstance(pairs, HostError):  # within max_failures: left out from the start
                 continue
             versions[host.name] = {k: v for k, v in pairs if k in COLORS}
             running[host.name] = {c: ["up", c] in pairs for c in COLORS}
-        extra = {"unreachable": unreachable} if unreachable else {}
+        extra: dict[str, Any] = {"unreachable": unreachable} if unreachable else {}
+        if len(routers) > 1:
+            extra["routers"] = {n: list(v[0]) if v[0] else None for n, v in routers.items()}
         return Observed(
             live[0] if live else None,
             live[1] if live else None,
@@ -80,6 +84,28 @@ class NginxTarget:
             versions,
             running,
             extra=extra,
+        )
+
+    def _routers(self) -> dict[str, tuple[tuple[str, str] | None, str]]:
+        """Each router's (live color and version, upstream file text)."""
+        routers = self.hosts.router
+        texts = routers.read_all() if len(routers.each) > 1 else {routers.names[0]: routers.read()}
+        return {n: (nginx.parse_live(t), t) for n, t in texts.items()}
+
+    @staticmethod
+    def _agreed(observed: Observed) -> None:
+        """Routers that disagree on the live color are refused: there is no idle color to
+        release to (or roll back to) without hurting someone."""
+        lives = observed.extra.get("routers") or {}
+        if len({tuple(v) if v else None for v in lives.values()}) <= 1:
+            return
+        said = ", ".join(
+            f"{n} serves {v[0]} ({v[1] or '-'})" if v else f"{n} has no deployer upstream"
+            for n, v in lives.items()
+        )
+        raise AbortedError(
+            f"the routers disagree: {said}; put every router's upstream file back to the "
+            "same one (copy it from one router, test, reload), then run again"
         )
 
     def serving(self, live: str, version: str) -> tuple[str, Expectation, dict[str, Any]]:
@@ -96,15 +122,18 @@ class NginxTarget:
                 "--deployment is for targets that promote a built deployment (vercel); "
                 "the nginx target ships --version to the idle color"
             )
+        self._agreed(observed)
         return version, observed, release_plan(self.ctx, observed, version)
 
     def rollback_plan(self, observed: Observed) -> tuple[str, Observed, list[Step]]:
+        self._agreed(observed)
         version, steps = rollback_plan(self.ctx, observed)
         return version, observed, steps
 
     def drill_plan(
         self, observed: Observed, version: str | None, broken: Context | None
     ) -> tuple[str, Observed, list[Step]]:
+        self._agreed(observed)
         version = version or observed.live_version
         if not version:
             raise AbortedError(
@@ -142,7 +171,7 @@ class NginxTarget:
             case CanaryShift():
                 from deployer.canary import run_step
 
-                return run_step(router.runner, router, action, self.canary)
+                return run_step(router, action, self.canary)
             case Switch(conf=conf, color=color, version=version, forward=forward):
                 if not conf:
                     return "no previous upstream to restore"
@@ -188,7 +217,19 @@ class NginxTarget:
         pass
 
     def dead_man_off(self) -> Shell | None:
-        return nginx.disarm_dead_man(self.hosts.router.upstream_file)
+        """The primary router's timer, called off in the commit's round trip. Several
+        routers: the others' timers are called off first; if one of them had fired, the
+        commit is refused the same way (the primary's timer is called off with it)."""
+        routers = self.hosts.router
+        fired = routers.disarm_others()
+        off = nginx.disarm_dead_man(routers.upstream_file)
+        if fired is None:
+            return off
+        return Shell.around(
+            f"{off.text} >/dev/null; echo {join(['fired ' + fired]).text}",
+            f"{off.shown}; report that {fired}",
+            off,
+        )
 
     # ----- status -----
     def status(self, observed: Observed) -> dict[str, Any]:
@@ -205,7 +246,16 @@ class NginxTarget:
             }
             for h in self.pb.app_hosts
         ]
-        return {"hosts": hosts}
+        doc: dict[str, Any] = {"hosts": hosts}
+        lives = observed.extra.get("routers")
+        if lives:
+            doc["routers"] = [
+                {"host": n, "live_color": v[0] if v else None, "live_version": v[1] if v else None}
+                for n, v in lives.items()
+            ]
+            said = [f"{n} {v[0]} ({v[1] or '-'})" if v else f"{n} -" for n, v in lives.items()]
+            doc["lines"] = ["routers: " + ", ".join(said)]
+        return doc
 
     def _health(self, observed: Observed) -> dict[str, str]:
         """Each host's live color, probed once directly (not through the router): "ok" or

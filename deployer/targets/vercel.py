@@ -93,7 +93,7 @@ class VercelTarget:
         return {k: v.value if isinstance(v, Secret) else v for k, v in self._headers()}
 
     # ----- what serves -----
-    def observe(self) -> Observed:
+    def observe(self, *, tolerant: bool = False) -> Observed:
         project = self.api.project(self.pb.vercel.project)
         self.project_id = str(project.get("id") or self.pb.vercel.project)
         prod_doc = (project.get("targets") or {}).get("production") or None
