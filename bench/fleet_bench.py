@@ -65,6 +65,18 @@ def deployer(*args: str) -> tuple[float, dict[str, Any]]:
     return took, doc
 
 
+def print_breakdown(n: int, wall: float, doc: dict[str, Any]) -> None:
+    """Where the last release's time went: each step's slowest host and its total."""
+    print(f"\n{n} hosts: {wall:.1f}s wall, {doc.get('duration_s')}s in the operation")
+    print("| step | hosts | slowest s | sum s |\n| --- | ---: | ---: | ---: |")
+    steps: dict[str, list[float]] = {}
+    for s in doc.get("steps") or []:
+        steps.setdefault(s["name"], []).append(float(s["seconds"]))
+    for name, secs in steps.items():
+        print(f"| {name} | {len(secs)} | {max(secs):.2f} | {sum(secs):.2f} |")
+    print()
+
+
 def install_ansible(work: Path) -> Path:
     venv = work / "ansible-venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
@@ -79,6 +91,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=20)
     parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument(
+        "--no-ansible", action="store_true", help="deployer only (sizes and step breakdown)"
+    )
     args = parser.parse_args()
     why = permitted()
     if why is not None:
@@ -89,6 +104,7 @@ def main() -> int:
     control = work / "cp"
     control.mkdir()
     rows: list[tuple[str, float, float]] = []
+    breakdown: tuple[int, float, dict[str, Any]] | None = None
     sizes: dict[int, list[float]] = {}
     try:
         bed.up({"ssh", "nginx"})
@@ -97,7 +113,6 @@ def main() -> int:
             work / "fleet", args.hosts, subnet=150, tag="bn", client_key=bed.client_key
         )
         fleet.up()
-        ansible = install_ansible(work)
 
         def playbook(n: int, name: str) -> str:
             doc = bed.playbook(Path("/unused"), work / f"journal-{name}")
@@ -127,8 +142,12 @@ def main() -> int:
             deployer("release", "-p", pb, "--version", f"s{version}")
             for _ in range(args.runs):
                 version += 1
-                took, _ = deployer("release", "-p", pb, "--version", f"s{version}")
+                took, doc = deployer("release", "-p", pb, "--version", f"s{version}")
                 sizes.setdefault(n, []).append(took)
+            breakdown = (n, took, doc)
+        if args.no_ansible:
+            return 0
+        ansible = install_ansible(work)
 
         # side by side, same hosts, same steps
         archive = work / "app.tar.gz"
@@ -208,6 +227,8 @@ def main() -> int:
             # the router now says Ansible's color is live: deployer's next release goes on
             # from there (to the other color)
     finally:
+        if breakdown is not None:
+            print_breakdown(*breakdown)
         for sock in control.glob("*"):  # Ansible's SSH control masters
             subprocess.run(["ssh", "-O", "exit", "-o", f"ControlPath={sock}", "x"],
                            capture_output=True, check=False)  # fmt: skip

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
+import time
+from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -284,3 +286,23 @@ def test_reload_staged_puts_the_held_file_back_when_nginx_is_down(tmp_path) -> N
     # nothing staged any more: a second reload refuses instead of reloading blind
     res = subprocess.run(["bash", "-c", cmd.text], capture_output=True, text=True, check=False)
     assert res.returncode == 1 and "no staged upstream" in res.stderr
+
+
+def test_arming_the_dead_man_again_reports_a_timer_that_fired_meanwhile(tmp_path) -> None:
+    path = tmp_path / "u.conf"
+    path.write_text("new")
+    conf, _timer, fired = (Path(p) for p in nginx.dead_man_paths(str(path)))
+    t = Shell.raw("true")
+
+    def arm(seconds: float) -> str:
+        conf.write_text("old")
+        cmd = nginx.arm_dead_man(str(path), t, t, str(tmp_path / "pid"), seconds)
+        return subprocess.run(["bash", "-c", cmd.text], capture_output=True, text=True).stdout
+
+    assert arm(0) == ""  # the first arming: nothing had fired
+    deadline = time.monotonic() + 10
+    while not fired.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert fired.exists()  # it fired (nginx "not running" here: status 96)
+    assert arm(60).startswith("fired ") and arm(60) == ""  # said once, by the next arming
+    subprocess.run(["bash", "-c", nginx.disarm_dead_man(str(path)).text], check=True)

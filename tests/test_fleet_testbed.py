@@ -267,6 +267,12 @@ def test_a_host_cut_mid_window_rolls_back_and_recover_finishes_once_it_is_back(
     assert "web2" in json.dumps(res["hosts"]) + res["message"]
     served = _versions_served(fdeploy, 12)
     assert served.get("v1") and set(served) <= {"v1", "error"}, served  # web2 is still cut
+    # status says so, without failing (a status that exits 7 because one host is down
+    # is no help while it is down)
+    status = fdeploy.run("-o", "json", "status", "-p", str(fdeploy.path), timeout=60)
+    assert status.returncode == 0, status.stdout + status.stderr
+    health = {h["host"]: h["health"] for h in _doc(status)["hosts"]}
+    assert health["web1"] == "ok" and health["web2"] != "ok", health
     fleet.mend("web2")
     if proc.returncode == 6:
         rec = fdeploy.run("-o", "json", "recover", "-p", str(fdeploy.path), timeout=120)

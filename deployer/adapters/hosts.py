@@ -10,16 +10,15 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import select
 import subprocess
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from deployer import progress
 from deployer.adapters import known_hosts as known_hosts_file
+from deployer.adapters.ssh_shell import RemoteShell, ShellGone, exec_session
 from deployer.commands.shell import Secret, Shell, redact, stdin_script
 from deployer.errors import CommandFailed, HostError, HostKeyError
 from deployer.playbook.models import Host
@@ -27,38 +26,6 @@ from deployer.ports import CommandResult
 
 #: a command given no timeout of its own gets this one: nothing waits forever on a host
 DEFAULT_TIMEOUT = 120.0
-
-
-class _StrictPolicy:
-    """paramiko's missing-host-key hook: refuse, or (opt-in) accept and save a new key."""
-
-    def __init__(
-        self, label: str, known_hosts: Path, accept_new: bool, keys: known_hosts_file.HostKeys
-    ):
-        self.label, self.known_hosts, self.accept_new = label, known_hosts, accept_new
-        self.keys = keys
-
-    def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
-        fp = known_hosts_file.fingerprint(key)
-        if self.keys.is_revoked(key):
-            raise HostKeyError(
-                f"{self.label}: host key {key.get_name()} {fp} is REVOKED in "
-                f"{self.known_hosts}; refusing to connect"
-            )
-        if self.keys.known:
-            raise HostKeyError(
-                f"{self.label}: host key CHANGED (got {key.get_name()} {fp}), it does not "
-                f"match {self.known_hosts}; refusing to connect"
-            )
-        if not self.accept_new:
-            raise HostKeyError(
-                f"{self.label}: host key ({key.get_name()} {fp}) is not in "
-                f"{self.known_hosts}; verify it and add it, or pass --accept-new-host-key"
-            )
-        client.get_host_keys().add(hostname, key.get_name(), key)
-        self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
-        with self.known_hosts.open("a", encoding="ascii") as fh:
-            fh.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
 
 
 #: connection attempts to a host before it is declared unreachable (bounded in time too)
@@ -85,6 +52,7 @@ def _detect_dead_peer(conn: Any) -> None:
     sock = transport.sock
     opts = [
         (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1),
+        (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),
         (socket.IPPROTO_TCP, getattr(socket, "TCP_KEEPIDLE", None), 5),
         (socket.IPPROTO_TCP, getattr(socket, "TCP_KEEPINTVL", None), 2),
         (socket.IPPROTO_TCP, getattr(socket, "TCP_KEEPCNT", None), 3),
@@ -116,6 +84,8 @@ class SshRunner:
         self._timeout = connect_timeout
         self._attempts = connect_attempts
         self._conn: Any = None
+        self._shell: RemoteShell | None = None  # one shell per host (ssh_shell.py)
+        self._shell_opening = threading.Lock()
         self._connecting = threading.Lock()
         #: set once the host could not be reached again: later commands fail at once
         self._lost: str | None = None
@@ -188,7 +158,7 @@ class SshRunner:
         for key in keys.known:
             client.get_host_keys().add(name, key.get_name(), key)
         client.set_missing_host_key_policy(
-            _StrictPolicy(self.label, self._known_hosts, self._accept_new, keys)
+            known_hosts_file.StrictPolicy(self.label, self._known_hosts, self._accept_new, keys)
         )
         try:
             conn.open()
@@ -215,12 +185,13 @@ class SshRunner:
         line, so they never show in the host's process list."""
         conn = self._connect()
         timeout = DEFAULT_TIMEOUT if timeout is None else timeout
-        if command.env:
-            remote, stdin = "exec bash -s", stdin_script(command).encode()
-        else:
-            remote, stdin = command.text, None
+        script = stdin_script(command) if command.env else command.text
         try:
-            status, out, err = self._exec(conn, remote, stdin, timeout)
+            ran = self._in_shell(conn, script, timeout)
+            if ran is None:  # the shell is busy (another thread) or could not be opened
+                remote, stdin = ("exec bash -s", script.encode()) if command.env else (script, None)
+                ran = exec_session(conn, remote, stdin, timeout, self._sent(len(stdin or b"")))
+            status, out, err = ran
         except TimeoutError:
             raise CommandFailed(
                 self.name, command.shown, 124, f"timed out after {timeout}s"
@@ -246,7 +217,10 @@ class SshRunner:
         conn = self._connect()
         timeout = DEFAULT_TIMEOUT if timeout is None else timeout
         try:
-            status, out, err = self._exec(conn, command.text, data, timeout)
+            ran = self._in_shell(conn, command.text, timeout, data)
+            status, out, err = ran or exec_session(
+                conn, command.text, data, timeout, self._sent(len(data))
+            )
         except TimeoutError:
             raise CommandFailed(
                 self.name, command.shown, 124, f"timed out after {timeout}s"
@@ -260,45 +234,41 @@ class SshRunner:
             raise CommandFailed(self.name, command.shown, result.exit_status, result.stderr)
         return result
 
-    def _exec(
-        self, conn: Any, remote: str, stdin: bytes | None, timeout: float
-    ) -> tuple[int, bytes, bytes]:
-        """One exec on a new channel: (exit status, stdout, stderr). Waits on the channel's
-        readiness (no polling loop with sleeps: invoke's, which fabric's ``run`` uses, cost
-        ~120 ms per command and far more with twenty hosts at once)."""
-        deadline = time.monotonic() + timeout
-        out, err = bytearray(), bytearray()
-        chan = conn.client.get_transport().open_session(timeout=min(timeout, 30))
+    def _in_shell(
+        self, conn: Any, script: str, timeout: float, data: bytes = b""
+    ) -> tuple[int, bytes, bytes] | None:
+        """``script`` in the host's one shell; None if that shell is busy or cannot be
+        opened (the caller then uses a session of its own)."""
+        transport = conn.client.get_transport()
+        with self._shell_opening:
+            shell = self._shell
+            if shell is None or shell.chan.closed or shell.transport is not transport:
+                try:
+                    shell = self._shell = RemoteShell.open(transport, 30)
+                except Exception:  # e.g. the server's MaxSessions: a session per command
+                    return None
+            if not shell.lock.acquire(blocking=False):
+                return None
         try:
-            chan.exec_command(remote)
-            if stdin:
-                chan.settimeout(max(1.0, deadline - time.monotonic()))
-                for i in range(0, len(stdin), 1 << 20):  # a build: progress per MiB
-                    chan.sendall(stdin[i : i + (1 << 20)])
-                    sent = min(i + (1 << 20), len(stdin))
-                    progress.emit("upload", host=self.name, sent=sent, total=len(stdin))
-                chan.settimeout(None)
-            chan.shutdown_write()
-            ready = chan.fileno()  # set while data (or EOF) waits to be read
-            while True:
-                while chan.recv_ready():
-                    out += chan.recv(65536)
-                while chan.recv_stderr_ready():
-                    err += chan.recv_stderr(65536)
-                if chan.exit_status_ready() and (chan.eof_received or chan.closed):
-                    if not (chan.recv_ready() or chan.recv_stderr_ready()):
-                        break
-                    continue
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError
-                if chan.eof_received or chan.closed:  # output done; the status is coming
-                    chan.status_event.wait(min(left, 0.05))
-                else:
-                    select.select([ready], [], [], min(left, 0.05))
-            return chan.recv_exit_status(), bytes(out), bytes(err)
+            return shell.run(script, timeout, data, self._sent(len(data)))
+        except TimeoutError:  # an OSError too: the command's own time ran out
+            raise
+        except (ShellGone, OSError, EOFError) as exc:
+            if not transport.is_active():  # the connection itself is gone: the host is lost
+                raise EOFError(str(exc) or "the connection closed") from exc
+            return -1, b"", b"the host's shell session ended during the command"
         finally:
-            chan.close()
+            if shell.broken:
+                shell.close()
+                if self._shell is shell:
+                    self._shell = None
+            shell.lock.release()
+
+    def _sent(self, total: int) -> Any:
+        def sent(done: int) -> None:
+            progress.emit("upload", host=self.name, sent=done, total=total)
+
+        return sent
 
     def _check_alive(self, conn: Any, command: Shell) -> None:
         """A channel closed under a command (exit status -1) by a dead connection: the host
@@ -324,6 +294,10 @@ class SshRunner:
             raise HostError(f"{self.label}: upload to {remote_path} failed: {exc}") from exc
 
     def close(self) -> None:
+        if self._shell is not None:
+            with contextlib.suppress(Exception):
+                self._shell.close()
+            self._shell = None
         if self._conn is not None:
             self._conn.close()
             self._conn = None

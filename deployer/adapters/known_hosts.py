@@ -107,3 +107,33 @@ def load(path: Path, host: str, port: int) -> HostKeys:
         (out.revoked if marker else out.known).append(key)
     out.known = [k for k in out.known if not out.is_revoked(k)]
     return out
+
+
+class StrictPolicy:
+    """paramiko's missing-host-key hook: refuse, or (opt-in) accept and save a new key."""
+
+    def __init__(self, label: str, known_hosts: Path, accept_new: bool, keys: HostKeys):
+        self.label, self.known_hosts, self.accept_new = label, known_hosts, accept_new
+        self.keys = keys
+
+    def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
+        fp = fingerprint(key)
+        if self.keys.is_revoked(key):
+            raise HostKeyError(
+                f"{self.label}: host key {key.get_name()} {fp} is REVOKED in "
+                f"{self.known_hosts}; refusing to connect"
+            )
+        if self.keys.known:
+            raise HostKeyError(
+                f"{self.label}: host key CHANGED (got {key.get_name()} {fp}), it does not "
+                f"match {self.known_hosts}; refusing to connect"
+            )
+        if not self.accept_new:
+            raise HostKeyError(
+                f"{self.label}: host key ({key.get_name()} {fp}) is not in "
+                f"{self.known_hosts}; verify it and add it, or pass --accept-new-host-key"
+            )
+        client.get_host_keys().add(hostname, key.get_name(), key)
+        self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
+        with self.known_hosts.open("a", encoding="ascii") as fh:
+            fh.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")

@@ -94,12 +94,15 @@ class NginxAdapter:
         old = res.stdout.partition("old:")[2].split()
         self.draining |= {int(p) for p in old if p.isdigit()}
 
-    def arm_dead_man(self, conf: str, seconds: float) -> None:
+    def arm_dead_man(self, conf: str, seconds: float) -> str | None:
+        """Arm the timer (replacing a running one); what the previous timer printed if it
+        had fired (``TIME STATUS``), else None."""
         staged = nginx.dead_man_paths(self.upstream_file)[0]
         self.runner.put_bytes(conf.encode(), staged)
-        self.runner.run(
+        out = self.runner.run(
             nginx.arm_dead_man(self.upstream_file, self.test, self.reload, self.pid_file, seconds)
-        )
+        ).stdout.strip()
+        return out.removeprefix("fired").strip() or "?" if out.startswith("fired") else None
 
     def disarm_dead_man(self) -> str | None:
         """Call the timer off; returns what it printed if it had fired (``TIME STATUS``)."""

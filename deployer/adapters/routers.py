@@ -111,13 +111,19 @@ class Routers:
             + (f", but {', '.join(stuck)} could not be put back" if stuck else "")
         )
 
-    def arm_dead_man(self, conf: str, seconds: float) -> None:
-        self._raise_first(self._all(lambda r: r.arm_dead_man(conf, seconds)))
+    def arm_dead_man(self, conf: str, seconds: float) -> str | None:
+        """Arm every router's timer; what the first that had fired before printed."""
+        out = self._all(lambda r: r.arm_dead_man(conf, seconds))
+        self._raise_first(out)
+        return self._fired(out)
 
     def disarm_dead_man(self) -> str | None:
         """Call every timer off; what the first that had fired printed (``TIME STATUS``)."""
         out = self._all(lambda r: r.disarm_dead_man())
         self._raise_first(out)
+        return self._fired(out)
+
+    def _fired(self, out: Sequence[object]) -> str | None:
         fired = [(n, f) for n, f in zip(self.names, out, strict=True) if f is not None]
         if not fired:
             return None

@@ -290,8 +290,10 @@ def arm_dead_man(path: str, test: Shell, reload: Shell, pid_file: str, seconds: 
         f"sleep {seconds:g} && {{ ( {body.text} ) >/dev/null 2>&1; rc=$?; "
         f'echo "$(date +%s) $rc" > {fired}; }}; rm -f {timer}'
     )
-    text = (  # armed again (a fleet's next batch): the running timer is replaced
+    text = (  # armed again (a fleet's next batch): the running timer is replaced, and if
+        # it had fired meanwhile, that is printed (``fired TIME STATUS``)
         f'if [ -f {timer} ]; then kill -- -"$(cat {timer})" 2>/dev/null; fi; '
+        f'if [ -f {fired} ]; then echo "fired $(cat {fired})"; fi; '
         f"rm -f {fired}; setsid bash -c {join([script]).text} >/dev/null 2>&1 </dev/null & "
         f"echo $! > {timer}"
     )

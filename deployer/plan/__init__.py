@@ -281,7 +281,7 @@ def batch_steps(
                 Step(
                     f"arm-dead-man{suffix}",
                     router,
-                    ArmDeadMan(observed.upstream_text, deadline),
+                    ArmDeadMan(observed.upstream_text, deadline, rearm=k > 1),
                     undo=DisarmDeadMan(must_not_have_fired=False),
                 )
             )

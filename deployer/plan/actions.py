@@ -108,10 +108,13 @@ class TargetAction:
 
 @dataclass(frozen=True)
 class ArmDeadMan:
-    """A timer on the router host that puts ``conf`` back after ``seconds``."""
+    """A timer on the router host that puts ``conf`` back after ``seconds``. ``rearm``: a
+    fleet's next batch arms it again, and a timer that fired since the last batch's switch
+    (traffic went back while deployer was late) fails the step instead of going unnoticed."""
 
     conf: str
     seconds: float
+    rearm: bool = False
 
 
 @dataclass(frozen=True)

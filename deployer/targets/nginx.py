@@ -185,8 +185,14 @@ class NginxTarget:
                     f"traffic on {color or 'previous'} ({version or '-'}){without} "
                     f"after {seconds:.3f}s"
                 )
-            case ArmDeadMan(conf=conf, seconds=seconds):
-                router.arm_dead_man(conf, seconds)
+            case ArmDeadMan(conf=conf, seconds=seconds, rearm=rearm):
+                fired = router.arm_dead_man(conf, seconds)
+                if fired is not None and rearm:
+                    when, _, status = fired.partition(" ")
+                    raise DeployerError(
+                        f"the dead-man switch had switched traffic back at {when} (exit "
+                        f"{status}) before this batch: the release is late, undoing it"
+                    )
                 return f"the router switches back by itself after {seconds:g}s unless called off"
             case DisarmDeadMan(must_not_have_fired=strict):
                 fired = router.disarm_dead_man()
