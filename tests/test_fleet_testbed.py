@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -434,3 +435,57 @@ def test_routers_that_disagree_are_refused_and_a_killed_release_is_undone_on_eac
     assert "routers disagree" in doc["message"] and "lb2" in doc["message"]
     status = _doc(fdeploy.run("-o", "json", "status", "-p", str(fdeploy.path)))
     assert {r["host"]: r["live_version"] for r in status["routers"]} == {"lb1": "v1", "lb2": "v0"}
+
+
+def test_sigterm_then_kill_9_mid_parallel_prepare_leave_every_host_clean(
+    fdeploy: Deploy, fleet: NetnsFleet
+) -> None:
+    """Three lanes at once in a ship step: SIGTERM stops them at their next step and undoes
+    each (exit 3, users on v1 without an error); kill -9 in the same place leaves the
+    journal, and `recover` undoes every lane it names."""
+    import yaml
+
+    assert _release(fdeploy, "v1").returncode == 0
+    doc = yaml.safe_load(fdeploy.path.read_text())
+    doc["ship"].append({"name": "warm caches", "run": "touch ${root}/../warming && sleep 2"})
+    write_playbook(fdeploy.path, doc)
+    markers = [fleet.root / h / "warming" for h in HOSTS]
+
+    def in_the_middle(version: str) -> subprocess.Popen[str]:
+        for m in markers:
+            m.unlink(missing_ok=True)
+        proc = fdeploy.spawn(
+            "-o", "json", "release", "-p", str(fdeploy.path), "--version", version,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not all(m.exists() for m in markers) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert all(m.exists() for m in markers), "the lanes never reached the ship step"
+        return proc
+
+    def green_running() -> list[str]:
+        status = _doc(fdeploy.run("-o", "json", "status", "-p", str(fdeploy.path)))
+        assert status["lock"] is None and status["unfinished"] is None, status
+        idle = status["idle_color"]
+        return [h["host"] for h in status["hosts"] if h["colors"][idle]["running"]]
+
+    with Load(fdeploy.url + "/", rate=60, threads=2, seconds=120) as load:
+        proc = in_the_middle("v2")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=90)
+        assert proc.returncode == 3, err
+        res = json.loads(out)
+        assert res["outcome"] == "interrupted" and "Traceback" not in err, res["message"]
+        assert green_running() == []  # every lane's steps undone
+        proc = in_the_middle("v3")
+        proc.kill()
+        proc.communicate(timeout=30)
+        rec = fdeploy.run("-o", "json", "recover", "-p", str(fdeploy.path), timeout=120)
+        assert rec.returncode == 0, rec.stdout + rec.stderr
+        assert green_running() == []
+        load.stop.set()
+    assert set(load.stats.versions) == {"v1"}, load.stats.versions
+    assert load.stats.server_errors == 0 and not load.stats.failures, load.stats.statuses
+    assert _release(fdeploy, "v4").returncode == 0  # nothing left half-done
+    assert _versions_served(fdeploy) == {"v4": 30}
