@@ -24,6 +24,10 @@ RETRYABLE = (
 )
 
 
+#: a request this slow (seconds) is listed in ``LoadStats.slow``
+SLOW = 0.5
+
+
 @dataclass
 class LoadStats:
     requests: int = 0
@@ -32,6 +36,8 @@ class LoadStats:
     versions: Counter[str] = field(default_factory=Counter)
     retries: int = 0
     seconds: float = 0.0
+    #: (start, seconds) of each request that took at least ``SLOW`` seconds (start: monotonic)
+    slow: list[tuple[float, float]] = field(default_factory=list)
 
     @property
     def server_errors(self) -> int:
@@ -66,6 +72,16 @@ class Load:
         )
 
     def _one(self, conn: http.client.HTTPConnection) -> http.client.HTTPConnection:
+        began = time.monotonic()
+        try:
+            return self._request(conn)
+        finally:
+            took = time.monotonic() - began
+            if took >= SLOW:
+                with self._lock:
+                    self.stats.slow.append((began, took))
+
+    def _request(self, conn: http.client.HTTPConnection) -> http.client.HTTPConnection:
         path = urlsplit(self.url).path or "/"
         for attempt in (1, 2):
             try:

@@ -153,6 +153,17 @@ class NetnsFleet:
         h = self.host(name)
         _ip("-n", h.ns, "link", "set", h.inner, "up")
         _ip("-n", h.ns, "route", "replace", "default", "via", h.gateway)
+        subprocess.run(  # a slow link (see `slow`) back to full speed
+            ["tc", "qdisc", "del", "dev", h.outer, "root"], capture_output=True, check=False
+        )
+
+    def slow(self, name: str, rate: str) -> None:
+        """A slow link to the host (token bucket on the root side: what is sent to it)."""
+        subprocess.run(
+            ["tc", "qdisc", "replace", "dev", self.host(name).outer, "root", "tbf",
+             "rate", rate, "burst", "32kb", "latency", "400ms"],
+            check=True,
+        )  # fmt: skip
 
     def kill(self, name: str, pattern: str = "app.py") -> None:
         """Kill the host's processes whose command line holds ``pattern``. Not `pkill` run

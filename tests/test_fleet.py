@@ -307,3 +307,20 @@ def test_commands_of_one_step_run_in_one_shell_in_order(tmp_path: Path) -> None:
     proc = subprocess.run(["bash", "-c", in_order(cmds).text], check=False)
     assert proc.returncode == 1 and (tmp_path / "f").read_text() == "a\n"
     assert in_order(cmds).shown.count(" && ") == 3
+
+
+def test_a_host_step_running_long_is_named_while_it_runs_then_every_30_s() -> None:
+    import time
+
+    from deployer.engine import lanes
+
+    now = time.monotonic()
+    running = {"web3": ("ship:upload app", now - 12), "web1": ("start", now - 2)}
+    said: dict[str, float] = {}
+    lines = lanes._waiting_on(running, said, 18, 20)
+    assert lines == [
+        "waiting on web3: ship:upload app running for 12s (18 of 20 hosts done with this group)"
+    ]
+    assert lanes._waiting_on(running, said, 18, 20) == []  # not again before 30 s
+    said[next(iter(said))] -= 31
+    assert len(lanes._waiting_on(running, said, 19, 20)) == 1

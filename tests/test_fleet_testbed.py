@@ -152,8 +152,10 @@ def test_a_healthy_three_host_release_under_load(fdeploy: Deploy) -> None:
 
 def test_one_host_broken_after_the_switch_switches_every_host_back(fdeploy: Deploy) -> None:
     assert _release(fdeploy, "v1").returncode == 0
-    # web2's v2 passes its pre-switch gate (3 checks), then answers 503 (and / with 500)
-    (fdeploy.root / "web2" / "fault-v2").write_text("4")
+    # web2's v2 passes its pre-switch gate (3 checks), then answers 503 (and / with 500).
+    # The router's gate samples need not reach web2 at all (round robin in step with the
+    # load's clients): the post-switch gate's direct probe of each host must catch it.
+    (fdeploy.root / "web2" / "fault-v2").write_text("3")
     with Load(fdeploy.url + "/", rate=100, threads=2, seconds=60) as load:
         proc = _release(fdeploy, "v2")
         load.stop.set()
@@ -489,3 +491,95 @@ def test_sigterm_then_kill_9_mid_parallel_prepare_leave_every_host_clean(
     assert load.stats.server_errors == 0 and not load.stats.failures, load.stats.statuses
     assert _release(fdeploy, "v4").returncode == 0  # nothing left half-done
     assert _versions_served(fdeploy) == {"v4": 30}
+
+
+def _cut_under_load(d: Deploy, fleet: NetnsFleet, host: str, seconds: float) -> Any:
+    """Cut ``host`` while 8 clients send 100 req/s through the router for ``seconds``; the
+    load's stats (``slow``: requests that took >= 0.5 s, with when they started)."""
+    with Load(d.url + "/", rate=100, threads=8, seconds=seconds + 30) as load:
+        time.sleep(1.0)
+        cut_at = time.monotonic()
+        fleet.cut(host)
+        time.sleep(seconds)
+        load.stop.set()
+    fleet.mend(host)
+    load.cut_at = cut_at  # type: ignore[attr-defined]
+    return load
+
+
+def test_nginx_stops_sending_users_to_a_dead_host_after_its_first_failure(
+    fdeploy: Deploy, fleet: NetnsFleet
+) -> None:
+    """Passive health (router.max_fails, shared by nginx's workers through a zone): once a
+    connection to the cut host has failed, no request waits on it for `fail_timeout`. With
+    max_fails 0 (deployer's upstream before issue 14), users kept waiting on it."""
+    _set(fdeploy, router={"max_fails": 0})
+    assert _release(fdeploy, "v1").returncode == 0
+    before = _cut_under_load(fdeploy, fleet, "web3", 6.0)
+    _set(fdeploy, router={"max_fails": 1, "fail_timeout": "20s"})
+    assert _release(fdeploy, "v2").returncode == 0  # web3 back: the upstream rewritten
+    upstream = fdeploy.bed.upstream_file.read_text()
+    assert "zone deployer_demo" in upstream and "max_fails=1 fail_timeout=20s" in upstream
+    after = _cut_under_load(fdeploy, fleet, "web3", 6.0)
+    waited = sorted(b for b, took in after.stats.slow if took >= 1.0)
+    # the first failure is known at most one connect timeout (2 s in the bed's nginx) after
+    # the first request that waited started; a request started later never waits
+    late = [b - after.cut_at for b in waited if waited and b > waited[0] + 2.5]
+    n_before = sum(1 for _, took in before.stats.slow if took >= 1.0)
+    print(
+        f"\nhost cut under 100 req/s for 6 s: {n_before} of {before.stats.requests} requests "
+        f"waited >= 1 s with max_fails=0; {len(waited)} of {after.stats.requests} with "
+        f"max_fails=1 (all started within {waited[-1] - waited[0] if waited else 0:.1f} s)"
+    )
+    assert not late, late
+    assert len(waited) < n_before
+    # requests already sent to web3 when it vanished wait for nginx's proxy_read_timeout (the
+    # client here gives up after 5 s): they are among `waited`, all started before the first
+    # failure was known; no 5xx either way
+    assert after.stats.server_errors == 0
+
+
+def test_a_host_cut_during_its_upload_is_named_while_waited_on_and_left_out(
+    fdeploy: Deploy, fleet: NetnsFleet, tmp_path: Path
+) -> None:
+    """Issue 14's 939 s hang: web2's link is slow (2 Mbit/s) and cut while its 3 MB build
+    streams. The release says it is waiting on web2, declares it lost within the dead-peer
+    bound, and the batch policy (max_failures 1) releases the others without it."""
+    import shutil
+
+    import yaml
+
+    assert _release(fdeploy, "v1").returncode == 0
+    src = tmp_path / "app"
+    shutil.copytree(ROOT / "examples" / "app", src)
+    (src / "blob.bin").write_bytes(os.urandom(3_000_000))  # incompressible: 12 s at 2 Mbit/s
+    doc = yaml.safe_load(fdeploy.path.read_text())
+    doc["ship"][0]["upload"]["src"] = str(src)
+    doc["fleet"]["max_failures"] = 1
+    write_playbook(fdeploy.path, doc)
+    fleet.slow("web2", "2mbit")
+    releases = fleet.root / "web2" / "app" / "releases"
+
+    def cut_mid_upload() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if any(f.stat().st_size > 200_000 for f in releases.glob("*/upload.tar.gz")):
+                fleet.cut("web2")
+                return
+            time.sleep(0.02)
+
+    cutter = threading.Thread(target=cut_mid_upload)
+    cutter.start()
+    t0 = time.monotonic()
+    proc = fdeploy.run("release", "-p", str(fdeploy.path), "--version", "big2", timeout=240)
+    took = time.monotonic() - t0
+    cutter.join()
+    out = proc.stdout + proc.stderr
+    print(f"\nweb2 cut mid-upload: release done in {took:.1f}s, exit {proc.returncode}")
+    print("\n".join(line for line in out.splitlines() if "web2" in line))
+    assert proc.returncode == 0, out
+    assert "waiting on web2: ship:upload app" in out, out
+    assert "left out of the router: web2" in out, out
+    assert took < 60, out  # seconds (dead-peer detection), not the 15 minutes of issue 14
+    fleet.mend("web2")
+    assert _versions_served(fdeploy) == {"big2": 30}

@@ -209,3 +209,39 @@ def test_the_scripts_escalate_only_with_sudo_and_say_so(
     with_sudo = as_nobody(f"{fake}:/usr/bin:/bin")
     assert with_sudo.returncode == 0 and "re-running with sudo" in with_sudo.stderr
     assert f"bash scripts/{script}" in (fake / "called").read_text()
+
+
+@pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed")
+def test_the_nginx_snippet_and_a_fleet_upstream_pass_nginx_t(tmp_path: Path) -> None:
+    """The snippet `init` writes, with the upstream deployer writes for three hosts (passive
+    health: a shared zone, max_fails/fail_timeout), is a configuration nginx accepts."""
+    from deployer.commands import nginx
+
+    out = deployer("init", "--target", "nginx", "--app", "shop", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    d = tmp_path / "nginx"
+    (d / "logs").mkdir(parents=True)
+    servers = ["10.0.0.1:8001", "10.0.0.2:8001", "10.0.0.3:8001"]
+    upstream = nginx.upstream_conf("shop", "blue", "v1", servers, 16, (1, 10.0))
+    assert "zone deployer_shop 64k;" in upstream and "max_fails=1 fail_timeout=10s;" in upstream
+    (d / "upstream.conf").write_text(upstream)
+    snippet = (tmp_path / "deploy/nginx.conf").read_text()
+    snippet = snippet.replace("/etc/nginx/deployer/shop-upstream.conf", str(d / "upstream.conf"))
+    snippet = snippet.replace("/var/log/nginx/", f"{d}/logs/").replace(
+        "listen 80;", "listen 127.0.0.1:1;"
+    )
+    temp = "".join(
+        f"{k}_temp_path {d}/tmp; " for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    (d / "nginx.conf").write_text(
+        f"pid {d}/nginx.pid; error_log {d}/logs/error.log;\n"
+        f"events {{}}\nhttp {{ {temp}\n{snippet}\n}}\n"
+    )
+    conf, log = str(d / "nginx.conf"), f"{d}/logs/error.log"
+    test = subprocess.run(
+        ["nginx", "-t", "-q", "-p", str(d), "-e", log, "-c", conf],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert test.returncode == 0, test.stderr
+    one = nginx.upstream_conf("shop", "blue", "v1", servers[:1], 16, (1, 10.0))
+    assert "zone" not in one and "max_fails=0;" in one  # one server: nothing to pass over

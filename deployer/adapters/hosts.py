@@ -64,6 +64,16 @@ def _detect_dead_peer(conn: Any) -> None:
                 sock.setsockopt(level, name, value)
 
 
+def _why(exc: BaseException) -> str:
+    """What a lost connection said; paramiko's EOFError says nothing."""
+    text = str(exc).strip()
+    if text:
+        return text
+    if isinstance(exc, EOFError):
+        return "it closed: the host stopped answering"
+    return type(exc).__name__
+
+
 class SshRunner:
     def __init__(
         self,
@@ -198,7 +208,7 @@ class SshRunner:
             ) from None
         except (OSError, EOFError) as exc:
             self._conn = None
-            raise HostError(f"{self.label}: connection lost: {exc}") from exc
+            raise HostError(f"{self.label}: connection lost ({_why(exc)})") from exc
         self._check_alive(conn, command)
         result = CommandResult(
             status,
@@ -227,7 +237,7 @@ class SshRunner:
             ) from None
         except (OSError, EOFError) as exc:
             self._conn = None
-            raise HostError(f"{self.label}: connection lost: {exc}") from exc
+            raise HostError(f"{self.label}: connection lost ({_why(exc)})") from exc
         self._check_alive(conn, command)
         result = CommandResult(status, out.decode(errors="replace"), err.decode(errors="replace"))
         if not result.ok:

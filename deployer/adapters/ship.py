@@ -67,7 +67,9 @@ def build(local: Path) -> tuple[str, bytes]:
         return _builds[key]
 
 
-def upload(runner: Runner, local: Path, dest: str, version: str = "") -> str:
+def upload(
+    runner: Runner, local: Path, dest: str, version: str = "", timeout: float = 600.0
+) -> str:
     """Ship a local file or directory as the immutable release directory ``dest``.
 
     A version is shipped once: staged in a fresh private directory beside ``dest`` (never a
@@ -104,5 +106,5 @@ def upload(runner: Runner, local: Path, dest: str, version: str = "") -> str:
     )
     # streamed into the staging directory and installed in one session (a session costs
     # ~120 ms on a slow host, and a fleet multiplies it)
-    runner.run_input(files.receive_and_install(staging, dest, manifest), data, timeout=600)
+    runner.run_input(files.receive_and_install(staging, dest, manifest), data, timeout=timeout)
     return f"{dest} ({digest[:12]})"

@@ -16,11 +16,35 @@ from deployer.commands.shell import Shell, join
 MARKER = re.compile(r"^# deployer: live=(blue|green) version=(\S*)$", re.MULTILINE)
 
 
-def _conf(name: str, markers: Sequence[str], servers: Sequence[str], keepalive: int) -> str:
+#: passive health for an upstream of several servers: (max_fails, fail_timeout seconds)
+Health = tuple[int, float]
+
+
+def _conf(
+    name: str,
+    markers: Sequence[str],
+    servers: Sequence[str],
+    keepalive: int,
+    health: Health | None = None,
+) -> str:
     """An upstream file: deployer's marker lines (the first names the live color, for
-    ``observe``), then the upstream block with ``servers`` (``address [weight=N]``)."""
+    ``observe``), then the upstream block with ``servers`` (``address [weight=N]``).
+
+    ``health`` (several servers, max_fails > 0): a server whose connection fails (nginx's
+    ``proxy_next_upstream`` conditions) ``max_fails`` times within ``fail_timeout`` is out of
+    rotation for ``fail_timeout``, counted for all workers at once (a shared ``zone``: else
+    each worker would send users to a dead host until it failed there too). Without it,
+    ``max_fails=0``: one server (nginx ignores passive health for a lone server anyway) or a
+    canary's weighted pair, whose failures analysis must see rather than nginx hide."""
+    passive = health is not None and health[0] > 0 and len(servers) > 1
     lines = [f"# deployer: {m}" for m in markers] + [f"upstream {name} {{"]
-    lines += [f"    server {s} max_fails=0;" for s in servers]
+    if passive:
+        assert health is not None
+        lines.append(f"    zone deployer_{name} {max(64, 32 + len(servers))}k;")
+        fails = f"max_fails={health[0]} fail_timeout={health[1]:g}s"
+        lines += [f"    server {s} {fails};" for s in servers]
+    else:
+        lines += [f"    server {s} max_fails=0;" for s in servers]
     if keepalive:
         lines.append(f"    keepalive {keepalive};")
     lines.append("}")
@@ -28,10 +52,15 @@ def _conf(name: str, markers: Sequence[str], servers: Sequence[str], keepalive: 
 
 
 def upstream_conf(
-    name: str, color: str, version: str, servers: Sequence[str], keepalive: int
+    name: str,
+    color: str,
+    version: str,
+    servers: Sequence[str],
+    keepalive: int,
+    health: Health | None = None,
 ) -> str:
     """The included upstream file; its first line records the live color for ``observe``."""
-    return _conf(name, [f"live={color} version={version}"], servers, keepalive)
+    return _conf(name, [f"live={color} version={version}"], servers, keepalive, health)
 
 
 def canary_conf(
@@ -60,6 +89,7 @@ def batch_conf(
     servers: Sequence[tuple[str, bool]],
     batch: tuple[int, int],
     keepalive: int,
+    health: Health | None = None,
 ) -> str:
     """A fleet mid-way: each server is its host's old or new color (``servers``: address
     and whether it has moved). The first line still names the old color as live (a crash
@@ -69,7 +99,7 @@ def batch_conf(
         f"live={color} version={version}",
         f"batch={k}/{n} new={new_color} version={new_version}",
     ]
-    return _conf(name, markers, [s for s, _ in servers], keepalive)
+    return _conf(name, markers, [s for s, _ in servers], keepalive, health)
 
 
 LEFT_OUT = re.compile(r"^# deployer: out=(\S+)$", re.MULTILINE)

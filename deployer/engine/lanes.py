@@ -14,6 +14,7 @@ batch policy's ``max_failures``) whether the release goes on without them or is 
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
@@ -58,7 +59,18 @@ def run_group(saga: Saga, steps: list[Step], out: SagaOutcome, workers: int) -> 
     lock = threading.Lock()
     lanes = lanes_of(steps)
 
+    running: dict[str, tuple[str, float]] = {}  # host -> (its step, since when)
+    finished: set[str] = set()
+
     def lane(host: str, todo: list[Step]) -> None:
+        try:
+            run_lane(host, todo)
+        finally:
+            with lock:
+                running.pop(host, None)
+                finished.add(host)
+
+    def run_lane(host: str, todo: list[Step]) -> None:
         for step in todo:
             stop = saga.interrupt()
             if stop is not None:
@@ -66,6 +78,8 @@ def run_group(saga: Saga, steps: list[Step], out: SagaOutcome, workers: int) -> 
                     result.stopped = result.stopped or stop
                 saga.record_skipped(step, str(stop), out)
                 return
+            with lock:
+                running[host] = (step.name, time.monotonic())
             ok, exc, applied = saga.run_step(step, out)
             if ok:
                 with lock:
@@ -83,10 +97,37 @@ def run_group(saga: Saga, steps: list[Step], out: SagaOutcome, workers: int) -> 
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="lane") as pool:
         futures: list[Future[None]] = [pool.submit(lane, h, t) for h, t in lanes.items()]
         pending = set(futures)
+        said: dict[str, float] = {}
         while pending:  # short waits: the main thread stays free to take a signal
             _, pending = wait_futures(pending, timeout=0.2)
+            with lock:
+                slow = _waiting_on(running, said, len(finished), len(lanes))
+            for line in slow:
+                saga.reporter.note(line)
         for f in futures:
             exc = f.exception()
             if exc is not None:  # a bug in the lane itself, not a step: never swallowed
                 raise exc
     return result
+
+
+#: a host's step running this long is said (then again every ``WAITING_AGAIN`` seconds):
+#: a host that stopped answering must never look like deployer doing nothing
+WAITING_AFTER, WAITING_AGAIN = 10.0, 30.0
+
+
+def _waiting_on(
+    running: dict[str, tuple[str, float]], said: dict[str, float], done: int, lanes: int
+) -> list[str]:
+    """Lines naming each host whose step has run long (once per ``WAITING_AGAIN``)."""
+    now, lines = time.monotonic(), []
+    for host, (name, since) in sorted(running.items()):
+        key = f"{host}\0{name}\0{since}"
+        if now - since < WAITING_AFTER or now - said.get(key, -1e9) < WAITING_AGAIN:
+            continue
+        said[key] = now
+        lines.append(
+            f"waiting on {host}: {name} running for {now - since:.0f}s "
+            f"({done} of {lanes} hosts done with this group)"
+        )
+    return lines

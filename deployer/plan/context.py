@@ -148,7 +148,12 @@ class Context:
         pb = self.pb
         servers = [f"{h.reach}:{pb.colors.port(color)}" for h in pb.app_hosts]
         return nginx_cmd.upstream_conf(
-            pb.router.upstream_name or pb.app, color, version, servers, pb.router.keepalive
+            pb.router.upstream_name or pb.app,
+            color,
+            version,
+            servers,
+            pb.router.keepalive,
+            (pb.router.max_fails, pb.router.fail_timeout),
         )
 
     def servers(self, color: str) -> list[str]:
@@ -174,7 +179,13 @@ class Context:
             for h in pb.app_hosts
         ]
         return nginx_cmd.batch_conf(
-            pb.router.upstream_name or pb.app, live, new, servers, batch, pb.router.keepalive
+            pb.router.upstream_name or pb.app,
+            live,
+            new,
+            servers,
+            batch,
+            pb.router.keepalive,
+            (pb.router.max_fails, pb.router.fail_timeout),
         )
 
     def host_servers(self, name: str) -> list[str]:

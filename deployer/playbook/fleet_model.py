@@ -74,6 +74,15 @@ class Fleet(Strict):
         "not tried again in the same operation (its undo steps fail at once, named).",
     )
 
+    step_timeout: Duration = Field(
+        600.0,
+        gt=0,
+        le=86400,
+        description="Longest one host's step may run (a ship command, an upload, stopping a "
+        "color) before it fails there, naming the host; the batch policy then decides. A host "
+        "that stops answering is declared lost sooner (about 15 s, SSH and TCP keepalives).",
+    )
+
     def batches(self, hosts: list[str]) -> list[list[str]]:
         if self.batch_size is None:
             return [list(hosts)]

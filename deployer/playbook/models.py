@@ -159,6 +159,23 @@ class NginxRouter(Strict):
         "the old color may be stopped (set nginx's worker_shutdown_timeout below it).",
     )
     keepalive: int = Field(16, ge=0, description="`keepalive` connections in the upstream.")
+    max_fails: int = Field(
+        1,
+        ge=0,
+        le=100,
+        description="With several app hosts: a server whose connections fail this many times "
+        "within `fail_timeout` is taken out of rotation for `fail_timeout` (nginx's passive "
+        "health, shared by all workers through a `zone`), so users stop waiting on a dead "
+        "host after its first failure. 0: never. Canary steps always use 0 (their failures "
+        "are for analysis to see).",
+    )
+    fail_timeout: Duration = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="The window for `max_fails`, and how long a failed server stays out "
+        "before nginx tries it again.",
+    )
     access_log: Path_ | None = Field(
         None,
         description="nginx's access log on the router host, written in the `deployer` "

@@ -167,7 +167,8 @@ class NginxTarget:
         router = self.hosts.router
         match action:
             case Upload(host=host, src=src, dest=dest, version=version):
-                return upload(self.hosts.runner(host), src, dest, version)
+                runner, limit = self.hosts.runner(host), self.pb.fleet.step_timeout
+                return upload(runner, src, dest, version, timeout=limit)
             case CanaryShift():
                 from deployer.canary import run_step
 
@@ -205,7 +206,7 @@ class NginxTarget:
                 return what
             case StopColor(host=host, command=command):
                 drained = router.wait_drained()
-                self.hosts.runner(host).run(command, timeout=120)
+                self.hosts.runner(host).run(command, timeout=min(120, self.pb.fleet.step_timeout))
                 return f"old nginx workers drained in {drained:.2f}s"
             case ScheduleStop(host=host, color=color, seconds=seconds, command=command):
                 drained = router.wait_drained()
