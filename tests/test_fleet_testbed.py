@@ -437,6 +437,11 @@ def test_routers_that_disagree_are_refused_and_a_killed_release_is_undone_on_eac
     assert "routers disagree" in doc["message"] and "lb2" in doc["message"]
     status = _doc(fdeploy.run("-o", "json", "status", "-p", str(fdeploy.path)))
     assert {r["host"]: r["live_version"] for r in status["routers"]} == {"lb1": "v1", "lb2": "v0"}
+    # a router just added (no deployer upstream yet) does not disagree: the release writes it
+    (lbs / "lb2" / "upstream.conf").write_text("upstream demo {\n    server 127.0.0.1:9 down;\n}\n")
+    proc = _release(fdeploy, "v3")
+    assert proc.returncode == 0, _doc(proc)["message"]
+    assert all(_served_by(u) == {"v3": 20} for u in urls.values())
 
 
 def test_sigterm_then_kill_9_mid_parallel_prepare_leave_every_host_clean(

@@ -52,7 +52,6 @@ def _detect_dead_peer(conn: Any) -> None:
     sock = transport.sock
     opts = [
         (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1),
-        (socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),
         (socket.IPPROTO_TCP, getattr(socket, "TCP_KEEPIDLE", None), 5),
         (socket.IPPROTO_TCP, getattr(socket, "TCP_KEEPINTVL", None), 2),
         (socket.IPPROTO_TCP, getattr(socket, "TCP_KEEPCNT", None), 3),

@@ -43,7 +43,9 @@ class NginxTarget:
     # ----- what serves -----
     def observe(self, *, tolerant: bool = False) -> Observed:
         routers = self._routers()
-        text = next(iter(routers.values()))[1]
+        # the first router with deployer's upstream (a router just added has none yet: the
+        # release writes it there too)
+        text = next((t for v, t in routers.values() if v), next(iter(routers.values()))[1])
         live = nginx.parse_live(text)
         versions: dict[str, dict[str, str]] = {}
         running: dict[str, dict[str, bool]] = {}
@@ -95,9 +97,10 @@ class NginxTarget:
     @staticmethod
     def _agreed(observed: Observed) -> None:
         """Routers that disagree on the live color are refused: there is no idle color to
-        release to (or roll back to) without hurting someone."""
+        release to (or roll back to) without hurting someone. A router without deployer's
+        upstream (just added) does not disagree: the switch writes it there too."""
         lives = observed.extra.get("routers") or {}
-        if len({tuple(v) if v else None for v in lives.values()}) <= 1:
+        if len({tuple(v) for v in lives.values() if v}) <= 1:
             return
         said = ", ".join(
             f"{n} serves {v[0]} ({v[1] or '-'})" if v else f"{n} has no deployer upstream"
