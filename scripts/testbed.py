@@ -126,6 +126,12 @@ class Testbed:
         pid = Testbed._alive(pidfile)
         if pid is None:
             return
+        try:  # a pid file outlives its process: never signal a process that reused the pid
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            return
+        if str(pidfile.parent.parent).encode() not in cmdline:
+            return
         os.kill(pid, sig)
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:

@@ -41,13 +41,31 @@ def _need(binary: str) -> None:
         pytest.fail(f"{binary} is not installed: run `make install` (scripts/install.sh)")
 
 
+def _stop_abandoned_beds() -> None:
+    """Beds a killed test run left behind (its sshd and nginx would hold this worker's
+    ports): stopped by their own pid files, only when the pytest that owned them is gone."""
+    for old in Path(tempfile.gettempdir()).glob("deployer-bed-*"):
+        try:
+            owner = int((old / "owner.pid").read_text())
+            os.kill(owner, 0)
+            continue  # its run is still going (another worker, another run)
+        except (OSError, ValueError):
+            pass  # no owner record, or the owner is gone
+        if not (old / "owner.pid").exists():
+            continue  # not made by this fixture (or too old to say): leave it alone
+        Testbed(old, TEST_PORTS).down()
+        shutil.rmtree(old, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def bed() -> Iterator[Testbed]:
     if os.geteuid() != 0:
         pytest.skip("the test bed needs root (sshd, the postgres user); run `make test` as root")
     for binary in ("/usr/sbin/sshd", "nginx", "ssh-keygen"):
         _need(binary)
+    _stop_abandoned_beds()
     root = Path(tempfile.mkdtemp(prefix="deployer-bed-"))
+    (root / "owner.pid").write_text(f"{os.getpid()}\n")
     testbed = Testbed(root, TEST_PORTS)
     try:
         testbed.up({"ssh", "nginx"})
