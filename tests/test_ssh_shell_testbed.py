@@ -82,6 +82,8 @@ def test_data_reaches_the_script_exactly_and_what_it_leaves_is_drained(
     with pytest.raises(CommandFailed):  # a failing script: same, and its status reported
         runner.run_input(Shell.raw("exit 9"), data)
     assert runner.run(Shell.raw("echo fine")).stdout == "fine\n"
+    big = runner.run(Shell.raw("head -c 4000000 /dev/zero | base64 -w0")).stdout  # 5.3 MB out
+    assert len(big) == 5_333_336 and big.rstrip("=") == "A" * 5_333_334
     assert _driver(runner) == first
 
 

@@ -104,19 +104,24 @@ class RemoteShell:
                 sent(min(i + (1 << 20), len(data)))
         chan.settimeout(None)
         ready = chan.fileno()
+        seen_out = seen_err = 0  # searched up to here already (large outputs stay linear)
         while status is None or not err_done:
             while chan.recv_ready():
                 out += chan.recv(65536)
             while chan.recv_stderr_ready():
                 err += chan.recv_stderr(65536)
             if status is None:
-                at = out.find(out_end)
+                at = out.find(out_end, max(0, seen_out - len(out_end) - 24))
+                seen_out = len(out)
                 if at >= 0 and out.find(b"\n", at + len(out_end)) >= 0:
-                    tail = bytes(out[at + len(out_end) :])
-                    status = int(tail.split(b"\n", 1)[0] or b"1")
+                    tail = bytes(out[at + len(out_end) :]).split(b"\n", 1)[0]
+                    if not tail.isdigit():
+                        raise ShellGone  # cannot happen from the driver: never guess
+                    status = int(tail)
                     del out[at:]
             if not err_done:
-                at = err.find(err_end)
+                at = err.find(err_end, max(0, seen_err - len(err_end)))
+                seen_err = len(err)
                 if at >= 0:
                     err_done = True
                     del err[at:]
