@@ -123,6 +123,9 @@ def naive_switch(bed: Testbed, root: Path, live: str, version: str) -> None:
     """The peer: start the idle color, switch nginx, reload, stop the old color immediately."""
     idle = "green" if live == "blue" else "blue"
     ctl = root / "releases" / version / "appctl.sh"
+    # a warm idle color (deployer's keep-warm, or a rolled-back release's restore) is stopped
+    # first, as any script must
+    subprocess.run([str(ctl), "stop", str(root), idle], check=True)
     subprocess.run(["ln", "-sfn", str(root / "releases" / version), str(root / idle)], check=True)
     port = bed.ports.green if idle == "green" else bed.ports.blue
     subprocess.run([str(ctl), "start", str(root), idle, str(port), version, "-1"], check=True)
