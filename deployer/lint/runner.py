@@ -218,6 +218,9 @@ class Linter:
             for rid, r in sorted(self.rules.items())
             if rid in enabled and rid not in config.disable and config.severity.get(rid) != "off"
         ]
+        #: (rule, its check) per scope, split once: every operation meets every rule
+        self._per_op = [(r, r.check) for r in self.active if r.scope == "operation"]
+        self._per_migration = [r for r in self.active if r.scope == "migration"]
 
     def severity(self, rule: Rule) -> str:
         return self.config.severity.get(rule.id, rule.severity)
@@ -307,16 +310,16 @@ class Linter:
         )
         ctx = Context(mig, self.config.postgres_version, set(), validated, env_lock_timeout)
         raw: list[tuple[Rule, Operation, Any]] = []
+        per_op = self._per_op
         for op in mig.operations:
-            for rule in self.active:
-                if rule.scope == "operation" and (msg := rule.check(op, ctx)):
+            for rule, check in per_op:
+                if msg := check(op, ctx):
                     raw.append((rule, op, msg))
             if op.kind == k.CREATE_TABLE and op.table:
                 ctx.created_tables.add(op.table)
         ctx.created_tables = set()
-        for rule in self.active:
-            if rule.scope == "migration":
-                raw += [(rule, op, msg) for op, msg in rule.check(ctx)]
+        for rule in self._per_migration:
+            raw += [(rule, op, msg) for op, msg in rule.check(ctx)]
         for rule, op, msg in raw:
             ig = suppressing(ignores, rule.id, op.line, op.end_line)
             if ig is not None and self.config.honor_ignores:
