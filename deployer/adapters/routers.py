@@ -98,7 +98,7 @@ class Routers:
     ) -> None:
         """A router refused (or could not be reached) in the test phase: the routers that
         had staged get their previous upstream back, and the error says so."""
-        undone = self._all(lambda r: r.unstage() if r in ok else None)
+        undone = self._all(lambda r: r.unstage() if any(r is o for o in ok) else None)
         stuck = [r.runner.name for r, e in zip(self.each, undone, strict=True) if e is not None]
         why = "; ".join(_named(r, e) for r, e in failed)
         proven = all(getattr(e, "not_applied", False) for _, e in failed) and not stuck
@@ -123,11 +123,11 @@ class Routers:
         self._raise_first(out)
         return self._fired(out)
 
-    def _fired(self, out: Sequence[object]) -> str | None:
+    def _fired(self, out: Sequence[object], *, where: bool = False) -> str | None:
         fired = [(n, f) for n, f in zip(self.names, out, strict=True) if f is not None]
         if not fired:
             return None
-        if len(self.each) == 1:
+        if len(self.each) == 1 and not where:
             return str(fired[0][1])
         return f"{fired[0][1]} on {', '.join(n for n, _ in fired)}"
 
@@ -137,7 +137,9 @@ class Routers:
         if len(self.each) == 1:
             return None
         rest = Routers(self.each[1:], self.access_logs[1:])
-        return rest.disarm_dead_man()
+        out = rest._all(lambda r: r.disarm_dead_man())
+        self._raise_first(out)
+        return rest._fired(out, where=True)
 
     def wait_drained(self) -> float:
         return max(r.wait_drained() for r in self.each)
