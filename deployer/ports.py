@@ -37,8 +37,8 @@ class Runner(Protocol):
     def run_input(
         self, command: Shell, data: bytes, *, timeout: float | None = None
     ) -> CommandResult:
-        """Run ``command`` (no secrets in it) with ``data`` on its stdin, in one session: a
-        build streamed into its staging directory and installed in one round trip."""
+        """Run ``command`` (no secrets in it) with ``data`` on its stdin, in one round trip:
+        a build streamed into its staging directory and installed."""
         ...
 
     def close(self) -> None: ...

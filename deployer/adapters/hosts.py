@@ -189,26 +189,12 @@ class SshRunner:
     def run(
         self, command: Shell, *, check: bool = True, timeout: float | None = None
     ) -> CommandResult:
-        """Run ``command`` on its own channel of the host's one connection. Secrets go
-        through stdin (``bash -s``: the exports, then the command), never the remote command
-        line, so they never show in the host's process list."""
-        conn = self._connect()
+        """Run ``command`` in the host's one shell (ssh_shell.py) on its one connection.
+        Secrets go through stdin (the exports, then the command), never a command line, so
+        they never show in the host's process list."""
         timeout = DEFAULT_TIMEOUT if timeout is None else timeout
         script = stdin_script(command) if command.env else command.text
-        try:
-            ran = self._in_shell(conn, script, timeout)
-            if ran is None:  # the shell is busy (another thread) or could not be opened
-                remote, stdin = ("exec bash -s", script.encode()) if command.env else (script, None)
-                ran = exec_session(conn, remote, stdin, timeout, self._sent(len(stdin or b"")))
-            status, out, err = ran
-        except TimeoutError:
-            raise CommandFailed(
-                self.name, command.shown, 124, f"timed out after {timeout}s"
-            ) from None
-        except (OSError, EOFError) as exc:
-            self._conn = None
-            raise HostError(f"{self.label}: connection lost ({_why(exc)})") from exc
-        self._check_alive(conn, command)
+        status, out, err = self._ran(command, script, timeout, secret=bool(command.env))
         result = CommandResult(
             status,
             redact(out.decode(errors="replace"), self._secrets),
@@ -223,13 +209,25 @@ class SshRunner:
     ) -> CommandResult:
         if command.env:
             raise ValueError("run_input takes no secrets (stdin carries the data)")
-        conn = self._connect()
         timeout = DEFAULT_TIMEOUT if timeout is None else timeout
+        status, out, err = self._ran(command, command.text, timeout, data)
+        result = CommandResult(status, out.decode(errors="replace"), err.decode(errors="replace"))
+        if not result.ok:
+            raise CommandFailed(self.name, command.shown, result.exit_status, result.stderr)
+        return result
+
+    def _ran(
+        self, command: Shell, script: str, timeout: float, data: bytes = b"", secret: bool = False
+    ) -> tuple[int, bytes, bytes]:
+        """``script`` in the host's one shell, or in a session of its own when that shell is
+        busy (a secret's script then goes to ``bash -s`` on stdin, never the command line);
+        a timeout or a lost connection said as deployer's errors."""
+        conn = self._connect()
         try:
-            ran = self._in_shell(conn, command.text, timeout, data)
-            status, out, err = ran or exec_session(
-                conn, command.text, data, timeout, self._sent(len(data))
-            )
+            ran = self._in_shell(conn, script, timeout, data)
+            if ran is None:  # the shell is busy (another thread) or could not be opened
+                remote, stdin = ("exec bash -s", script.encode()) if secret else (script, data)
+                ran = exec_session(conn, remote, stdin or None, timeout, self._sent(len(stdin)))
         except TimeoutError:
             raise CommandFailed(
                 self.name, command.shown, 124, f"timed out after {timeout}s"
@@ -238,10 +236,7 @@ class SshRunner:
             self._conn = None
             raise HostError(f"{self.label}: connection lost ({_why(exc)})") from exc
         self._check_alive(conn, command)
-        result = CommandResult(status, out.decode(errors="replace"), err.decode(errors="replace"))
-        if not result.ok:
-            raise CommandFailed(self.name, command.shown, result.exit_status, result.stderr)
-        return result
+        return ran
 
     def _in_shell(
         self, conn: Any, script: str, timeout: float, data: bytes = b""
