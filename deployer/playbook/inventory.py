@@ -24,7 +24,13 @@ from typing import Any
 
 import yaml
 
+from deployer.errors import printable
+
 RANGE = re.compile(r"\[([0-9a-zA-Z]+):([0-9a-zA-Z]+)(?::(\d+))?\]")
+#: the most hosts an inventory may expand to (ranges multiply: `web[0000:9999999]` alone
+#: would be ten million names)
+MAX_HOSTS = 10_000
+MAX_BYTES = 1024 * 1024
 
 
 class InventoryError(ValueError):
@@ -38,29 +44,49 @@ class Group:
     children: list[str] = field(default_factory=list)
 
 
-def expand(pattern: str) -> list[str]:
-    """``web[01:03].x`` -> web01.x, web02.x, web03.x (Ansible's host ranges)."""
+def expand(pattern: str, limit: int = MAX_HOSTS) -> list[str]:
+    """``web[01:03].x`` -> web01.x, web02.x, web03.x (Ansible's host ranges); refused
+    when it would make more than ``limit`` names (counted before any is made)."""
     m = RANGE.search(pattern)
     if not m:
         return [pattern]
     lo, hi, step = m.group(1), m.group(2), int(m.group(3) or 1)
     head, tail = pattern[: m.start()], pattern[m.end() :]
+    shown = printable(m.group(0), 40)
+    if step < 1:
+        raise InventoryError(f"host range {shown!r}: the step must be at least 1")
+    letters = string.ascii_letters
     if lo.isdigit() and hi.isdigit():
+        first, last = int(lo), int(hi)
+        count = (last - first) // step + 1 if last >= first else 0
         width = len(lo) if lo.startswith("0") else 0
-        values = [str(i).zfill(width) for i in range(int(lo), int(hi) + 1, step)]
-    elif len(lo) == 1 and len(hi) == 1 and lo.isalpha() and hi.isalpha():
-        letters = string.ascii_letters
-        values = list(letters[letters.index(lo) : letters.index(hi) + 1 : step])
+    elif len(lo) == 1 and len(hi) == 1 and lo in letters and hi in letters:
+        first, last = letters.index(lo), letters.index(hi)
+        count = (last - first) // step + 1 if last >= first else 0
     else:
-        raise InventoryError(f"host range {m.group(0)!r}: give numbers or single letters")
-    if not values:
-        raise InventoryError(f"host range {m.group(0)!r} is empty")
-    return [name for v in values for name in expand(head + v + tail)]
+        raise InventoryError(f"host range {shown!r}: give numbers or single letters")
+    if count <= 0:
+        raise InventoryError(f"host range {shown!r} is empty")
+    if count > limit:
+        raise InventoryError(f"host range {shown!r} makes more than {limit} hosts")
+    if lo.isdigit():
+        values = [str(i).zfill(width) for i in range(first, last + 1, step)]
+    else:
+        values = list(letters[first : last + 1 : step])
+    out: list[str] = []
+    for v in values:
+        out += expand(head + v + tail, max(1, limit - len(out)))
+        if len(out) > limit:
+            raise InventoryError(f"{printable(pattern, 60)!r} makes more than {limit} hosts")
+    return out
 
 
 def _value(text: str) -> Any:
+    """A variable's value as Ansible reads it (YAML), nesting bounded as in playbooks."""
+    from deployer.playbook.loader import BoundedLoader
+
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=BoundedLoader)  # a SafeLoader
     except yaml.YAMLError:
         return text
 
@@ -68,6 +94,7 @@ def _value(text: str) -> Any:
 def parse_ini(text: str) -> dict[str, Group]:
     groups: dict[str, Group] = {"all": Group(), "ungrouped": Group()}
     section, kind = "ungrouped", "hosts"
+    total = 0
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line[0] in "#;":
@@ -83,6 +110,8 @@ def parse_ini(text: str) -> dict[str, Group]:
             words = shlex.split(line, comments=True)
         except ValueError as exc:
             raise InventoryError(f"line {lineno}: {exc}") from None
+        if not words:
+            continue
         group = groups.setdefault(section, Group())
         if kind == "vars":
             key, sep, value = line.partition("=")
@@ -99,36 +128,60 @@ def parse_ini(text: str) -> dict[str, Group]:
                 if not sep:
                     raise InventoryError(f"line {lineno}: {word!r} is not key=value")
                 host_vars[key] = _value(value)
-            for name in expand(words[0]):
+            names = expand(words[0])
+            total += len(names)
+            if total > MAX_HOSTS:
+                raise InventoryError(f"line {lineno}: more than {MAX_HOSTS} hosts")
+            for name in names:
                 group.hosts.setdefault(name, {}).update(host_vars)
     return groups
 
 
+def _mapping(value: Any, what: str) -> dict[Any, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InventoryError(f"{what}: a mapping expected, not {type(value).__name__}")
+    return value
+
+
 def parse_yaml(text: str) -> dict[str, Group]:
+    from deployer.playbook.loader import BoundedLoader
+
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=BoundedLoader)  # a SafeLoader
     except yaml.YAMLError as exc:
-        raise InventoryError(f"not YAML: {str(exc).splitlines()[0]}") from None
+        raise InventoryError(f"not YAML: {printable(str(exc).splitlines()[0], 120)}") from None
     if not isinstance(doc, dict):
         raise InventoryError("a YAML inventory is a mapping of groups (all: ...)")
     groups: dict[str, Group] = {}
+    total = 0
 
-    def walk(name: str, body: Any) -> None:
+    def walk(name: str, body: Any, depth: int) -> None:
+        nonlocal total
+        if depth > 32:
+            raise InventoryError(f"group {printable(name, 40)!r}: children nested too deep")
         group = groups.setdefault(str(name), Group())
         if body is None:
             return
+        where = f"group {printable(name, 40)!r}"
         if not isinstance(body, dict):
-            raise InventoryError(f"group {name!r}: hosts:, vars: and children: expected")
-        for host, hvars in (body.get("hosts") or {}).items():
-            for h in expand(str(host)):
-                group.hosts.setdefault(h, {}).update(hvars or {})
-        group.vars.update(body.get("vars") or {})
-        for child, cbody in (body.get("children") or {}).items():
-            group.children.append(str(child))
-            walk(str(child), cbody)
+            raise InventoryError(f"{where}: hosts:, vars: and children: expected")
+        for host, hvars in _mapping(body.get("hosts"), f"{where} hosts").items():
+            names = expand(str(host))
+            total += len(names)
+            if total > MAX_HOSTS:
+                raise InventoryError(f"more than {MAX_HOSTS} hosts")
+            for h in names:
+                group.hosts.setdefault(h, {}).update(_mapping(hvars, f"host {printable(h, 40)!r}"))
+        group.vars.update(_mapping(body.get("vars"), f"{where} vars"))
+        for child, cbody in _mapping(body.get("children"), f"{where} children").items():
+            if str(child) not in group.children:
+                group.children.append(str(child))
+            walk(str(child), cbody, depth + 1)
 
     for name, body in doc.items():
-        walk(str(name), body)
+        walk(str(name), body, 0)
     if "all" in groups:
         groups["all"].children += [
             g for g in groups if g != "all" and g not in groups["all"].children
@@ -192,12 +245,13 @@ def hosts_in(groups: dict[str, Group], name: str) -> dict[str, dict[str, Any]]:
 
 def playbook_hosts(path: Path, group: str, defaults: dict[str, Any]) -> list[dict[str, Any]]:
     """The ``hosts:`` entries for ``group`` of the inventory at ``path``."""
+    from deployer.playbook.loader import UnreadableFile, read_bounded
+
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InventoryError(
-            f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}"
-        ) from None
+        text = read_bounded(path, "inventory", MAX_BYTES)
+    except UnreadableFile as exc:
+        where = f" (line {exc.line})" if exc.line else ""
+        raise InventoryError(f"{exc}{where}") from None
     stripped = text.lstrip()
     is_yaml = path.suffix in (".yml", ".yaml") or (
         stripped
@@ -214,7 +268,13 @@ def playbook_hosts(path: Path, group: str, defaults: dict[str, Any]) -> list[dic
         entry["name"] = name
         entry["address"] = str(hvars.get("ansible_host", name))
         if "ansible_port" in hvars:
-            entry["port"] = int(hvars["ansible_port"])
+            port = hvars["ansible_port"]
+            if isinstance(port, bool) or not str(port).isdigit() or not 0 < int(port) < 65536:
+                raise InventoryError(
+                    f"host {printable(name, 40)!r}: ansible_port {printable(port, 20)!r} "
+                    "is not a port number"
+                )
+            entry["port"] = int(port)
         if "ansible_user" in hvars:
             entry["user"] = str(hvars["ansible_user"])
         if "ansible_ssh_private_key_file" in hvars:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,7 @@ MAX_BYTES = 1024 * 1024
 MAX_DEPTH = 32
 MAX_NODES = 20_000  # after alias expansion (a real playbook has a few hundred)
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _STANDARD = "tag:yaml.org,2002:"
 _COLLECTION_TAGS = {f"{_STANDARD}map", f"{_STANDARD}seq", f"{_STANDARD}omap"}
 
@@ -57,9 +59,29 @@ def _line_at(text: str, position: int | None) -> int | None:
     return text.count("\n", 0, max(0, position)) + 1
 
 
+class BoundedLoader(yaml.SafeLoader):
+    """PyYAML's composer recurses once per nesting level: a few hundred levels raise
+    RecursionError before any check could see them. This one refuses a document nested
+    past :data:`MAX_DEPTH` (+ a little: the walker names the key) as it composes."""
+
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH + 2:
+                event = self.peek_event()  # type: ignore[no-untyped-call]
+                raise yaml.composer.ComposerError(
+                    None, None, f"nested deeper than {MAX_DEPTH} levels", event.start_mark
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
 def _compose(text: str, path: str) -> tuple[Any, dict[Loc, int]]:
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=BoundedLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         line = mark.line + 1 if mark is not None else _line_at(text, getattr(exc, "position", None))
@@ -138,10 +160,15 @@ class _Walker:
 
     def _scalar(self, node: yaml.Node, loc: Loc) -> Any:
         try:
-            return self.loader.construct_object(node, deep=True)
+            value = self.loader.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
             why = getattr(exc, "problem", None) or str(exc).splitlines()[0] or type(exc).__name__
             raise self._error(f"bad value: {printable(why)}", node, loc) from None
+        if isinstance(value, str) and _SURROGATE.search(value):
+            # a "\ud800" escape: a string no file, shell or API can carry; refused here,
+            # not at the first write that tries to encode it
+            raise self._error("a lone surrogate (\\uD800-\\uDFFF) is not text", node, loc)
+        return value
 
 
 def _dotted(loc: Loc) -> str:
@@ -276,28 +303,46 @@ def _hosts_from_inventory(data: dict[str, Any], lines: dict[Loc, int], path: str
         raise PlaybookError(f"{file}: {exc}", path=path, line=line, key="inventory") from None
 
 
+class UnreadableFile(ValueError):
+    """A file a playbook names cannot be read as bounded UTF-8 text (``line`` when known)."""
+
+    def __init__(self, message: str, line: int | None = None):
+        super().__init__(message)
+        self.line = line
+
+
+def read_bounded(p: Path, what: str, limit: int = MAX_BYTES) -> str:
+    """A regular file's UTF-8 text, at most ``limit`` bytes: a FIFO would hang the read,
+    ``/dev/zero`` would fill memory, a directory or a socket is not text."""
+    try:
+        info = p.stat()
+    except FileNotFoundError:
+        raise UnreadableFile(f"no such {what} file") from None
+    except OSError as exc:
+        raise UnreadableFile(f"cannot read {what}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise UnreadableFile("not a regular file (a FIFO, a device, a directory?)")
+    if info.st_size > limit:
+        raise UnreadableFile(f"larger than {limit // 1024} KiB; not a {what}")
+    try:
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as fh:
+            raw = fh.read(limit + 1)
+    except OSError as exc:
+        raise UnreadableFile(f"cannot read {what}: {exc.strerror or exc}") from None
+    if len(raw) > limit:
+        raise UnreadableFile(f"larger than {limit // 1024} KiB; not a {what}")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UnreadableFile("not UTF-8 text", raw.count(b"\n", 0, exc.start) + 1) from None
+
+
 def load_playbook(path: str | Path) -> LoadedPlaybook:
     p = Path(path)
     shown = str(p)
     try:
-        info = p.stat()
-    except FileNotFoundError:
-        raise PlaybookError("no such playbook file", path=shown) from None
-    except OSError as exc:
-        raise PlaybookError(f"cannot read playbook: {exc.strerror or exc}", path=shown) from None
-    if not stat.S_ISREG(info.st_mode):
-        raise PlaybookError("not a regular file (a FIFO, a device, a directory?)", path=shown)
-    if info.st_size > MAX_BYTES:
-        raise PlaybookError(f"larger than {MAX_BYTES // 1024} KiB; not a playbook", path=shown)
-    try:
-        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)
-        with os.fdopen(fd, "rb") as fh:
-            raw = fh.read(MAX_BYTES + 1)
-    except OSError as exc:
-        raise PlaybookError(f"cannot read playbook: {exc.strerror or exc}", path=shown) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise PlaybookError("not UTF-8 text", path=shown, line=line) from None
+        text = read_bounded(p, "playbook")
+    except UnreadableFile as exc:
+        raise PlaybookError(str(exc), path=shown, line=exc.line) from None
     return LoadedPlaybook(parse_playbook(text, shown), p.resolve())

@@ -19,6 +19,9 @@ REF = re.compile(r"\$\$\{|\$\{([^}]*)\}")
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 SAFE_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 SAFE_VALUE = re.compile(r"^[A-Za-z0-9._+:/=@,-]{0,256}$")
+#: the most a rendered value or command may hold: vars that reference each other twice
+#: double at each step (a 2 KB playbook rendered 168 MB before this bound)
+MAX_RENDERED = 256 * 1024
 
 
 def references(template: str) -> list[str]:
@@ -69,10 +72,20 @@ def render(template: str, values: Mapping[str, Token], env: Mapping[str, str]) -
             real, seen = quote(value)
             text.append(real)
             shown.append(seen)
+            _bounded(sum(len(t) for t in text), template)
         pos = m.end()
     text.append(template[pos:])
     shown.append(template[pos:])
+    _bounded(sum(len(t) for t in text), template)
     return Shell("".join(text), "".join(shown), secret_env(used))
+
+
+def _bounded(size: int, template: str) -> None:
+    if size > MAX_RENDERED:
+        raise InputError(
+            f"{printable(template, 60)!r} renders to more than {MAX_RENDERED // 1024} KiB "
+            "(vars that reference each other several times double at each step)"
+        )
 
 
 def render_value(template: str, values: Mapping[str, Token], env: Mapping[str, str]) -> Token:
@@ -90,6 +103,7 @@ def render_value(template: str, values: Mapping[str, Token], env: Mapping[str, s
                 secret = True
                 value = value.value
             parts.append(value)
+            _bounded(sum(len(p) for p in parts), template)
         pos = m.end()
     parts.append(template[pos:])
     out = "".join(parts)
