@@ -363,3 +363,118 @@ def test_cdevents_export_validates_against_the_cdevents_schemas() -> None:
 
 def test_iso_times_are_utc() -> None:
     assert iso(0) == "1970-01-01T00:00:00.000Z"
+
+
+# ---------- verify names each way a store can be damaged, and never writes ----------
+
+
+def _cli_store(tmp_path: Path, n: int = 3) -> tuple[Path, Path, list[dict[str, Any]]]:
+    """A playbook whose evidence store holds ``n`` records appended as a release does (the
+    head is kept beside it): (playbook, store, sealed records)."""
+    from test_playbook import GOOD
+
+    journal = tmp_path / "journal"
+    pb = tmp_path / "pb.yml"
+    pb.write_text(GOOD + f"journal_dir: {journal}\n")
+    spool = Spool(journal / "evidence-spool.jsonl")
+    sealed = []
+    for _ in range(n):
+        out, problem = append_or_spool(lambda: SqliteStore(journal / "evidence.db"), rec(), spool)
+        assert problem is None and out is not None
+        sealed.append(out)
+    return pb, journal / "evidence.db", sealed
+
+
+def _verify_cli(pb: Path) -> tuple[int, str]:
+    import contextlib
+    import io
+
+    from deployer.cli.entry import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(["evidence", "verify", "-p", str(pb)])
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+    return code, out.getvalue() + err.getvalue()
+
+
+def test_verify_checks_against_the_head_kept_beside_the_store(tmp_path: Path) -> None:
+    pb, _, _ = _cli_store(tmp_path)
+    code, said = _verify_cli(pb)
+    assert code == 0 and "checked against no checkpoint and the head kept in" in said
+
+
+def test_a_rewritten_newest_record_is_named_without_a_checkpoint(tmp_path: Path) -> None:
+    pb, db, sealed = _cli_store(tmp_path)
+    forged = seal(rec(outcome="succeeded"), 3, sealed[1]["hash"])  # re-hashed: chain intact
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE evidence SET body = ? WHERE seq = 3", (json.dumps(forged),))
+    code, said = _verify_cli(pb)
+    assert code == 1 and "rewritten: record 3" in said and "head kept in" in said, said
+
+
+def test_a_deleted_newest_record_is_named_without_a_checkpoint(tmp_path: Path) -> None:
+    pb, db, _ = _cli_store(tmp_path)
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM evidence WHERE seq = 3")
+    code, said = _verify_cli(pb)
+    assert code == 1 and "truncated" in said and "chain ends at 2" in said, said
+
+
+def test_a_dropped_table_is_named_and_reading_never_creates_it(tmp_path: Path) -> None:
+    pb, db, _ = _cli_store(tmp_path)
+    with sqlite3.connect(db) as conn:
+        conn.execute("DROP TABLE evidence")
+    code, said = _verify_cli(pb)
+    assert code == 1 and "has no evidence table (dropped?)" in said and "removed" in said, said
+    with sqlite3.connect(db) as conn:  # verify wrote nothing
+        assert conn.execute("SELECT name FROM sqlite_master").fetchall() == []
+
+
+def test_an_emptied_or_deleted_store_is_named_and_not_recreated(tmp_path: Path) -> None:
+    pb, db, _ = _cli_store(tmp_path)
+    db.write_bytes(b"")
+    code, said = _verify_cli(pb)
+    assert code == 1 and "empty file (0 bytes)" in said and "up to 3" in said, said
+    db.unlink()
+    for extra in (db.with_name("evidence.db-wal"), db.with_name("evidence.db-shm")):
+        extra.unlink(missing_ok=True)
+    code, said = _verify_cli(pb)
+    assert code == 1 and "no evidence store at" in said and not db.exists(), said
+
+
+def test_a_fresh_project_verifies_empty_and_writes_nothing(tmp_path: Path) -> None:
+    from test_playbook import GOOD
+
+    pb = tmp_path / "pb.yml"
+    pb.write_text(GOOD + f"journal_dir: {tmp_path / 'journal'}\n")
+    code, said = _verify_cli(pb)
+    assert code == 0 and "ok: 0 records" in said and not (tmp_path / "journal").exists()
+
+
+def test_a_damaged_row_is_called_damaged(tmp_path: Path) -> None:
+    pb, db, _ = _cli_store(tmp_path)
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE evidence SET body = 'garbage' WHERE seq = 2")
+    code, said = _verify_cli(pb)
+    assert code == 1 and "record 2 is damaged: its body is not JSON" in said, said
+    assert "inserted or reordered" not in said
+
+
+def test_a_full_disk_is_reported_as_one(tmp_path: Path) -> None:
+    from deployer.adapters.evidence import EvidenceError
+
+    store = SqliteStore(tmp_path / "evidence.db")
+    try:
+        store.append(rec())
+        pages = store.db.execute("PRAGMA page_count").fetchone()[0]
+        store.db.execute(f"PRAGMA max_page_count = {pages}")  # no room for another page
+        with pytest.raises(EvidenceError) as err:
+            for _ in range(50):
+                store.append({**rec(), "message": "x" * 4000})
+    finally:
+        store.close()
+    assert "full" in str(err.value) and "cannot rollback" not in str(err.value)

@@ -8,6 +8,7 @@ written after retries goes to a local spool file (fsynced) that the next command
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -38,9 +39,12 @@ class Store(Protocol):
 
 
 class SqliteStore:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, *, readonly: bool = False):
         self.path = path
         self.url = f"sqlite:///{path}"
+        if readonly:
+            self.db = _open_readonly(path)
+            return
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             # created 0600 like the journal (SQLite gives its -wal/-shm files the same mode)
@@ -80,25 +84,66 @@ class SqliteStore:
                 )
                 self.db.execute("COMMIT")
             except BaseException:
-                self.db.execute("ROLLBACK")
+                # SQLite may have rolled back already (a full disk does): the error that
+                # matters is the first one, never "cannot rollback"
+                if self.db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        self.db.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
-            raise EvidenceError(f"evidence store {self.path}: {exc}") from exc
+            raise EvidenceError(f"evidence store {self.path}: {_said(exc)}") from exc
         return sealed
 
     def records(self) -> list[dict[str, Any]]:
         try:
-            rows = self.db.execute("SELECT body FROM evidence ORDER BY seq").fetchall()
+            rows = self.db.execute("SELECT seq, body FROM evidence ORDER BY seq").fetchall()
         except sqlite3.Error as exc:
-            raise EvidenceError(f"evidence store {self.path}: {exc}") from exc
-        return [_parse_row(r[0]) for r in rows]
+            raise EvidenceError(f"evidence store {self.path}: {_said(exc)}") from exc
+        return [_parse_row(r[1], r[0]) for r in rows]
 
     def close(self) -> None:
         self.db.close()
 
 
+def _said(exc: sqlite3.Error) -> str:
+    text = str(exc)
+    if "disk is full" in text or "disk I/O error" in text:
+        return f"{text} (no space left on the disk that holds it?)"
+    return text
+
+
+def _open_readonly(path: Path) -> sqlite3.Connection:
+    """The store opened for reading only: nothing is created (a reading command that
+    writes would hide a deleted store), and each way it can be gone is named."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise StoreMissing(f"no evidence store at {path}") from None
+    except OSError as exc:
+        raise EvidenceError(f"evidence store {path}: {exc.strerror or exc}") from exc
+    if size == 0:
+        raise StoreMissing(
+            f"the evidence store {path} is an empty file (0 bytes): its records are gone"
+        )
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        found = db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'evidence'"
+        ).fetchone()
+    except sqlite3.Error as exc:
+        raise EvidenceError(f"evidence store {path}: {_said(exc)} (not an SQLite file?)") from exc
+    if found is None:
+        db.close()
+        raise StoreMissing(f"the evidence store {path} has no evidence table (dropped?)")
+    return db
+
+
+class StoreMissing(EvidenceError):
+    """The store (or its table) is not there: never recorded, or removed."""
+
+
 class PostgresStore:
-    def __init__(self, url: str):
+    def __init__(self, url: str, *, readonly: bool = False):
         try:
             from sqlalchemy import (
                 Column,
@@ -136,11 +181,22 @@ class PostgresStore:
         )
         self._meta = meta
         self._ready = False
+        self.readonly = readonly
 
     def _ensure(self, conn: Any) -> None:
-        if not self._ready:
+        if self._ready:
+            return
+        if self.readonly:  # reading never creates the table
+            from sqlalchemy import inspect
+
+            if not inspect(conn).has_table("deployer_evidence"):
+                raise StoreMissing(
+                    f"the evidence store {self._safe_url()} has no deployer_evidence table "
+                    "(never written, or dropped?)"
+                )
+        else:
             self._meta.create_all(conn, checkfirst=True)
-            self._ready = True
+        self._ready = True
 
     def _run(self, fn: Callable[[Any], Any]) -> Any:
         from sqlalchemy import text
@@ -148,7 +204,8 @@ class PostgresStore:
 
         try:
             with self.engine.begin() as conn:
-                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ADVISORY_KEY})
+                if not self.readonly:
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ADVISORY_KEY})
                 self._ensure(conn)
                 return fn(conn)
         except SQLAlchemyError as exc:
@@ -192,8 +249,10 @@ class PostgresStore:
         from sqlalchemy import select
 
         t = self.table
-        rows = self._run(lambda conn: conn.execute(select(t.c.body).order_by(t.c.seq)).all())
-        return [_parse_row(r[0]) for r in rows]
+        rows = self._run(
+            lambda conn: conn.execute(select(t.c.seq, t.c.body).order_by(t.c.seq)).all()
+        )
+        return [_parse_row(r[1], r[0]) for r in rows]
 
     def close(self) -> None:
         self.engine.dispose()
@@ -212,24 +271,25 @@ def _head_hash(body: Any) -> str:
     return value
 
 
-def _parse_row(body: Any) -> dict[str, Any]:
-    """A stored record; a damaged one comes back as a stub that verification rejects."""
+def _parse_row(body: Any, seq: Any = None) -> dict[str, Any]:
+    """A stored record; a damaged one comes back as a stub (with the row's own seq and
+    what is wrong) that verification names."""
     try:
         rec = json.loads(body)
     except (ValueError, TypeError):
-        rec = None
+        return {"id": "?", "kind": "?", "seq": seq, "damaged": "its body is not JSON"}
     if not isinstance(rec, dict):
-        return {"id": "?", "kind": "?", "damaged": True, "seq": None}
+        return {"id": "?", "kind": "?", "seq": seq, "damaged": "its body is not a record"}
     return rec
 
 
-def open_store(url: str | None, default_path: Path) -> Store:
+def open_store(url: str | None, default_path: Path, *, readonly: bool = False) -> Store:
     if not url:
-        return SqliteStore(default_path)
+        return SqliteStore(default_path, readonly=readonly)
     if url.startswith("sqlite:///"):
-        return SqliteStore(Path(url[len("sqlite:///") :]))
+        return SqliteStore(Path(url[len("sqlite:///") :]), readonly=readonly)
     if url.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
-        return PostgresStore(url.replace("postgres://", "postgresql://", 1))
+        return PostgresStore(url.replace("postgres://", "postgresql://", 1), readonly=readonly)
     raise InputError(
         f"evidence url {url.split(':')[0]}:...: use sqlite:///PATH or postgresql://..."
     )
@@ -243,6 +303,13 @@ class Spool:
         self.warnings: list[str] = []
 
     @property
+    def head_path(self) -> Path:
+        """Where the chain's head is kept after each append (see :func:`write_head`)."""
+        return self.path.with_name(
+            self.path.name.replace("spool", "head").replace(".jsonl", ".json")
+        )
+
+    @property
     def quarantine(self) -> Path:
         return self.path.with_name(self.path.name + ".quarantine")
 
@@ -254,6 +321,20 @@ class Spool:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+    def pending_readonly(self) -> list[dict[str, Any]]:
+        """The spooled records that can be read, touching nothing (reading commands)."""
+        try:
+            raw = self.path.read_bytes()
+        except OSError:
+            return []
+        out = []
+        for line in raw.split(b"\n"):
+            with contextlib.suppress(UnicodeDecodeError, ValueError):
+                rec = json.loads(line.decode("utf-8"))
+                if isinstance(rec, dict) and isinstance(rec.get("id"), str):
+                    out.append(rec)
+        return out
 
     def pending(self) -> list[dict[str, Any]]:
         """Spooled records in order; a line that is not a record (a torn write) is moved to
@@ -314,6 +395,33 @@ class Spool:
         return done
 
 
+def write_head(path: Path, sealed: dict[str, Any]) -> None:
+    """Keep the chain's head (seq and hash of the record just appended) beside the store:
+    `deployer evidence verify` then finds a deleted or rewritten newest record, a dropped
+    table or an emptied file, which a hash chain alone cannot show. Whoever can write both
+    the store and this file can still rewrite history: keep a checkpoint elsewhere too.
+    Best effort (the record is stored already)."""
+    doc = {"seq": sealed.get("seq"), "hash": sealed.get("hash")}
+    tmp = path.with_name(path.name + ".tmp")
+    with contextlib.suppress(OSError):
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps(doc) + "\n")
+        os.replace(tmp, path)
+
+
+def read_head(path: Path) -> tuple[int, str] | None:
+    """The head kept by :func:`write_head` (None: none, or unreadable)."""
+    try:
+        doc = json.loads(path.read_text()[:1000])
+        seq, digest = doc["seq"], doc["hash"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(seq, int) or not isinstance(digest, str) or len(digest) != 64:
+        return None
+    return seq, digest
+
+
 def append_or_spool(
     open_: Callable[[], Store], record: dict[str, Any], spool: Spool, attempts: int = 3
 ) -> tuple[dict[str, Any] | None, str | None]:
@@ -329,9 +437,11 @@ def append_or_spool(
                 store = open_()
                 try:
                     spool.flush(store)
-                    return store.append(record), None
+                    sealed = store.append(record)
                 finally:
                     store.close()
+                write_head(spool.head_path, sealed)
+                return sealed, None
     except Exception as exc:  # any store failure: the record waits in the spool
         last = exc
     spool.put(record)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -47,20 +48,39 @@ def _base(playbook: str | None) -> Path:
 
 def _records(app: Application, playbook: str | None) -> list[dict[str, Any]]:
     """The store's records. Reading writes nothing: records still in the spool (a store
-    that was down) are only mentioned; the next release flushes them into their store."""
+    that was down) are only mentioned; the next release flushes them into their store. A
+    store that is not there is no records, unless records were written to it from here
+    (the head kept beside it says so): then it was removed, and that is an error."""
+    from deployer.adapters.evidence import StoreMissing, read_head
     from deployer.engine.evidence import open_store_at, spool_for
 
     base = _base(playbook)
-    waiting = len(spool_for(app.evidence_url, base).pending())
+    spool = spool_for(app.evidence_url, base)
+    waiting = len(spool.pending_readonly())
     if waiting:
         app.err.print(f"[yellow]note:[/] {waiting} record(s) wait in the spool for this store")
-    if app.evidence_url is None and not (base / "evidence.db").exists():
-        return []
-    store = open_store_at(app.evidence_url, base)
+    try:
+        store = open_store_at(app.evidence_url, base)
+    except StoreMissing as exc:
+        head = read_head(spool.head_path)
+        if head is None:
+            return []
+        raise VerifyFailed(
+            f"{exc}; records up to {head[0]} were written to it from here (head kept in "
+            f"{spool.head_path}): the evidence was removed"
+        ) from None
     try:
         return store.records()
     finally:
         store.close()
+
+
+def _known_head(app: Application, playbook: str | None) -> tuple[tuple[int, str] | None, Path]:
+    from deployer.adapters.evidence import read_head
+    from deployer.engine.evidence import spool_for
+
+    path = spool_for(app.evidence_url, _base(playbook)).head_path
+    return read_head(path), path
 
 
 def register(cli: click.Group) -> None:
@@ -163,7 +183,17 @@ def verify(app: Application, playbook: str | None, checkpoint: str | None) -> No
     from deployer.evidence.record import verify as verify_chain
 
     cp = parse_checkpoint(checkpoint) if checkpoint else None
-    verdict = verify_chain(_records(app, playbook), cp)
+    records = _records(app, playbook)
+    verdict = verify_chain(records, cp)
+    head, head_path = _known_head(app, playbook)
+    against = f"the checkpoint {cp[0]}" if cp else "no checkpoint"
+    if verdict.ok and head is not None:
+        # the head kept beside the store after each append: a deleted or rewritten newest
+        # record shows, which the chain alone cannot
+        kept = verify_chain(records, head)
+        if not kept.ok:
+            verdict = replace(kept, problem=f"{kept.problem} (by the head kept in {head_path})")
+        against += f" and the head kept in {head_path}"
     doc = {
         "ok": verdict.ok,
         "records": verdict.count,
@@ -172,10 +202,19 @@ def verify(app: Application, playbook: str | None, checkpoint: str | None) -> No
         "problem": verdict.problem or None,
         "bad_seq": verdict.bad_seq,
     }
+    doc["checked_against"] = against
     if app.json:
         app.emit_json(doc)
     elif verdict.ok:
-        app.out.print(f"ok: {verdict.count} records, head {verdict.head_seq}:{verdict.head_hash}")
+        app.out.print(
+            f"ok: {verdict.count} records, head {verdict.head_seq}:{verdict.head_hash}; "
+            f"checked against {against}"
+        )
+        if cp is None and head is None and verdict.count:
+            app.err.print(
+                "[yellow]note:[/] without a checkpoint, a rewrite or deletion of the newest "
+                "records cannot be seen: keep `deployer evidence checkpoint` elsewhere"
+            )
     if not verdict.ok:
         if app.json:
             sys.exit(1)

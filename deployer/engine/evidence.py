@@ -71,10 +71,9 @@ def opener(url: str | None, base: Path) -> tuple[Any, Spool]:
 
 
 def open_store_at(url: str | None, base: Path) -> Store:
-    """The store, read-only use: nothing spooled is written by reading commands."""
-    open_, _ = opener(url, base)
-    store: Store = open_()
-    return store
+    """The store opened for reading only: nothing is created or written (a missing store
+    or table raises :class:`~deployer.adapters.evidence.StoreMissing`)."""
+    return open_store(url, base / "evidence.db", readonly=True)
 
 
 def record_operation(

@@ -140,6 +140,16 @@ def verify(records: Sequence[dict[str, Any]], checkpoint: tuple[int, str] | None
     for rec in records:
         seq = rec.get("seq")
         rid = rec.get("id", "?")
+        if rec.get("damaged"):
+            return Verdict(
+                False,
+                len(records),
+                expected_seq - 1,
+                prev_hash,
+                f"record {seq if seq is not None else expected_seq} is damaged: "
+                f"{rec['damaged']} (edited by hand or corrupted)",
+                seq if isinstance(seq, int) else expected_seq,
+            )
         if seq != expected_seq:
             what = (
                 "missing (deleted?)"
