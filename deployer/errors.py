@@ -9,7 +9,9 @@
     ├── LockHeldError (5)             another release holds the lock (names the holder)
     ├── RecoveryNeededError (6)       an unfinished journal: run `deployer recover`
     ├── HostError (7)                 a host cannot be reached or trusted
-    │   └── HostKeyError (7)          unknown or changed SSH host key
+    │   ├── HostKeyError (7)          unknown or changed SSH host key
+    │   └── UntrustedError (7)        a value read back from a host or an API fails its
+    │                                 check, or a path others could write
     └── DrillVerdict (1)              a drill's forced rollback (never leaves the engine)
 
 A drill that ran but did not prove rollback (too slow, a broken build its gates missed, a
@@ -104,6 +106,12 @@ class HostError(DeployerError):
 
 class HostKeyError(HostError):
     pass
+
+
+class UntrustedError(HostError):
+    """What a host (or an API) said fails the checks a user's value would (a version marker,
+    an operation record, an upstream file), or a path deployer writes to or runs from could
+    be changed by another user: the step refuses before using it."""
 
 
 class CommandFailed(DeployerError):

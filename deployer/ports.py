@@ -78,6 +78,11 @@ class Target(Protocol):
     platform. The engine (lock, saga, journal, gates, recovery, evidence) is shared; each
     platform is one module in :mod:`deployer.targets`."""
 
+    def begin(self, op: dict[str, Any]) -> None:
+        """The operation about to run (or be recovered): its record, with its ``id``. What
+        the target writes carries the id, and what it undoes is fenced by it."""
+        ...
+
     def observe(self, *, tolerant: bool = False) -> Observed:
         """What serves now (and, for hosts, what each color runs). ``tolerant``: hosts
         that cannot be reached are reported in ``extra["unreachable"]``, never raised

@@ -366,7 +366,17 @@ http {{
     def reset_router(self) -> None:
         """Point the router at nothing (a placeholder upstream), as on a new machine."""
         self.upstream_file.write_text(PLACEHOLDER)
+        self.reload_router()
+
+    def reload_router(self) -> None:
         subprocess.run(self.nginx_cmd("-s", "reload").split(), check=True)
+
+    @staticmethod
+    def stop_app_color(root: Path, color: str) -> None:
+        """Stop one color of the example app under ``root`` (a crashed process)."""
+        ctl = root / color / "appctl.sh"
+        if ctl.exists():
+            subprocess.run([str(ctl), "stop", str(root), color], check=False)
 
     # ---------- PostgreSQL ----------
     def _pg_bin(self) -> Path:

@@ -148,7 +148,7 @@ def deploy(bed: Testbed, tmp_path: Path) -> Iterator[Deploy]:
     app from an earlier test holds the colors' ports (one stray app would fail every test
     after it)."""
     for port in (bed.ports.blue, bed.ports.green):
-        subprocess.run(["pkill", "-f", "--", f"app.py --port {port} "], check=False)
+        subprocess.run(["pkill", "-f", "--", f"app\\.py .*--port {port} "], check=False)
     bed.reset_router()
     root = tmp_path / "app"
     root.mkdir()

@@ -8,6 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -234,9 +235,24 @@ def test_scheduled_stop_returns_at_once_runs_later_and_can_be_cancelled(tmp_path
 def test_observe_host_reads_versions_and_statuses_in_one_command(tmp_path) -> None:
     d = str(tmp_path / "state")
     subprocess.run(["bash", "-c", files.write_state(d, "blue", "v1").text], check=True)
-    cmd = files.observe_host(d, {"blue": Shell.raw("true"), "green": Shell.raw("false")})
+    cmd = files.observe_host(d, {"blue": Shell.raw("true"), "green": Shell.raw("false")}, [d])
     out = subprocess.run(["bash", "-c", cmd.text], capture_output=True, text=True, check=True)
     assert out.stdout.splitlines() == ["blue v1", "up blue"]
+
+
+def test_observe_host_runs_no_status_command_when_a_path_could_be_swapped(tmp_path) -> None:
+    d = tmp_path / "state"
+    d.mkdir()
+    ran = tmp_path / "ran"
+    tmp_path.chmod(0o777)  # anyone could swap state/ for their own
+    try:
+        cmd = files.observe_host(str(d), {"blue": Shell.raw(f"touch {ran}")}, [str(d)])
+        out = subprocess.run(["bash", "-c", cmd.text], capture_output=True, text=True)
+    finally:
+        tmp_path.chmod(0o755)
+    assert out.returncode == files.UNTRUSTED_PATH
+    assert f"{tmp_path}: writable by other users (mode 777)" in out.stderr
+    assert not ran.exists()
 
 
 def test_stage_tests_in_place_and_unstage_puts_the_previous_file_back(tmp_path) -> None:
@@ -306,3 +322,28 @@ def test_arming_the_dead_man_again_reports_a_timer_that_fired_meanwhile(tmp_path
     assert fired.exists()  # it fired (nginx "not running" here: status 96)
     assert arm(60).startswith("fired ") and arm(60) == ""  # said once, by the next arming
     subprocess.run(["bash", "-c", nginx.disarm_dead_man(str(path)).text], check=True)
+
+
+@pytest.mark.parametrize("content", ["1", "0", "", "12x", "-1", "$(id)", "99999999"])
+def test_a_timer_file_that_does_not_name_our_timer_signals_nothing(tmp_path, content) -> None:
+    state = str(tmp_path / "state")
+    Path(state).mkdir()
+    (tmp_path / "state" / "blue.stop-timer").write_text(content + "\n")
+    # `kill` recorded instead of sent: whatever the file says, nothing is signalled
+    cmd = 'kill() { echo "KILL $*" >&2; }; ' + files.cancel_stop(state, "blue").text
+    res = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, check=False)
+    assert res.returncode == 0 and "KILL" not in res.stderr, res.stderr
+    assert not (tmp_path / "state" / "blue.stop-timer").exists()
+
+
+def test_a_timer_file_naming_our_timer_stops_it(tmp_path) -> None:
+    state = str(tmp_path / "state")
+    marker = tmp_path / "stopped"
+    sched = files.schedule_stop(state, "blue", 30, Shell.raw(f"touch {marker}"))
+    subprocess.run(["bash", "-c", sched.text], check=True, timeout=5)
+    pid = int((tmp_path / "state" / "blue.stop-timer").read_text())
+    subprocess.run(["bash", "-c", files.cancel_stop(state, "blue").text], check=True, timeout=5)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+        time.sleep(0.05)
+    assert not Path(f"/proc/{pid}").exists() and not marker.exists()

@@ -202,7 +202,7 @@ def test_a_lock_in_a_world_writable_directory_is_refused(deploy: Deploy, tmp_pat
     doc["lock"]["path"] = str(shared / "demo.lock")
     write_playbook(deploy.path, doc)
     proc = deploy.release("v1")
-    assert proc.returncode == 2 and "writable by other users" in proc.stderr
+    assert proc.returncode == 7 and "writable by other users (mode 1777)" in proc.stderr
     assert not (deploy.root / "releases").exists()
 
 
@@ -385,3 +385,62 @@ def test_broken_evidence_never_changes_a_release_result(deploy: Deploy) -> None:
     assert any("quarantine" in w for w in doc["warnings"]), doc["warnings"]
     verify = deploy.run("evidence", "verify", "-p", str(deploy.path))
     assert verify.returncode == 1 and "record" in verify.stderr
+
+
+def test_a_traced_or_encoded_secret_appears_nowhere(deploy: Deploy, tmp_path: Path) -> None:
+    """A failing ship step whose last line of output is the secret as `set -x` traces it,
+    or quote_plus'd, HTML-escaped, base64'd inside a longer text, hex'd and with its tab
+    expanded: none of it reaches the output, the JSON, the journal, the evidence, its
+    exports or the report (a failing step's last line is what they carry)."""
+    import base64
+    import html
+    from urllib.parse import quote_plus
+
+    secret = "pw'x y\tZ+&<q>-Can4ry"
+    ref = "${env:CANARY}"
+    py = (
+        "import base64,html,sys,urllib.parse as u; s=sys.argv[1]; print(' '.join(["
+        "u.quote_plus(s), html.escape(s), s.expandtabs(), "
+        "base64.b64encode(('xy'+s).encode()).decode(), s.encode().hex()]), file=sys.stderr)"
+    )
+    steps = {
+        "traced": f"set -x; test -z {ref}",
+        "encoded": f"python3 -c {json.dumps(py)} {ref}; false",
+    }
+    env = {"CANARY": secret}
+    outputs: list[str] = []
+    for name, run in steps.items():
+        doc = demo_playbook(deploy.bed, deploy.root, tmp_path / "journal")
+        doc["ship"].append({"name": name, "run": run})
+        pb = write_playbook(tmp_path / f"{name}.yml", doc)
+        proc = deploy.run("-o", "json", "release", "-p", str(pb), "--version", "v1", env=env)
+        assert proc.returncode == 3, proc.stderr
+        assert "***" in json.loads(proc.stdout)["message"], proc.stdout  # it was there to leak
+        outputs += [proc.stdout, proc.stderr]
+    report = tmp_path / "report.html"
+    for args in (
+        ("evidence", "export", "-p", str(pb)),
+        ("evidence", "export", "--format", "cdevents", "-p", str(pb)),
+        ("report", "-p", str(pb), "-O", str(report)),
+    ):
+        out = deploy.run(*args, env=env)
+        assert out.returncode == 0, out.stderr
+        outputs += [out.stdout, out.stderr]
+    outputs.append(report.read_text())
+    blobs = [
+        p.read_bytes().decode(errors="replace")
+        for p in (tmp_path / "journal").rglob("*")
+        if p.is_file()
+    ]
+    forms = {
+        secret,
+        "'pw'\\''x y\tZ+&<q>-Can4ry'",  # bash's set -x
+        quote_plus(secret),
+        html.escape(secret),
+        secret.expandtabs(),
+        base64.b64encode(secret[1:].encode()).decode()[:12],  # inside a longer encoding
+        secret.encode().hex(),
+    }
+    for form in forms:
+        for text in outputs + blobs:
+            assert form not in text, (form, text[:300])

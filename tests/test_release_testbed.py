@@ -345,10 +345,18 @@ def test_plan_prints_every_command_and_runs_nothing(deploy: Deploy) -> None:
 def test_router_stays_up_when_nginx_rejects_the_switch(deploy: Deploy, tmp_path) -> None:
     assert deploy.release("v1").returncode == 0
     doc = demo_playbook(deploy.bed, deploy.root, tmp_path / "j")
+    # the router's upstream file names another upstream than the playbook: it is not one
+    # deployer may put back, so nothing starts (before, nginx rejected the switch)
     doc["router"]["upstream_name"] = "not-the-one-nginx-uses"
     pb = write_playbook(tmp_path / "broken-router.yml", doc)
     proc = deploy.run("release", "-p", str(pb), "--version", "v2")
-    assert proc.returncode in (3, 4), proc.stderr
+    assert proc.returncode == 7 and "upstream 'demo', not 'not-the-one" in proc.stderr
+    assert httpx.get(deploy.url + "/", trust_env=False).json()["version"] == "v1"
+    doc = demo_playbook(deploy.bed, deploy.root, tmp_path / "j")
+    doc["router"]["test"] = "echo 'nginx: [emerg] unknown directive' >&2; false"
+    pb = write_playbook(tmp_path / "broken-router.yml", doc)
+    proc = deploy.run("release", "-p", str(pb), "--version", "v2")
+    assert proc.returncode == 3 and "[emerg] unknown directive" in proc.stderr, proc.stderr
     assert httpx.get(deploy.url + "/", trust_env=False).json()["version"] == "v1"
 
 

@@ -101,7 +101,9 @@ def test_an_interrupt_is_acted_on_between_steps(tmp_path: Path) -> None:
     ]
 
 
-def test_an_interrupt_after_the_pivot_never_undoes_the_release(tmp_path: Path) -> None:
+def test_an_interrupt_after_the_commit_never_undoes_the_release_and_its_last_steps_run(
+    tmp_path: Path,
+) -> None:
     pending: list[BaseException] = []
     run = Recorder()
 
@@ -111,7 +113,9 @@ def test_an_interrupt_after_the_pivot_never_undoes_the_release(tmp_path: Path) -
 
     steps = [_step("gate"), _step("later", undo=False, pivot=True)]
     out = _saga(tmp_path, steps, execute, interrupt=lambda: pending[0] if pending else None).run()
-    assert out.failed is None and run.ran == ["gate"]
+    # the steps past the commit (the old color's stop timer) still run: else the old color
+    # would be left running with nothing to stop it
+    assert out.failed is None and run.ran == ["gate", "later"]
     assert "the release stands" in out.warnings[0]
 
 
@@ -261,3 +265,80 @@ def test_a_release_that_cannot_journal_its_begin_leaves_no_router_record(tmp_pat
         engine.release("v1")
     assert engine.opstate.read() is None
     assert engine.lock.state().kind == "absent"
+
+
+def _remote_record(engine: Any, op_id: str, phase: str) -> dict[str, Any]:
+    doc = {
+        "id": op_id,
+        "phase": phase,
+        "kind": "release",
+        "version": "v2",
+        "from_color": "blue",
+        "from_version": "v1",
+        "to_color": "green",
+        "upstream_before": "# deployer: live=blue version=v1\nupstream shop {\n"
+        "    server 127.0.0.1:8001 max_fails=0;\n}\n",
+        "versions_before": {"here": {"blue": "v1"}},
+        "running_before": {"here": {"blue": True, "green": False}},
+    }
+    Path(engine.opstate.path).parent.mkdir(parents=True, exist_ok=True)
+    engine.opstate.write(doc)
+    return doc
+
+
+def test_a_journal_the_router_no_longer_records_is_retired_not_refused(tmp_path: Path) -> None:
+    """Disk full at the journal's `end` (or a recover from another checkout): the router's
+    record is gone, so the operation finished; the next release retires it and goes on."""
+    engine = _local_engine(tmp_path)
+    engine.journal.append({"id": "op-1", "event": "begin", "kind": "release", "version": "v2"})
+    engine.journal.append({"id": "op-1", "event": "step", "step": "switch@here", "phase": "done"})
+    engine.check_journal()  # no RecoveryNeededError
+    assert engine.journal.unfinished() is None
+    assert engine.notes and "finished elsewhere" in engine.notes[0]
+    assert "nothing replayed" in engine.notes[0]
+    ends = [r for r in engine.journal.records() if r["event"] == "end"]
+    assert ends[-1]["outcome"] == "retired"
+
+
+def test_recover_prefers_the_router_record_over_a_stale_journal(tmp_path: Path) -> None:
+    from deployer.errors import ExitCode
+
+    engine = _local_engine(tmp_path)
+    engine.journal.append({"id": "op-old", "event": "begin", "kind": "release", "version": "v9"})
+    result = engine.recover()
+    assert result.exit_code == ExitCode.OK and result.message.startswith("nothing to recover")
+    assert "retired" in result.message + " ".join(result.warnings)
+    assert engine.journal.unfinished() is None
+
+
+def test_recover_of_a_release_killed_at_its_commit_lets_it_stand(tmp_path: Path) -> None:
+    """The router's record says committed; the local journal saw the commit start only (a
+    kill -9 between the two writes): the release stands, as the README says."""
+    from deployer.errors import ExitCode
+
+    engine = _local_engine(tmp_path)
+    _remote_record(engine, "op-1", "committed")
+    engine.journal.append({"id": "op-1", "event": "begin", "kind": "release", "version": "v2"})
+    for step, phase in (("switch@here", "done"), ("post-switch-gate", "done"), ("commit", "start")):
+        engine.journal.append({"id": "op-1", "event": "step", "step": step, "phase": phase})
+    result = engine.recover()
+    assert result.exit_code == ExitCode.OK, result.message
+    assert "stands" in result.message
+    assert engine.opstate.read() is None and engine.journal.unfinished() is None
+
+
+def test_a_hostile_operation_record_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    from deployer.errors import UntrustedError
+
+    engine = _local_engine(tmp_path)
+    doc = _remote_record(engine, "op-1", "begun")
+    for field, value in (
+        ("version", "$(id)"),
+        ("from_color", "purple"),
+        ("upstream_before", doc["upstream_before"] + "server { listen 1; root /; }\n"),
+        ("versions_before", {"here": {"blue": "v1;id"}}),
+        ("id", "../x"),
+    ):
+        engine.opstate.write({**doc, field: value})
+        with pytest.raises(UntrustedError):
+            _local_engine(tmp_path).recover()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,13 @@ class FileJournal:
         if not open_ops:
             return None
         return list(open_ops.values())[-1]
+
+    def retire(self, op_id: str, why: str) -> None:
+        """End an operation this journal still holds open that was finished elsewhere (the
+        router host's record, the truth, no longer names it): nothing is replayed."""
+        self.append(
+            {"id": op_id, "event": "end", "outcome": "retired", "why": why, "ts": time.time()}
+        )
 
     def steps(self, op_id: str) -> list[dict[str, Any]]:
         return [r for r in self.records() if r["id"] == op_id and r["event"] == "step"]

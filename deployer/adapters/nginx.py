@@ -6,9 +6,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from deployer.commands import nginx
+from deployer.commands import files, nginx
 from deployer.commands.shell import Shell
-from deployer.errors import CommandFailed, DeployerError
+from deployer.errors import CommandFailed, DeployerError, UntrustedError, printable
 from deployer.ports import CommandResult, Runner
 
 
@@ -26,7 +26,20 @@ class NginxAdapter:
     _drain_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def read(self) -> str:
-        return self.runner.run(nginx.read_upstream(self.upstream_file)).stdout
+        """The upstream file's text, once its directory is proven safe (only root or
+        deployer's user can write it, all the way up); what it says is checked by the
+        caller (:func:`deployer.trust.upstream`)."""
+        owned = files.check_owned([self.upstream_file])
+        read = nginx.read_upstream(self.upstream_file)
+        cmd = Shell.raw(f"( {owned.text} ) || exit {files.UNTRUSTED_PATH}; {read.text}")
+        res = self.runner.run(cmd, check=False, timeout=60)
+        if res.exit_status == files.UNTRUSTED_PATH:
+            raise untrusted_path(self.runner.name, res.stderr, "router.upstream_file")
+        if not res.ok:
+            raise CommandFailed(
+                self.runner.name, "read the upstream file", res.exit_status, res.stderr
+            )
+        return res.stdout
 
     def switch(self, conf: str) -> float:
         """Install ``conf``, test, reload gracefully; returns when new workers serve it.
@@ -101,15 +114,12 @@ class NginxAdapter:
         self.runner.put_bytes(conf.encode(), staged)
         out = self.runner.run(
             nginx.arm_dead_man(self.upstream_file, self.test, self.reload, self.pid_file, seconds)
-        ).stdout.strip()
-        return out.removeprefix("fired").strip() or "?" if out.startswith("fired") else None
+        ).stdout
+        return nginx.parse_fired(out)
 
     def disarm_dead_man(self) -> str | None:
         """Call the timer off; returns what it printed if it had fired (``TIME STATUS``)."""
-        out = self.runner.run(nginx.disarm_dead_man(self.upstream_file)).stdout.strip()
-        if not out.startswith("fired"):
-            return None
-        return out.removeprefix("fired").strip() or "?"
+        return nginx.parse_fired(self.runner.run(nginx.disarm_dead_man(self.upstream_file)).stdout)
 
     def wait_drained(self) -> float:
         """Wait (bounded by ``drain_timeout``) until old workers have exited."""
@@ -132,6 +142,19 @@ class NginxAdapter:
                 f"{self.drain_timeout:g}s; not stopping the old color"
             )
         return self.last_drain_s
+
+
+def untrusted_path(host: str, stderr: str, what: str) -> UntrustedError:
+    """The error for :func:`deployer.commands.files.check_owned`'s refusal on ``host``."""
+    line = next(
+        (ln for ln in reversed(stderr.splitlines()) if ln.startswith("untrusted path ")), ""
+    )
+    why = printable(line.removeprefix("untrusted path "), 200) or "a path on the way"
+    return UntrustedError(
+        f"{host}: {what}: {why}: another user could swap what deployer writes or runs there; "
+        "make it (and every directory above it) owned by root or deployer's user and "
+        "writable by nobody else"
+    )
 
 
 def _why(stderr: str) -> str:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import tarfile
 import threading
 import time
 from pathlib import Path
 
 from deployer.commands import files
-from deployer.errors import DeployerError, HostError
+from deployer.errors import DeployerError, HostError, UntrustedError, printable
 from deployer.ports import Runner
 
 
@@ -98,8 +99,13 @@ def upload(
             "move it away or release under a new version"
         )
     staging = text.strip()
-    if not staging.startswith("/") or "\n" in staging:
-        raise HostError(f"{runner.name}: mktemp -d printed {staging[:80]!r}, not a directory")
+    parent = dest.rstrip("/").rsplit("/", 1)[0] or "/"
+    expected = re.compile(re.escape(parent.rstrip("/")) + r"/\.deployer-upload\.[A-Za-z0-9]{10}")
+    if not expected.fullmatch(staging):  # read back from the host: input
+        raise UntrustedError(
+            f"{runner.name}: mktemp -d printed {printable(staging)!r}, not a staging "
+            f"directory beside {dest}"
+        )
     manifest = json.dumps(
         {"version": version, "digest": digest, "shipped_at": time.time(), "source": str(local)},
         sort_keys=True,

@@ -77,7 +77,10 @@ def print_plan(
             engine.close()
     else:
         color = None if live == "none" else live
-        observed = Observed(color, "<live version>" if color else None, "")
+        # the upstream the router would hold with that color live: the plan then shows the
+        # steps a real release runs from it (the dead-man timer, a canary's steps)
+        upstream = ctx.upstream(color, "<live version>") if color else ""
+        observed = Observed(color, "<live version>" if color else None, upstream)
     if getattr(ctx.pb, "target", "nginx") == "nginx":
         steps = release_plan(ctx, observed, version)
     doc: list[dict[str, Any]] = [

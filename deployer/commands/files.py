@@ -30,22 +30,27 @@ def read_states(state_dir: str) -> Shell:
     """Prints ``color version`` lines for the colors that have a recorded version."""
     d = join([state_dir.rstrip("/")]).text
     return Shell.raw(
-        f'for c in blue green; do f={d}/$c.version; [ -f "$f" ] && echo "$c $(cat "$f")"; '
-        "done; true"
+        f"for c in blue green; do f={d}/$c.version; "
+        '[ -f "$f" ] && echo "$c $(head -c 256 -- "$f" | head -n 1)"; done; true'
     )
 
 
-def observe_host(state_dir: str, statuses: dict[str, Shell]) -> Shell:
-    """One round trip: each color's recorded version (``color version``) and, for each
-    color whose status command succeeds, ``up color``."""
+def observe_host(state_dir: str, statuses: dict[str, Shell], owned: list[str]) -> Shell:
+    """One round trip: first the paths in ``owned`` are proven safe from other users (exit
+    :data:`UNTRUSTED_PATH`, before any status command runs), then each color's recorded
+    version (``color version``) and, for each color whose status command succeeds,
+    ``up color``."""
     checks = "; ".join(
         f"if {{ {cmd.text}; }} >/dev/null 2>&1; then echo {join([f'up {color}']).text}; fi"
         for color, cmd in statuses.items()
     )
     shown = "; ".join(f"{color}: {cmd.shown}" for color, cmd in statuses.items())
     states = read_states(state_dir)
+    trust = f"( {check_owned(owned).text} ) || exit {UNTRUSTED_PATH}"
     return Shell.around(
-        f"{states.text}; {checks}; true", f"{states.shown}; status {shown}", *statuses.values()
+        f"{trust}; {states.text}; {checks}; true",
+        f"check who may write {', '.join(owned)}; {states.shown}; status {shown}",
+        *statuses.values(),
     )
 
 
@@ -113,14 +118,16 @@ def require_release(dest: str, version: str) -> Shell:
 
 def prune_releases(parent: str, keep: int, protect: list[str]) -> Shell:
     """Remove the oldest shipped versions beyond ``keep`` (by manifest time), never one in
-    ``protect`` (the live and the warm version) and never a name deployer could not have made."""
-    listed = " ".join(protect)
+    ``protect`` (the live and the warm version) and never a name deployer could not have made.
+    ``protect`` reaches the shell as one quoted assignment (a version read back from a host
+    is checked before it gets here, and quoted all the same)."""
+    listed = join([" " + " ".join(protect) + " "]).text
     return Shell.raw(
-        f"cd -- {join([parent]).text} 2>/dev/null || exit 0; n=0; "
+        f"cd -- {join([parent]).text} 2>/dev/null || exit 0; n=0; keep={listed}; "
         f"for m in $(ls -1t -- */{MANIFEST} 2>/dev/null); do d=${{m%/{MANIFEST}}}; "
         'case $d in *[!A-Za-z0-9._+-]*|"") continue;; esac; n=$((n+1)); '
         f"[ $n -le {int(keep)} ] && continue; "
-        f'case " {listed} " in *" $d "*) continue;; esac; rm -rf -- "./$d"; done; true'
+        'case "$keep" in *" $d "*) continue;; esac; rm -rf -- "./$d"; done; true'
     )
 
 
@@ -133,14 +140,74 @@ def _timer_file(state_dir: str, color: str) -> str:
     return f"{state_dir.rstrip('/')}/{color}.stop-timer"
 
 
+#: exit status of :func:`check_owned` when a path could be changed by another user
+UNTRUSTED_PATH = 92
+
+
+def check_owned(paths: list[str]) -> Shell:
+    """Fails with :data:`UNTRUSTED_PATH` (the path and why on stderr) unless every path in
+    ``paths`` and every directory above it, up to ``/``, is owned by root or the user
+    deployer runs as and writable by nobody else, as sshd's StrictModes asks of a home
+    directory: whoever can write a directory on the way can swap what is below it. Both the
+    path as written (a link is judged by the directory it is in) and where it resolves to
+    are checked. A sticky directory writable by all (``/tmp``) is passed only through an
+    entry that exists and is owned right (others cannot rename or remove it); a path still
+    to be created directly in one is refused (anyone could create it first). Nothing is
+    changed."""
+    script = (
+        "me=$(id -u); bad=; "
+        "_own() { cur=$1; below=0; while :; do "
+        'if [ -e "$cur" ] || [ -L "$cur" ]; then '
+        's=$(stat -c \'%u %g %a\' -- "$cur") || { bad="$cur: cannot stat"; return; }; '
+        "u=${s%% *}; r=${s#* }; g=${r%% *}; v=$((0${r#* })); "
+        'if [ "$u" != 0 ] && [ "$u" != "$me" ]; then bad="$cur: owned by uid $u"; return; fi; '
+        # group or others may write (group root counts as root); a sticky directory is
+        # passed through an entry below it that exists and is owned right
+        'w=$((v & 18)); [ "$g" = 0 ] && w=$((v & 2)); '
+        'if [ ! -L "$cur" ] && [ "$w" != 0 ] && '
+        '! { [ $((v & 512)) != 0 ] && [ -d "$cur" ] && [ "$below" = 1 ]; }; then '
+        'bad="$cur: writable by other users (mode $(stat -c %a -- "$cur"))"; return; fi; '
+        "below=1; fi; "
+        '[ "$cur" = / ] && return; case $cur in /*) ;; *) return;; esac; '
+        'cur=${cur%/*}; [ -z "$cur" ] && cur=/; done; }; '
+        'for p in "$@"; do _own "$p"; [ -n "$bad" ] && break; '
+        'r=$(realpath -m -- "$p" 2>/dev/null) && [ "$r" != "$p" ] && _own "$r"; '
+        '[ -n "$bad" ] && break; done; '
+        f'if [ -n "$bad" ]; then echo "untrusted path $bad" >&2; exit {UNTRUSTED_PATH}; fi'
+    )
+    return Shell.raw(f"set -- {join(paths).text}; {script}") if paths else Shell.raw("true")
+
+
+def kill_recorded(pid_file: str, tag: str) -> str:
+    """Shell text: signal the process group whose leader's pid is in ``pid_file``, only if
+    that process is one deployer started there (owned by this user, ``tag`` on its command
+    line); the file is removed either way. A pid file someone else wrote (``1``, another
+    user's process, garbage) signals nothing."""
+    f, t = join([pid_file]).text, join([tag]).text
+    return (
+        f"p=$(head -c 32 -- {f} 2>/dev/null); rm -f -- {f}; "
+        'case $p in ""|*[!0-9]*|0|1) ;; *) '
+        'if [ "$(stat -c %u /proc/$p 2>/dev/null)" = "$(id -u)" ] && '
+        f"tr '\\0' '\\n' < /proc/$p/cmdline 2>/dev/null | grep -qxF -- {t}; then "
+        'kill -- -"$p" 2>/dev/null; fi;; esac'
+    )
+
+
+def stop_timer_tag(state_dir: str, color: str) -> str:
+    """The last word of a stop timer's command line (what :func:`kill_recorded` looks for)."""
+    return f"deployer-stop-timer:{_timer_file(state_dir, color)}"
+
+
 def schedule_stop(state_dir: str, color: str, delay: float, stop: Shell) -> Shell:
     """Stop ``color`` after ``delay`` seconds, from a detached process group on the host.
 
     Its pid goes to a timer file so that :func:`cancel_stop` can call it off (a rollback to
-    the warm color, or a release that reuses it).
+    the warm color, or a release that reuses it); its command line ends with a tag that
+    proves, before any signal, that the pid is this timer's.
     """
     timer = join([_timer_file(state_dir, color)]).text
-    body = join(["sh", "-c", f"sleep {delay:g} && {{ {stop.text}; }}; rm -f {timer}"])
+    script = f"sleep {delay:g} && {{ {stop.text}; }}; rm -f {timer}"
+    body = join(["sh", "-c", script, stop_timer_tag(state_dir, color)])
     shown = f"after {delay:g}s: {stop.shown}"
     # `a && b &` would background a subshell that keeps the SSH channel open: keep them apart
     text = (
@@ -153,11 +220,10 @@ def schedule_stop(state_dir: str, color: str, delay: float, stop: Shell) -> Shel
 
 
 def cancel_stop(state_dir: str, color: str) -> Shell:
-    """Call off a scheduled stop of ``color`` (kills the timer's whole process group)."""
-    timer = join([_timer_file(state_dir, color)]).text
-    return Shell.raw(
-        f'if [ -f {timer} ]; then kill -- -"$(cat {timer})" 2>/dev/null; rm -f {timer}; fi; true'
-    )
+    """Call off a scheduled stop of ``color`` (kills the timer's whole process group, once
+    its pid is proven to be the timer's)."""
+    timer = _timer_file(state_dir, color)
+    return Shell.raw(f"{kill_recorded(timer, stop_timer_tag(state_dir, color))}; true")
 
 
 def _db_revision_file(state_dir: str, version: str) -> str:

@@ -1,9 +1,12 @@
 """The deploy lock: a directory created with ``mkdir`` (atomic on every POSIX filesystem).
 
 ``acquire`` fails when the directory exists; the ``info`` file inside names the holder
-(owner, machine, pid, time, TTL, release id, last heartbeat) so a refused release can say
-who holds it. The lock's parent directory must not be writable by other users: anyone who
-can create the lock path can block releases forever.
+(owner, machine, pid and that process's start, time, TTL, release id, last heartbeat) so a
+refused release can say who holds it, and only that very process counts as its live holder.
+The lock's directory and every one above it must be owned by root or deployer's user and
+writable by nobody else (:func:`deployer.commands.files.check_owned`): anyone who can
+create the lock path can block releases forever, and anyone who can swap a directory on
+the way can do worse.
 """
 
 from __future__ import annotations
@@ -11,9 +14,10 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
+from deployer.commands.files import check_owned
 from deployer.commands.shell import Shell, join
 
-#: exit status of :func:`acquire` when the lock's parent is writable by other users
+#: exit status of :func:`acquire` when the lock's parent could be changed by other users
 UNSAFE_PARENT = 95
 #: exit status of :func:`renew` when the lock is no longer this release's
 NOT_OURS = 94
@@ -30,6 +34,10 @@ class LockInfo:
     acquired_at: float
     ttl: float
     renewed_at: float = 0.0
+    #: the holder process's user and start (boot id and start time in clock ticks): a pid
+    #: alone is reused, and another user's process may carry any name
+    uid: int = -1
+    started: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -46,6 +54,8 @@ class LockInfo:
                 float(data["acquired_at"]),
                 float(data["ttl"]),
                 float(data.get("renewed_at", 0.0)),
+                int(data.get("uid", -1)),
+                str(data.get("started", ""))[:80],
             )
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
@@ -79,11 +89,11 @@ class LockState:
 
 def acquire(path: str, info: LockInfo) -> Shell:
     """Create the lock directory and write who holds it; exits non-zero if already held
-    (and with :data:`UNSAFE_PARENT` when other users could create it first)."""
+    (and with :data:`UNSAFE_PARENT` when other users could create or swap it)."""
     parent = join([_parent(path)]).text
     return Shell.raw(
         f"mkdir -p -- {parent} || exit {NO_PARENT}; "
-        f"case $(stat -L -c %A -- {parent}) in ????????w?) exit {UNSAFE_PARENT};; esac; "
+        f"( {check_owned([_parent(path)]).text} ) || exit {UNSAFE_PARENT}; "
         f"mkdir -m 0700 -- {join([path]).text} 2>/dev/null || exit 1; "
         f"printf %s {join([info.to_json()]).text} > {join([path + '/info']).text}"
     )

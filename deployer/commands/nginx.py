@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from deployer.commands import files
 from deployer.commands.shell import Shell, join
 
 MARKER = re.compile(r"^# deployer: live=(blue|green) version=(\S*)$", re.MULTILINE)
@@ -142,6 +143,70 @@ def log_read(path: str, offset: int, limit: int = 4_000_000) -> Shell:
         f"stat -c %s {p} 2>/dev/null || echo 0; "
         f"tail -c +{int(offset) + 1} {p} 2>/dev/null | head -c {int(limit)} | base64 -w0"
     )
+
+
+OP = re.compile(r"^# deployer: op=(\S+)$", re.MULTILINE)
+
+
+def mark_op(conf: str, op_id: str) -> str:
+    """``conf`` with a line naming the operation that wrote it (after the live marker), so
+    an undo can check that the router still holds what its operation installed."""
+    lines = [ln for ln in conf.splitlines() if not OP.fullmatch(ln)]
+    at = 1 if lines and MARKER.fullmatch(lines[0]) else 0
+    lines.insert(at, f"# deployer: op={op_id}")
+    return "\n".join(lines) + "\n"
+
+
+def op_of(conf: str) -> str | None:
+    """The operation that wrote an upstream file (None: not marked)."""
+    m = OP.search(conf)
+    return m.group(1) if m else None
+
+
+#: what an upstream file deployer may put back can hold: its own marker comments and one
+#: ``upstream NAME { ... }`` block of these directives (server lines, passive health, keep-alive)
+_DIRECTIVES = ("server", "zone", "keepalive", "keepalive_requests", "keepalive_timeout")
+_DIRECTIVE = re.compile(r"^\s*(?P<name>[a-z_]+)(?P<args>(?:\s+[A-Za-z0-9_.:/\[\]=-]+)*)\s*;\s*$")
+_OPEN = re.compile(r"^\s*upstream\s+(?P<name>[A-Za-z0-9_.-]+)\s*\{\s*$")
+MAX_UPSTREAM_BYTES = 256 * 1024
+
+
+def check_upstream(text: str, name: str) -> str | None:
+    """Why ``text`` is not an upstream file deployer may write back into nginx's config
+    (None: it may). It must be comment lines and exactly one ``upstream NAME {}`` block of
+    ``server``, ``zone`` and ``keepalive`` lines with plain arguments: a file a host could
+    have changed never brings a ``server {}`` block, an ``include`` or a ``$variable`` along.
+    An empty text (no file yet) is fine."""
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_UPSTREAM_BYTES:
+        return f"larger than {MAX_UPSTREAM_BYTES // 1024} KiB"
+    state = "before"
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or (stripped.startswith("#") and state != "inside"):
+            continue
+        if state == "before":
+            m = _OPEN.fullmatch(line)
+            if m is None:
+                return f"line {number}: expected `upstream {name} {{`"
+            if m.group("name") != name:
+                return f"line {number}: upstream {m.group('name')!r}, not {name!r}"
+            state = "inside"
+        elif state == "inside":
+            if stripped == "}":
+                state = "after"
+                continue
+            d = _DIRECTIVE.fullmatch(line)
+            if d is None or d.group("name") not in _DIRECTIVES:
+                return f"line {number}: only {', '.join(_DIRECTIVES)} lines may be in it"
+            if d.group("name") == "server" and not d.group("args").strip():
+                return f"line {number}: a server line without an address"
+        else:
+            return f"line {number}: something after the upstream block"
+    if state == "inside":
+        return "the upstream block is not closed"
+    if state == "before" and text.strip():
+        return f"no `upstream {name} {{` block"
+    return None
 
 
 def parse_live(conf: str) -> tuple[str, str] | None:
@@ -309,6 +374,34 @@ def dead_man_paths(path: str) -> tuple[str, str, str]:
     )
 
 
+_FIRED = re.compile(r"^fired(?: ([0-9]{1,12}) (-?[0-9]{1,3}( on [A-Za-z0-9._, -]{1,200})?))?$")
+
+
+def parse_fired(out: str) -> str | None:
+    """What a timer script printed when the dead-man timer had fired (``fired TIME STATUS``,
+    read back from the router host): ``TIME STATUS`` with both checked as numbers (``? ?``
+    when they are not), or None when it had not fired."""
+    text = out.strip().splitlines()[-1] if out.strip() else ""
+    if not text.startswith("fired"):
+        return None
+    m = _FIRED.match(text)
+    return f"{m.group(1)} {m.group(2)}" if m and m.group(1) else "? ?"
+
+
+def fired_text(fired: str) -> str:
+    """``TIME STATUS`` (from :func:`parse_fired`) as words: when, as ISO 8601 UTC."""
+    import time
+
+    when, _, status = fired.partition(" ")
+    at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(when))) if when.isdigit() else "?"
+    return f"the dead-man switch had switched traffic back at {at} (exit {status or '?'})"
+
+
+def dead_man_tag(path: str) -> str:
+    """The last word of the dead-man timer's command line (proof that a pid is the timer's)."""
+    return f"deployer-dead-man:{path}"
+
+
 def arm_dead_man(path: str, test: Shell, reload: Shell, pid_file: str, seconds: float) -> Shell:
     """A timer on the router host, in its own session (it outlives deployer and its SSH
     connection): after ``seconds`` it puts the staged previous upstream back with the same
@@ -320,11 +413,13 @@ def arm_dead_man(path: str, test: Shell, reload: Shell, pid_file: str, seconds: 
         f"sleep {seconds:g} && {{ ( {body.text} ) >/dev/null 2>&1; rc=$?; "
         f'echo "$(date +%s) $rc" > {fired}; }}; rm -f {timer}'
     )
+    kill_old = files.kill_recorded(dead_man_paths(path)[1], dead_man_tag(path))
+    launch = join(["bash", "-c", script, dead_man_tag(path)]).text
     text = (  # armed again (a fleet's next batch): the running timer is replaced, and if
         # it had fired meanwhile, that is printed (``fired TIME STATUS``)
-        f'if [ -f {timer} ]; then kill -- -"$(cat {timer})" 2>/dev/null; fi; '
-        f'if [ -f {fired} ]; then echo "fired $(cat {fired})"; fi; '
-        f"rm -f {fired}; setsid bash -c {join([script]).text} >/dev/null 2>&1 </dev/null & "
+        f"{kill_old}; "
+        f'if [ -f {fired} ]; then echo "fired $(head -c 64 {fired})"; fi; '
+        f"rm -f {fired}; setsid {launch} >/dev/null 2>&1 </dev/null & "
         f"echo $! > {timer}"
     )
     shown = f"arm a timer on the router: after {seconds:g}s put back {conf}, test, reload"
@@ -333,8 +428,9 @@ def arm_dead_man(path: str, test: Shell, reload: Shell, pid_file: str, seconds: 
 
 def disarm_dead_man(path: str) -> Shell:
     """Call the timer off; prints ``fired TIME STATUS`` if it had already switched back."""
-    conf, timer, fired = (join([p]).text for p in dead_man_paths(path))
+    conf, _, fired = (join([p]).text for p in dead_man_paths(path))
+    kill = files.kill_recorded(dead_man_paths(path)[1], dead_man_tag(path))
     return Shell.raw(
-        f'if [ -f {timer} ]; then kill -- -"$(cat {timer})" 2>/dev/null; rm -f {timer}; fi; '
-        f'rm -f {conf}; if [ -f {fired} ]; then echo "fired $(cat {fired})"; fi; true'
+        f"{kill}; rm -f {conf}; "
+        f'if [ -f {fired} ]; then echo "fired $(head -c 64 {fired})"; fi; true'
     )

@@ -71,11 +71,9 @@ class Actions:
             case Commit(dead_man=dead_man):
                 fired = self.on_commit(dead_man)
                 if fired is not None:
-                    when, _, status = fired.partition(" ")
-                    raise DeployerError(
-                        f"the dead-man switch had switched traffic back at {when} "
-                        f"(exit {status}) before the release could stand"
-                    )
+                    from deployer.commands.nginx import fired_text
+
+                    raise DeployerError(f"{fired_text(fired)} before the release could stand")
                 timer = "; dead-man timer called off" if dead_man else ""
                 return f"the release stands (recorded on the router host){timer}"
             case _:
@@ -184,6 +182,10 @@ class Actions:
         try:
             current = parse_current(runner.run(c.current, timeout=120).stdout)
             recorded = runner.run(files.read_db_revision(c.state_dir, c.version)).stdout.strip()
+            if recorded and recorded != "base":  # read back from the host: input
+                from deployer import trust
+
+                trust.revision(recorded, f"{c.host}: {c.state_dir}/db-revision.{c.version}")
         except DeployerError as exc:
             what = f"could not read the database's revision: {exc}"
             self.warnings.append(f"check-database: {what}")

@@ -69,6 +69,13 @@ class Drill:
 
     # ----- the verdict -----
     def conclude(self, result: OperationResult, out: SagaOutcome, before: Observed) -> None:
+        self._verdict(result, out, before)
+        verify = next((g for g in reversed(self.engine.actions.gates) if g.name == "verify"), None)
+        if verify is not None and not verify.passed and result.exit_code != ExitCode.OK:
+            # users may be hurt now: no exit code may say otherwise (see verify_serving)
+            result.exit_code = ExitCode.NEEDS_RECOVERY
+
+    def _verdict(self, result: OperationResult, out: SagaOutcome, before: Observed) -> None:
         engine = self.engine
         engine.record(result, out)
         failed = out.failed.key if out.failed is not None else None

@@ -73,7 +73,7 @@ def run_group(saga: Saga, steps: list[Step], out: SagaOutcome, workers: int) -> 
     def run_lane(host: str, todo: list[Step]) -> None:
         for step in todo:
             stop = saga.interrupt()
-            if stop is not None:
+            if stop is not None and not step.after_pivot:  # past the commit: finish
                 with lock:
                     result.stopped = result.stopped or stop
                 saga.record_skipped(step, str(stop), out)

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from deployer.commands import lock
 from deployer.commands.shell import Shell
-from deployer.errors import DeployerError, InputError, LockHeldError
+from deployer.errors import DeployerError, InputError, LockHeldError, UntrustedError, printable
 from deployer.ports import Reporter, Runner
 
 
@@ -27,19 +27,36 @@ class LockLost(DeployerError):
     """Another process took the lock while this operation ran."""
 
 
+def process_start(pid: int | str = "self") -> str:
+    """A process's identity beyond its pid: this boot's id and its start time (clock ticks
+    since boot, field 22 of ``/proc/PID/stat``); empty when it cannot be read."""
+    try:
+        boot = open("/proc/sys/kernel/random/boot_id").read().strip()  # noqa: SIM115
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[-1].split()
+        return f"{boot}:{int(fields[19])}"
+    except (OSError, IndexError, ValueError):
+        return ""
+
+
 def holder_alive(info: lock.LockInfo) -> bool | None:
-    """Whether the holder's process runs: True/False on this machine, None elsewhere."""
+    """Whether the holder's process runs: True/False on this machine, None elsewhere (or
+    for a record that does not say which process it is: its TTL decides). The holder is the
+    process with that pid, owned by that user, started at that moment: a reused pid or
+    another user's process named "deployer" is not it."""
     if info.host != socket.gethostname():
         return None
-    if info.pid == os.getpid():
-        return True
+    if not info.started or info.uid < 0:
+        return None
     try:
-        cmdline = open(f"/proc/{info.pid}/cmdline", "rb").read()  # noqa: SIM115
         with open(f"/proc/{info.pid}/stat", "rb") as fh:
             state = fh.read().rsplit(b")", 1)[-1].split()[0]
+        owner = os.stat(f"/proc/{info.pid}").st_uid
     except (OSError, IndexError):
         return False
-    return state != b"Z" and b"deployer" in cmdline
+    if state == b"Z" or owner != info.uid:
+        return False
+    return process_start(info.pid) == info.started
 
 
 class DeployLock:
@@ -67,7 +84,15 @@ class DeployLock:
     def acquire(self, op_id: str) -> None:
         now = time.time()
         info = lock.LockInfo(
-            op_id, getpass.getuser(), socket.gethostname(), os.getpid(), now, self.ttl, now
+            op_id,
+            getpass.getuser(),
+            socket.gethostname(),
+            os.getpid(),
+            now,
+            self.ttl,
+            now,
+            os.getuid(),
+            process_start(),
         )
         for _ in range(2):
             res = self.runner.run(lock.acquire(self.path, info), check=False)
@@ -80,10 +105,12 @@ class DeployLock:
                     f"({res.stderr.strip()[-200:] or 'mkdir failed'})"
                 )
             if res.exit_status == lock.UNSAFE_PARENT:
-                raise InputError(
-                    f"lock.path {self.path}: its directory is writable by other users, who "
-                    "could block every release by creating it; choose a directory deployer "
-                    "owns (the default is under /var/lib/deployer)"
+                why = res.stderr.strip().splitlines()[-1] if res.stderr.strip() else ""
+                raise UntrustedError(
+                    f"lock.path {self.path}: {printable(why, 200) or 'its directory is unsafe'}"
+                    ": another user could block or steer every release from there; choose a "
+                    "directory only root or deployer's user can write, all the way up (the "
+                    "default is under /var/lib/deployer)"
                 )
             state = self.state()
             if state.kind == "absent":

@@ -24,7 +24,13 @@ from deployer.engine.locking import DeployLock
 from deployer.engine.opstate import OperationState
 from deployer.engine.saga import Saga, SagaOutcome, describe_error
 from deployer.engine.signals import Interrupted, SignalGuard
-from deployer.errors import AbortedError, ExitCode, RecoveryNeededError, RolledBackError
+from deployer.errors import (
+    AbortedError,
+    ExitCode,
+    RecoveryNeededError,
+    RolledBackError,
+    printable,
+)
 from deployer.plan import Context, Observed, Step
 from deployer.ports import NullReporter, Reporter
 
@@ -112,6 +118,8 @@ class Engine:
         self.target = make_target(ctx, self.hosts)
         self.actions = Actions(self.pb, self.hosts, self.guard, self.target)
         self._observed: Observed | None = None
+        #: what the operation noticed before it began (a stale journal retired)
+        self.notes: list[str] = []
         router = self.pb.router_host
         self.lock = DeployLock(
             self.hosts.runner(router.name),
@@ -130,20 +138,40 @@ class Engine:
         return self.guard.requested or self.lock.lost
 
     def check_journal(self) -> None:
+        """Refuse to start while the router host records an unfinished operation; retire
+        what the local journal still holds open that the router no longer records."""
         remote = self.opstate.read()
         if remote:
             raise RecoveryNeededError(
-                f"{remote.get('kind', 'operation')} {remote.get('id')} did not finish "
-                f"(recorded on the router host in {self.opstate.path}); "
+                f"{printable(remote.get('kind', 'operation'))} {printable(remote.get('id'))} "
+                f"did not finish (recorded on the router host in {self.opstate.path}); "
                 "run `deployer recover` first (from any checkout of the playbook)"
             )
-        pending = self.journal.unfinished()
-        if pending:
-            damaged = " (its begin record is damaged)" if pending.get("damaged") else ""
-            raise RecoveryNeededError(
-                f"{pending.get('kind', 'operation')} {pending.get('id')} did not finish"
-                f"{damaged} (journal {self.journal.path}); run `deployer recover` first"
+        self.retire_stale(None)
+
+    def retire_stale(self, remote: dict[str, Any] | None) -> None:
+        """The router host's operation record is the truth, the local journal a cache of
+        it: an operation the journal holds open that the router no longer records (or
+        records under another id) was finished elsewhere (a recover from another checkout,
+        an end record lost to a full disk). It is retired with a note; nothing of it is
+        replayed. Notes go to :attr:`notes`."""
+        for _ in range(100):  # bounded: each pass ends one operation
+            local = self.journal.unfinished()
+            if local is None or (remote is not None and remote.get("id") == local.get("id")):
+                return
+            why = (
+                "the router host has no record of it"
+                if remote is None
+                else f"the router host records {printable(remote.get('id'))} instead"
             )
+            op_id = str(local.get("id"))
+            self.journal.retire(op_id, why)
+            note = (
+                f"journal: {printable(local.get('kind', 'operation'))} {printable(op_id)} was "
+                f"finished elsewhere ({why}): retired, nothing replayed"
+            )
+            self.notes.append(note)
+            self.reporter.note(note)
 
     # ----- operations -----
     def release(self, version: str, candidate: str | None = None) -> OperationResult:
@@ -192,6 +220,7 @@ class Engine:
                 self.opstate.write({"id": op_id, "phase": "begun", **owner, **op})
                 committed = {"id": op_id, "phase": "committed", **owner, **op}
                 self.actions.on_commit = lambda dead_man: self._commit(committed, dead_man)
+                self.target.begin({"id": op_id, **op})
                 self.journal.append({"id": op_id, "event": "begin", "ts": time.time(), **op})
                 result = OperationResult(
                     kind,
@@ -252,8 +281,9 @@ class Engine:
             disarm,
             write,
         )
-        out = self.opstate.runner.run(cmd).stdout.strip()
-        return out.removeprefix("fired").strip() or "?" if out.startswith("fired") else None
+        from deployer.commands.nginx import parse_fired
+
+        return parse_fired(self.opstate.runner.run(cmd).stdout)
 
     def _close(self, op_id: str, result: OperationResult | None) -> None:
         # the router's operation record goes with the lock, unless the operation needs
@@ -299,7 +329,7 @@ class Engine:
         result.gates = [g.to_dict() for g in self.actions.gates]
         seen = self._observed
         noted = list(seen.extra.get("warnings", [])) if seen is not None else []
-        result.warnings = noted + out.warnings + self.actions.warnings
+        result.warnings = self.notes + noted + out.warnings + self.actions.warnings
         result.restore_seconds = out.restore_seconds
         result.migrations = self.actions.migrations
         result.hosts = host_results(self.pb, out)
@@ -344,7 +374,9 @@ class Engine:
         self.verify_serving(result)
 
     def verify_serving(self, result: OperationResult) -> None:
-        """After an abort or a switch back: the router must serve the old color, healthy."""
+        """After an abort or a switch back: the router must serve the old color, healthy.
+        If it does not, the exit code cannot promise that users are fine (3 and 4 say
+        so, and a recover's 0 would too): the operation ends with exit 6, saying why."""
         if not result.from_color:
             return
         url, expect, headers = self.target.serving(result.from_color, result.from_version or "")
@@ -353,6 +385,12 @@ class Engine:
         result.gates.append(check.to_dict())
         if not check.passed:
             result.warnings.append(f"after the operation: {check.reason}")
+            result.exit_code = ExitCode.NEEDS_RECOVERY
+            result.message += (
+                f"; but the router does not serve {result.from_color} "
+                f"({result.from_version or '-'}) healthily: {check.reason}; check the hosts "
+                "(`deployer status`)"
+            )
 
     # ----- recover and unlock (deployer/engine/recovery.py) -----
     def recover(self) -> OperationResult:
@@ -374,7 +412,15 @@ class Engine:
             target = self.target.status(observed)
         finally:
             self.close()
-        pending = self.journal.unfinished() or remote
+        local = self.journal.unfinished()
+        pending = remote
+        problems = list(self.journal.problems)
+        if local is not None and (remote is None or remote.get("id") != local.get("id")):
+            problems.append(
+                f"{self.journal.path}: holds {printable(local.get('id'))} open, which the "
+                "router host no longer records: finished elsewhere (the next release or "
+                "recover retires it)"
+            )
         holder = state.info
         lock: dict[str, Any] | None = None
         if holder is not None:
@@ -391,5 +437,5 @@ class Engine:
             **target,
             "lock": lock,
             "unfinished": pending.get("id") if pending else None,
-            "journal_problems": self.journal.problems,
+            "journal_problems": problems,
         }

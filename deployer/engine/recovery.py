@@ -1,9 +1,14 @@
 """`deployer recover` and `deployer unlock`: finish what a crash left, break a dead lock.
 
 Recovery takes the deploy lock first (it refuses while the operation it would undo is
-still running), then reads the journal. Every step the operation started and did not undo
-is undone in reverse (undos are idempotent, so a step that may or may not have happened is
-undone too), unless the post-switch gate had passed: then the release stands.
+still running), then reads the operation record on the router host: that record is the
+truth, the local journal only a cache of it. An operation the journal holds open that the
+router no longer records (or records under another id) was finished elsewhere: it is
+retired with a note and nothing of it is replayed. The recorded operation is checked like
+any value read back from a host (:func:`deployer.trust.op_record` for nginx), then every
+step it started and did not undo is undone in reverse (undos are idempotent, and each
+switch back is fenced: the router must still hold what this operation wrote), unless it
+had reached its commit point: then the release stands and what was still due is finished.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from deployer.engine.saga import Saga, SagaOutcome
 from deployer.errors import ExitCode, InputError, RecoveryNeededError
+from deployer.plan import Observed, Step
 
 if TYPE_CHECKING:
     from deployer.engine.operations import Engine, OperationResult
@@ -33,36 +39,46 @@ def recover(engine: Engine) -> OperationResult:
             raise
         result = OperationResult("recover", pb.app, pb.environment, "-")
         try:
-            local = engine.journal.unfinished()
             remote = engine.opstate.read()
             if remote is not None and remote.get("damaged"):
                 raise RecoveryNeededError(
                     f"the operation record {engine.opstate.path} on the router host is "
                     "unreadable; check the router with `deployer status`, then remove it"
                 )
-            pending = local if local is not None else remote
-            if pending is None:
-                result.outcome, result.message = "succeeded", "nothing to recover"
-                result.warnings = list(engine.journal.problems)
+            engine.retire_stale(remote)
+            if remote is None:
+                result.outcome = "succeeded"
+                result.message = "nothing to recover" + (
+                    f" ({len(engine.notes)} operation(s) in the local journal had been "
+                    "finished elsewhere: retired, nothing replayed)"
+                    if engine.notes
+                    else ""
+                )
+                result.warnings = engine.notes + list(engine.journal.problems)
                 return result
-            op_id = str(pending["id"])
+            # checked like any value read back from a host, before anything uses it
+            observed, steps = engine.target.recovery_plan(remote)
+            engine.target.begin(remote)
+            local = engine.journal.unfinished()
+            precise = local is not None and local.get("id") == remote["id"]
+            op_id = str(remote["id"])
             result = OperationResult(
                 "recover",
                 pb.app,
                 pb.environment,
                 op_id,
-                pending.get("version"),
-                pending.get("from_version"),
-                pending.get("from_color"),
-                pending.get("to_color"),
+                remote.get("version"),
+                remote.get("from_version"),
+                remote.get("from_color"),
+                remote.get("to_color"),
             )
-            result.warnings = list(engine.journal.problems)
-            if local is None:
+            result.warnings = engine.notes + list(engine.journal.problems)
+            if not precise:
                 result.warnings.append(
                     f"no local journal of {op_id}: recovering from the router host's record "
                     "(every step before the commit point is undone; undos are idempotent)"
                 )
-            _recover(engine, pending, result, precise=local is not None)
+            _recover(engine, remote, (observed, steps), result, precise=precise)
             if result.exit_code != ExitCode.NEEDS_RECOVERY:
                 engine.opstate.clear(op_id)
                 # always: the undo steps recover journalled here belong to this operation
@@ -77,16 +93,22 @@ def recover(engine: Engine) -> OperationResult:
 
 
 def _recover(
-    engine: Engine, pending: dict[str, Any], result: OperationResult, *, precise: bool
+    engine: Engine,
+    pending: dict[str, Any],
+    plan: tuple[Observed, list[Step]],
+    result: OperationResult,
+    *,
+    precise: bool,
 ) -> None:
-    """Undo or finish ``pending``. With the local journal (``precise``) only the steps it
-    started are undone; from the router host's record alone, every step before the commit
-    point is (or, once committed, the steps after it are finished)."""
+    """Undo or finish ``pending`` (the router host's record). With the local journal of the
+    same operation (``precise``) only the steps it started are undone; from the record
+    alone, every step before the commit point is. Committed (the record says so, or the
+    journal saw the commit done): the steps after it are finished instead."""
     op_id = result.id
     last_phase: dict[str, str] = {}
     for rec in engine.journal.steps(op_id) if precise else []:
         last_phase[rec["step"]] = rec["phase"]
-    observed, steps = engine.target.recovery_plan(pending)
+    observed, steps = plan
     before_pivot = [s for s in steps if not s.after_pivot]
     pivot = before_pivot[-1].key if before_pivot else "post-switch-gate"
     committed = last_phase.get(pivot) == "done" or pending.get("phase") == "committed"

@@ -90,6 +90,15 @@ def not_applied(exc: BaseException) -> bool:
     return bool(getattr(exc, "not_applied", False))
 
 
+def _after_commit(stop: BaseException, out: SagaOutcome) -> None:
+    """A signal past the commit: the release stands, and its last steps (the old color's
+    stop timer, pruning: short and bounded) still run, or the old color would be left
+    running with nothing to stop it."""
+    said = f"{stop} after the commit: the release stands; its last steps ran all the same"
+    if said not in out.warnings:
+        out.warnings.append(said)
+
+
 class FleetFailed(DeployerError):
     """More hosts failed than the batch policy allows."""
 
@@ -192,13 +201,9 @@ class Saga:
                 )
                 continue
             stop = self.interrupt()
-            if stop is not None:
-                if step.after_pivot:
-                    out.warnings.append(
-                        f"{stop} after the post-switch gate passed: the release stands; "
-                        f"{step.key} and the steps after it did not run"
-                    )
-                    break
+            if stop is not None and step.after_pivot:
+                _after_commit(stop, out)
+            elif stop is not None:
                 out.failed, out.error, out.verdict_at = step, stop, time.monotonic()
                 self.record_skipped(step, str(stop), out)
                 self.compensate(done, out)
@@ -268,14 +273,12 @@ class Saga:
         res = run_group(self, group, out, self.workers)
         done.extend(res.done)
         if group[0].after_pivot:  # the release stands: what failed is said, nothing undone
+            stop = self.interrupt()
+            if stop is not None:
+                _after_commit(stop, out)
             for f in res.failures:
                 if f.applied is not None:
                     out.warnings.append(f"{f.step.key}: {describe_error(f.error)}")
-            if res.stopped is not None:
-                out.warnings.append(
-                    f"{res.stopped} after the post-switch gate passed: the release stands; "
-                    "some hosts' last steps did not run"
-                )
             return True
         for f in res.failures:  # a signal that stopped a gate stops the whole group
             if isinstance(f.error, KeyboardInterrupt) and res.stopped is None:

@@ -10,6 +10,7 @@ from typing import Any
 from deployer.commands import files
 from deployer.commands import nginx as nginx_cmd
 from deployer.commands.shell import Secret, Shell, Token
+from deployer.errors import InputError
 from deployer.gates import Expectation
 from deployer.plan.actions import Run, ScheduleStop, StopColor
 from deployer.playbook.loader import LoadedPlaybook
@@ -81,7 +82,10 @@ class Context:
             "address": host.reach,
         }
         for name, template in pb.vars.items():
-            vals[name] = render_value(self.vars.get(name, template), vals, self.env)
+            try:
+                vals[name] = render_value(self.vars.get(name, template), vals, self.env)
+            except InputError as exc:
+                raise InputError(f"vars.{name}: {exc}") from None
         vals["state_dir"] = _plain(render_value(pb.state_dir, vals, self.env))
         return vals
 
@@ -110,6 +114,22 @@ class Context:
 
     def state_dir(self, host: Host) -> str:
         return self.value(self.pb.state_dir, host)
+
+    def owned_paths(self, host: Host) -> list[str]:
+        """Where deployer writes and runs from on an app host: its state directory and each
+        upload's destination (for a ``.../${version}`` destination, the directory the
+        versions live in), for both colors. Each must be safe from other users all the way
+        up (:func:`deployer.commands.files.check_owned`)."""
+        paths = [self.state_dir(host)]
+        for item in self.pb.ship:
+            if item.upload is None:
+                continue
+            for color in COLORS:
+                dest = self.value(item.upload.dest, host, color, "v").rstrip("/")
+                if item.upload.dest.rstrip("/").endswith("/${version}"):
+                    dest = dest.rsplit("/", 1)[0] or "/"
+                paths.append(dest)
+        return list(dict.fromkeys(p for p in paths if p.startswith("/")))
 
     def stop(self, host: Host, color: str) -> StopColor:
         """Stop a color now, calling off any stop timer it had."""

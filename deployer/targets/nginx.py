@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
+from deployer import trust
+from deployer.adapters.nginx import untrusted_path
 from deployer.adapters.ship import upload
 from deployer.commands import files, nginx
 from deployer.commands.shell import Shell, join
 from deployer.engine.hosts import HostPool
-from deployer.errors import AbortedError, DeployerError, HostError, HostKeyError, InputError
+from deployer.errors import (
+    AbortedError,
+    DeployerError,
+    HostError,
+    HostKeyError,
+    InputError,
+    RecoveryNeededError,
+    UntrustedError,
+)
 from deployer.gates import Expectation
 from deployer.plan import (
     COLORS,
@@ -36,6 +47,16 @@ class NginxTarget:
         self.ctx, self.pb, self.hosts = ctx, ctx.pb, hosts
         self.canary: list[dict[str, Any]] = []  # each canary step's measurements and verdict
         self.left_out: dict[str, str] = {}
+        #: the operation this target works for (its id marks every upstream it writes, and
+        #: fences every switch back: see :meth:`_fenced`)
+        self.op: dict[str, Any] = {}
+
+    def begin(self, op: dict[str, Any]) -> None:
+        self.op = dict(op)
+
+    @property
+    def upstream_name(self) -> str:
+        return self.pb.router.upstream_name or self.pb.app
 
     def leave_out(self, hosts: dict[str, str]) -> None:
         self.left_out = dict(hosts)
@@ -52,14 +73,23 @@ class NginxTarget:
 
         def look(host: Host) -> list[list[str]] | HostError:
             statuses = {c: self.ctx.shell(self.pb.service.status, host, c) for c in COLORS}
-            cmd = files.observe_host(self.ctx.state_dir(host), statuses)
+            state_dir = self.ctx.state_dir(host)
+            cmd = files.observe_host(state_dir, statuses, self.ctx.owned_paths(host))
             try:
-                lines = self.hosts.runner(host.name).run(cmd).stdout.splitlines()
-            except HostKeyError:
-                raise  # an unknown or changed key is never a host merely "down"
+                res = self.hosts.runner(host.name).run(cmd, check=False)
+                if res.exit_status == files.UNTRUSTED_PATH:
+                    raise untrusted_path(host.name, res.stderr, "state_dir or an upload's dest")
+                pairs = [line.split(" ", 1) for line in res.stdout.splitlines() if " " in line]
+                for color, version in pairs:  # read back from the host: input
+                    if color in COLORS:
+                        trust.version(version, f"{host.name}: {state_dir}/{color}.version")
+            except (HostKeyError, UntrustedError) as exc:
+                if tolerant and isinstance(exc, UntrustedError):
+                    return exc  # `deployer status` shows it for this host
+                raise  # an unknown key or a hostile value is never a host merely "down"
             except HostError as exc:
                 return exc
-            return [line.split(" ", 1) for line in lines if " " in line]
+            return pairs
 
         hosts = self.pb.app_hosts
         workers = max(1, min(len(hosts), self.pb.fleet.parallel))
@@ -89,9 +119,12 @@ class NginxTarget:
         )
 
     def _routers(self) -> dict[str, tuple[tuple[str, str] | None, str]]:
-        """Each router's (live color and version, upstream file text)."""
+        """Each router's (live color and version, upstream file text), the text checked as
+        one deployer may write back (a restore after a failure puts it back)."""
         routers = self.hosts.router
         texts = routers.read_all() if len(routers.each) > 1 else {routers.names[0]: routers.read()}
+        for name, text in texts.items():
+            trust.upstream(text, self.upstream_name, f"router {name}: {routers.upstream_file}")
         return {n: (nginx.parse_live(t), t) for n, t in texts.items()}
 
     @staticmethod
@@ -153,6 +186,8 @@ class NginxTarget:
         }
 
     def recovery_plan(self, op: dict[str, Any]) -> tuple[Observed, list[Step]]:
+        op = trust.op_record(op, self.upstream_name, "the operation record")
+        self.op = dict(op)
         if "upstream_before" not in op:
             return Observed(None, None, ""), []
         observed = Observed(
@@ -175,10 +210,18 @@ class NginxTarget:
             case CanaryShift():
                 from deployer.canary import run_step
 
-                return run_step(router, action, self.canary)
+                return run_step(
+                    router, replace(action, conf=self._marked(action.conf)), self.canary
+                )
             case Switch(conf=conf, color=color, version=version, forward=forward):
                 if not conf:
                     return "no previous upstream to restore"
+                if forward:
+                    conf = self._marked(conf)
+                else:
+                    done = self._fenced(conf)
+                    if done is not None:
+                        return done
                 out = sorted(self.left_out) if forward else []
                 if out:
                     addresses = [a for h in out for a in self.ctx.host_servers(h)]
@@ -192,18 +235,16 @@ class NginxTarget:
             case ArmDeadMan(conf=conf, seconds=seconds, rearm=rearm):
                 fired = router.arm_dead_man(conf, seconds)
                 if fired is not None and rearm:
-                    when, _, status = fired.partition(" ")
                     raise DeployerError(
-                        f"the dead-man switch had switched traffic back at {when} (exit "
-                        f"{status}) before this batch: the release is late, undoing it"
+                        f"{nginx.fired_text(fired)} before this batch: the release is late, "
+                        "undoing it"
                     )
                 return f"the router switches back by itself after {seconds:g}s unless called off"
             case DisarmDeadMan(must_not_have_fired=strict):
                 fired = router.disarm_dead_man()
                 if fired is None:
                     return "dead-man timer called off"
-                when, _, status = fired.partition(" ")
-                what = f"the dead-man switch had switched traffic back at {when} (exit {status})"
+                what = nginx.fired_text(fired)
                 if strict:
                     raise DeployerError(what)
                 return what
@@ -218,6 +259,45 @@ class NginxTarget:
                     f"old nginx workers drained in {drained:.2f}s; {color} stays warm "
                     f"for {seconds:g}s"
                 )
+        return None
+
+    def _marked(self, conf: str) -> str:
+        op_id = self.op.get("id")
+        return nginx.mark_op(conf, str(op_id)) if op_id else conf
+
+    def _fenced(self, conf: str) -> str | None:
+        """Before a switch back: every router must still hold what this operation wrote
+        (its id in the upstream file), or already the upstream being put back (then there is
+        nothing to do: the text returned says so). Anything else means someone changed the
+        router since (a later release, a recover elsewhere, a hand edit): nothing is
+        changed, and the error says what the router holds."""
+        op_id = self.op.get("id")
+        if not op_id:
+            return None
+        routers = self.hosts.router
+        texts = routers.read_all() if len(routers.each) > 1 else {routers.names[0]: routers.read()}
+        if all(t == conf for t in texts.values()):
+            return "the router already serves the previous upstream"
+        mine = (self.op.get("to_color"), self.op.get("version"))
+        for name, text in texts.items():
+            owner = nginx.op_of(text)
+            if text == conf or owner == op_id:
+                continue
+            live = nginx.parse_live(text)
+            if owner is None and live is not None and live == mine:
+                continue  # written by this operation before upstreams carried an op id
+            serves = (
+                f"{live[0]} ({live[1] or '-'})" if live else "an upstream deployer did not write"
+            )
+            by = f"written by operation {owner}" if owner else "not marked by any operation"
+            record = self.ctx.value(self.pb.lock.path, self.pb.router_host) + ".operation"
+            raise RecoveryNeededError(
+                f"router {name} now serves {serves}, {by}, not by {op_id}: it was changed "
+                "since (a later release, a recover elsewhere, a hand edit); nothing was "
+                "switched back. Check it with `deployer status`; if what it serves is right, "
+                f"remove the operation record {record} on {self.pb.router_host.name} so "
+                "releases can go on"
+            )
         return None
 
     def result_facts(self, observed: Observed | None) -> dict[str, Any] | None:

@@ -259,6 +259,9 @@ class VercelTarget:
         steps.append(Step("drill-verdict", None, DrillVerdict(False)))
         return previous.version, seen, steps
 
+    def begin(self, op: dict[str, Any]) -> None:
+        pass
+
     def op_record(self, observed: Observed) -> dict[str, Any]:
         return {
             "project_id": self.project_id,
