@@ -158,3 +158,21 @@ def test_a_rewarmed_color_starts_without_this_runs_var_overrides(ctx: Context) -
     assert "run start green 8002 0" in _text(next(s for s in steps if s.name == "start").do)
     rewarm = next(s for s in steps if s.name == "stop-idle").undo
     assert "run start green 8002 -1" in _text(rewarm)
+
+
+def test_plan_with_a_live_color_shows_the_steps_a_real_release_runs(tmp_path: Path) -> None:
+    """`plan --live blue` (no router asked) lists the dead-man timer a release arms."""
+    import contextlib
+    import io
+    import json
+
+    from deployer.cli.entry import main
+
+    (tmp_path / "app").mkdir()
+    path = tmp_path / "p.yml"
+    path.write_text(PLAYBOOK.replace("MIGRATIONS", str(ROOT / "migrations_safe")))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        main(["-o", "json", "plan", "-p", str(path), "--version", "v3", "--live", "blue"])
+    names = [s["step"] for s in json.loads(out.getvalue())["steps"]]
+    assert names.index("arm-dead-man") < names.index("switch") < names.index("commit")
