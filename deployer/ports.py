@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from deployer.commands.shell import Shell
+from deployer.values import Shell
 
 if TYPE_CHECKING:
     from deployer.gates import Expectation

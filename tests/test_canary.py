@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from deployer.canary import Side, attribute, judge
+from deployer.analysis.canary import Side, attribute, judge
 from deployer.playbook.strategy_model import LogAnalysis, Strategy
 
 SERVERS = {"127.0.0.1:8001": "blue", "10.0.0.2:8002": "green"}
@@ -70,7 +70,7 @@ def test_every_log_format_deployer_writes_is_the_one_it_reads(tmp_path) -> None:
     import sys
     from pathlib import Path
 
-    from deployer.commands.nginx import LOG_FORMAT
+    from deployer.values import LOG_FORMAT
 
     wanted = re.search(r"'(.*)'", LOG_FORMAT).group(1)  # type: ignore[union-attr]
     subprocess.run([sys.executable, "-m", "deployer", "init"], cwd=tmp_path, check=True,

@@ -13,8 +13,8 @@ import click
 import pytest
 import yaml
 
-from deployer.cli import cli
 from deployer.cli.ci import report, summary
+from deployer.cli.root import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = sorted((ROOT / "examples" / "github-actions").glob("*.yml"))

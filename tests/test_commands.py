@@ -13,8 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from deployer.commands import files, lock, nginx
-from deployer.commands.shell import Secret, Shell, join, redact
+from deployer.commands.shell import redact
 from deployer.playbook.variables import render
+from deployer.values import Secret, Shell, join
 
 
 def test_join_quotes_each_token_once() -> None:

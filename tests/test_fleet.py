@@ -14,13 +14,13 @@ import pytest
 
 from deployer.adapters.journal import FileJournal
 from deployer.commands import nginx
-from deployer.commands.shell import Shell
 from deployer.engine.saga import FleetFailed, Saga
 from deployer.engine.signals import Interrupted
 from deployer.errors import CommandFailed
 from deployer.plan import Run, Step
 from deployer.playbook.fleet_model import Fleet, resolve
 from deployer.ports import NullReporter
+from deployer.values import Shell
 
 
 def _lane_steps(hosts: list[str], names: tuple[str, ...] = ("stop", "ship", "start")) -> list[Step]:

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from deployer.commands.alembic import alembic
-from deployer.commands.shell import Secret, Shell
 from deployer.errors import PlaybookError
 from deployer.lint.gate import revisions_ahead
 from deployer.plan import (
@@ -24,6 +23,7 @@ from deployer.plan import (
     rollback_plan,
 )
 from deployer.playbook import load_playbook
+from deployer.values import Secret, Shell
 
 ROOT = Path(__file__).resolve().parent.parent
 

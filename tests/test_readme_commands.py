@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 import pytest
 
-from deployer.cli import cli
+from deployer.cli.root import cli
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 

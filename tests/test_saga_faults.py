@@ -17,14 +17,15 @@ import pytest
 
 from deployer.adapters.evidence import Spool, SqliteStore
 from deployer.adapters.journal import FileJournal
-from deployer.commands.shell import Shell
 from deployer.engine.evidence import record_operation
+from deployer.engine.recovery import recover
 from deployer.engine.saga import Saga
 from deployer.engine.signals import Interrupted, SignalGuard
 from deployer.errors import CommandFailed, DeployerError
 from deployer.evidence.record import GENESIS, verify
 from deployer.plan import Run, Step, Switch
 from deployer.ports import NullReporter
+from deployer.values import Shell
 
 
 def _step(name: str, undo: bool = True, pivot: bool = False) -> Step:
@@ -212,7 +213,7 @@ def test_the_checkpoint_of_an_empty_store_verifies() -> None:
 
 def _local_engine(tmp_path: Path) -> Any:
     """An engine on a `transport: local` playbook (lock, journal, router record; no SSH)."""
-    from deployer.engine.operations import Engine
+    from deployer.app import build_engine
     from deployer.plan import Context
     from deployer.playbook import load_playbook
 
@@ -224,7 +225,7 @@ def _local_engine(tmp_path: Path) -> Any:
         f"router: {{upstream_file: {tmp_path}/u.conf, url: 'http://127.0.0.1:9'}}\n"
         f"state_dir: {tmp_path}/state\njournal_dir: {tmp_path}/journal\n"
     )
-    return Engine(Context(load_playbook(pb), {}))
+    return build_engine(Context(load_playbook(pb), {}))
 
 
 def test_an_operation_whose_undo_failed_stays_open_for_recover(tmp_path: Path) -> None:
@@ -305,7 +306,7 @@ def test_recover_prefers_the_router_record_over_a_stale_journal(tmp_path: Path) 
 
     engine = _local_engine(tmp_path)
     engine.journal.append({"id": "op-old", "event": "begin", "kind": "release", "version": "v9"})
-    result = engine.recover()
+    result = recover(engine)
     assert result.exit_code == ExitCode.OK and result.message.startswith("nothing to recover")
     assert "retired" in result.message + " ".join(result.warnings)
     assert engine.journal.unfinished() is None
@@ -321,7 +322,7 @@ def test_recover_of_a_release_killed_at_its_commit_lets_it_stand(tmp_path: Path)
     engine.journal.append({"id": "op-1", "event": "begin", "kind": "release", "version": "v2"})
     for step, phase in (("switch@here", "done"), ("post-switch-gate", "done"), ("commit", "start")):
         engine.journal.append({"id": "op-1", "event": "step", "step": step, "phase": phase})
-    result = engine.recover()
+    result = recover(engine)
     assert result.exit_code == ExitCode.OK, result.message
     assert "stands" in result.message
     assert engine.opstate.read() is None and engine.journal.unfinished() is None
@@ -341,4 +342,4 @@ def test_a_hostile_operation_record_is_refused_before_anything_runs(tmp_path: Pa
     ):
         engine.opstate.write({**doc, field: value})
         with pytest.raises(UntrustedError):
-            _local_engine(tmp_path).recover()
+            recover(_local_engine(tmp_path))

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from deployer.adapters.hosts import SshRunner
-from deployer.commands.shell import Shell
 from deployer.errors import CommandFailed
 from deployer.playbook.models import Host
+from deployer.values import Shell
 
 pytestmark = [pytest.mark.testbed]
 

@@ -19,10 +19,11 @@ from typing import Any
 from deployer import progress
 from deployer.adapters import known_hosts as known_hosts_file
 from deployer.adapters.ssh_shell import RemoteShell, ShellGone, exec_session
-from deployer.commands.shell import Secret, Shell, redact, stdin_script
+from deployer.commands.shell import redact, stdin_script
 from deployer.errors import CommandFailed, HostError, HostKeyError
 from deployer.playbook.models import Host
 from deployer.ports import CommandResult
+from deployer.values import Secret, Shell
 
 #: a command given no timeout of its own gets this one: nothing waits forever on a host
 DEFAULT_TIMEOUT = 120.0

@@ -7,9 +7,9 @@ import time
 from dataclasses import dataclass, field
 
 from deployer.commands import files, nginx
-from deployer.commands.shell import Shell
 from deployer.errors import CommandFailed, DeployerError, UntrustedError, printable
 from deployer.ports import CommandResult, Runner
+from deployer.values import Shell
 
 
 @dataclass

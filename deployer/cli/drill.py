@@ -8,7 +8,7 @@ from deployer.cli.app import Application
 
 
 def register(cli: click.Group) -> None:
-    from deployer.cli import ACCEPT, PLAYBOOK, VARS, _engine, _operate
+    from deployer.cli.common import ACCEPT, PLAYBOOK, VARS, _engine, _operate
 
     @cli.command()
     @PLAYBOOK
@@ -67,4 +67,7 @@ def register(cli: click.Group) -> None:
         if version is not None:
             check_version(version)
         engine = _engine(app, playbook, vars_, accept_new_host_key)
-        _operate(app, engine, lambda: engine.drill(version, broken=broken, bound=seconds))
+        from deployer.engine.drill import Drill
+
+        drill = Drill(engine, version, broken=broken, bound=seconds)
+        _operate(app, engine, drill.run)

@@ -11,34 +11,7 @@ from typing import Any, NoReturn
 
 import click
 
-from deployer.cli.app import Application
 from deployer.errors import DeployerError, ExitCode, printable
-
-
-def _set_output(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
-    app = ctx.find_object(Application)
-    if value is not None and app is not None:
-        app.output = value
-
-
-def _output_everywhere(group: click.Group) -> None:
-    """`-o json` works after the subcommand too (`deployer status -p X -o json`)."""
-    for command in group.commands.values():
-        if isinstance(command, click.Group):
-            _output_everywhere(command)
-            continue
-        if any("--output" in getattr(p, "opts", ()) for p in command.params):
-            continue
-        command.params.append(
-            click.Option(
-                ["--output", "-o"],
-                type=click.Choice(["text", "json"]),
-                default=None,
-                expose_value=False,
-                callback=_set_output,
-                help="text for people, json for CI (also accepted before the subcommand).",
-            )
-        )
 
 
 def _interrupt(signum: int, frame: Any) -> NoReturn:
@@ -75,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, _interrupt)
     debug = os.environ.get("DEPLOYER_DEBUG") == "1"
     try:
-        from deployer.cli import cli
+        from deployer.cli.root import cli
 
         cli.main(args=argv, prog_name="deployer", standalone_mode=False)
     except click.exceptions.Exit as exc:

@@ -7,8 +7,8 @@ from typing import Any
 import click
 from rich.markup import escape
 
-from deployer.cli import PLAYBOOK, VARS, _context
 from deployer.cli.app import Application
+from deployer.cli.common import PLAYBOOK, VARS, _context
 from deployer.errors import InputError
 
 
@@ -59,18 +59,18 @@ def print_plan(
                 "what a release would do with `deployer release --dry-run -p PLAYBOOK "
                 "--deployment ID_OR_URL`"
             )
-        from deployer.engine.operations import Engine
+        from deployer.app import build_engine
 
-        engine = Engine(ctx)
+        engine = build_engine(ctx)
         try:  # read-only: the target's own plan (the API is only read)
             observed = engine.observe()
             version, observed, steps = engine.target.release_plan(observed, version, deployment)
         finally:
             engine.close()
     elif live is None:
-        from deployer.engine.operations import Engine
+        from deployer.app import build_engine
 
-        engine = Engine(ctx)
+        engine = build_engine(ctx)
         try:
             observed = engine.observe()
         finally:

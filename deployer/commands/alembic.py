@@ -5,16 +5,7 @@ from __future__ import annotations
 import re
 import shlex
 
-from deployer.commands.shell import (
-    REDACTED,
-    Secret,
-    Shell,
-    Token,
-    join,
-    merge_env,
-    quote,
-    secret_env,
-)
+from deployer.values import REDACTED, Secret, Shell, Token, join, merge_env, quote, secret_env
 
 _REV = re.compile(r"^([0-9A-Za-z_]+)(?: \(head\))?(?: \(.*\))?\s*$")
 LOCK_TIMEOUT_MARKERS = ("lock timeout", "LockNotAvailable", "canceling statement due to lock")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from deployer.commands.shell import Shell, join
+from deployer.values import Shell, join
 
 
 def state_file(state_dir: str, color: str) -> str:

@@ -15,7 +15,7 @@ import json
 from dataclasses import asdict, dataclass
 
 from deployer.commands.files import check_owned
-from deployer.commands.shell import Shell, join
+from deployer.values import Shell, join
 
 #: exit status of :func:`acquire` when the lock's parent could be changed by other users
 UNSAFE_PARENT = 95

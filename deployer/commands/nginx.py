@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 
 from deployer.commands import files
-from deployer.commands.shell import Shell, join
+from deployer.values import Shell, join
 
 MARKER = re.compile(r"^# deployer: live=(blue|green) version=(\S*)$", re.MULTILINE)
 
@@ -120,13 +120,6 @@ def leave_out(conf: str, hosts: Sequence[str], addresses: Sequence[str]) -> str:
 def left_out(conf: str) -> list[str]:
     m = LEFT_OUT.search(conf)
     return m.group(1).split(",") if m else []
-
-
-#: nginx's access-log format that canary analysis reads (`deployer docs strategy`)
-LOG_FORMAT = (
-    "log_format deployer '$time_iso8601 $upstream_addr $status $request_time "
-    '$upstream_response_time "$request_method $uri"\';'
-)
 
 
 def log_size(path: str) -> Shell:

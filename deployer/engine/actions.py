@@ -8,7 +8,6 @@ from typing import Any
 
 from deployer.adapters import http
 from deployer.commands import files
-from deployer.commands.shell import Secret, Shell
 from deployer.engine.hosts import HostPool
 from deployer.engine.signals import SignalGuard
 from deployer.errors import DeployerError, GateFailed
@@ -25,6 +24,7 @@ from deployer.plan import (
 )
 from deployer.playbook.models import Playbook
 from deployer.ports import Target
+from deployer.values import Secret, Shell
 
 
 class Actions:

@@ -15,12 +15,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from deployer.adapters.watch import RouterWatch
-from deployer.engine.saga import SagaOutcome, describe_error
+from deployer.engine.outcome import SagaOutcome, describe_error
+from deployer.engine.result import OperationResult
 from deployer.errors import AbortedError, DrillVerdict, ExitCode, InputError
 from deployer.plan import Context, Observed, Step
 
 if TYPE_CHECKING:
-    from deployer.engine.operations import Engine, OperationResult
+    from deployer.engine.operations import Engine
 
 
 class Drill:

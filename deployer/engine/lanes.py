@@ -15,15 +15,30 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
+from deployer.engine.outcome import SagaOutcome
 from deployer.plan import Step
+from deployer.ports import Reporter
 
-if TYPE_CHECKING:
-    from deployer.engine.saga import Saga, SagaOutcome
+
+class StepRunner(Protocol):
+    """What a group's lanes need of the saga that runs them."""
+
+    interrupt: Callable[[], BaseException | None]
+
+    @property
+    def reporter(self) -> Reporter: ...
+
+    def record_skipped(self, step: Step, why: str, out: SagaOutcome) -> None: ...
+
+    def run_step(self, step: Step, out: SagaOutcome) -> tuple[bool, BaseException | None, Any]:
+        """``(True, None, None)`` done; ``(False, error, applied)`` not."""
+        ...
 
 
 @dataclass
@@ -53,7 +68,7 @@ def lanes_of(steps: list[Step]) -> dict[str, list[Step]]:
     return out
 
 
-def run_group(saga: Saga, steps: list[Step], out: SagaOutcome, workers: int) -> GroupResult:
+def run_group(saga: StepRunner, steps: list[Step], out: SagaOutcome, workers: int) -> GroupResult:
     """Run ``steps`` (one group) with at most ``workers`` lanes at once."""
     result = GroupResult()
     lock = threading.Lock()

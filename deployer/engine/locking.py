@@ -18,9 +18,9 @@ import time
 from collections.abc import Callable
 
 from deployer.commands import lock
-from deployer.commands.shell import Shell
 from deployer.errors import DeployerError, InputError, LockHeldError, UntrustedError, printable
 from deployer.ports import Reporter, Runner
+from deployer.values import Shell
 
 
 class LockLost(DeployerError):

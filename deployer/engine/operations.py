@@ -10,19 +10,18 @@ from __future__ import annotations
 import getpass
 import socket
 import time
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from deployer.adapters import http
 from deployer.adapters.journal import FileJournal, JournalError
-from deployer.commands.shell import Shell
 from deployer.engine.actions import Actions
 from deployer.engine.hosts import HostPool
 from deployer.engine.locking import DeployLock
 from deployer.engine.opstate import OperationState
-from deployer.engine.saga import Saga, SagaOutcome, describe_error
+from deployer.engine.outcome import SagaOutcome, describe_error
+from deployer.engine.result import OperationResult, host_results, new_id
+from deployer.engine.saga import Saga
 from deployer.engine.signals import Interrupted, SignalGuard
 from deployer.errors import (
     AbortedError,
@@ -32,90 +31,31 @@ from deployer.errors import (
     printable,
 )
 from deployer.plan import Context, Observed, Step
-from deployer.ports import NullReporter, Reporter
-
-
-@dataclass
-class OperationResult:
-    kind: str
-    app: str
-    environment: str
-    id: str
-    version: str | None = None
-    from_version: str | None = None
-    from_color: str | None = None
-    to_color: str | None = None
-    outcome: str = "pending"  # succeeded | aborted | rolled_back | failed | interrupted
-    exit_code: int = 0
-    message: str = ""
-    started_at: float = field(default_factory=time.time)
-    ended_at: float | None = None
-    steps: list[dict[str, Any]] = field(default_factory=list)
-    gates: list[dict[str, Any]] = field(default_factory=list)
-    restore_seconds: float | None = None
-    warnings: list[str] = field(default_factory=list)
-    migrations: dict[str, Any] | None = None
-    drill: dict[str, Any] | None = None
-    target: dict[str, Any] | None = None
-    #: per app host: what happened there (a fleet is never left mixed without saying so)
-    hosts: list[dict[str, Any]] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dict(self.__dict__)
-        d["duration_s"] = round((self.ended_at or time.time()) - self.started_at, 3)
-        return d
-
-
-def host_results(pb: Any, out: SagaOutcome) -> list[dict[str, Any]]:
-    """Each app host's part: ``released`` (serves the new version), ``left_out`` (its
-    failure was within max_failures: out of the router), ``aborted`` (nothing reached
-    users), ``switched_back``; with the error seen there, if any."""
-    if getattr(pb, "fleet", None) is None:
-        return []
-    batches = pb.fleet.batches([h.name for h in pb.app_hosts])
-    batch_of = {h: i for i, b in enumerate(batches, 1) for h in b}
-    errors: dict[str, str] = {}
-    for r in out.records:
-        if r.host and r.status in ("failed", "undo-failed") and r.host not in errors:
-            errors[r.host] = f"{r.name}: {r.detail}"
-    hosts = []
-    for h in pb.app_hosts:
-        if h.name in out.left_out:
-            state = "left_out"
-        elif out.failed is None:
-            state = "released"
-        else:
-            state = "switched_back" if out.switched else "aborted"
-        hosts.append(
-            {
-                "host": h.name,
-                "address": h.reach,
-                "batch": batch_of.get(h.name),
-                "outcome": state,
-                "error": out.left_out.get(h.name) or errors.get(h.name),
-            }
-        )
-    return hosts
-
-
-def new_id(prefix: str = "") -> str:
-    return f"{prefix}{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+from deployer.ports import NullReporter, Reporter, Target
+from deployer.values import Shell
 
 
 class Engine:
+    """Lock, observe, plan, run the saga, report: for any target. The concrete target (and
+    the host pool it shares) are chosen by the composition root (:mod:`deployer.app`) and
+    handed in; the engine names none."""
+
     def __init__(
-        self, ctx: Context, *, reporter: Reporter | None = None, accept_new_host_key: bool = False
+        self,
+        ctx: Context,
+        hosts: HostPool,
+        target: Target,
+        *,
+        reporter: Reporter | None = None,
     ):
         self.ctx = ctx
         self.pb = ctx.pb
         self.reporter = reporter or NullReporter()
-        self.hosts = HostPool(ctx, accept_new_host_key=accept_new_host_key)
+        self.hosts = hosts
         journal_dir = ctx.loaded.local_path(self.pb.journal_dir)
         self.journal = FileJournal(journal_dir / f"{self.pb.app}-{self.pb.environment}.journal")
         self.guard = SignalGuard()
-        from deployer.targets import make_target
-
-        self.target = make_target(ctx, self.hosts)
+        self.target = target
         self.actions = Actions(self.pb, self.hosts, self.guard, self.target)
         self._observed: Observed | None = None
         #: what the operation noticed before it began (a stale journal retired)
@@ -179,11 +119,6 @@ class Engine:
 
     def rollback(self) -> OperationResult:
         return self._run("rollback", self.target.rollback_plan)
-
-    def drill(self, version: str | None, *, broken: bool, bound: float | None) -> OperationResult:
-        from deployer.engine.drill import Drill
-
-        return Drill(self, version, broken=broken, bound=bound).run()
 
     def _run(
         self,
@@ -391,17 +326,6 @@ class Engine:
                 f"({result.from_version or '-'}) healthily: {check.reason}; check the hosts "
                 "(`deployer status`)"
             )
-
-    # ----- recover and unlock (deployer/engine/recovery.py) -----
-    def recover(self) -> OperationResult:
-        from deployer.engine.recovery import recover
-
-        return recover(self)
-
-    def unlock(self, reason: str) -> OperationResult:
-        from deployer.engine.recovery import unlock
-
-        return unlock(self, reason)
 
     # ----- status -----
     def status(self) -> dict[str, Any]:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from deployer.commands.shell import Shell, join
 from deployer.ports import Runner
+from deployer.values import Shell, join
 
 
 class OperationState:

@@ -16,19 +16,19 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from deployer.engine.saga import Saga, SagaOutcome
+from deployer.engine.outcome import SagaOutcome
+from deployer.engine.result import OperationResult, new_id
+from deployer.engine.saga import Saga
 from deployer.errors import ExitCode, InputError, RecoveryNeededError
 from deployer.plan import Observed, Step
 
 if TYPE_CHECKING:
-    from deployer.engine.operations import Engine, OperationResult
+    from deployer.engine.operations import Engine
 
 NEEDS_UNDO = {"start", "done", "failed", "undo-start", "undo-failed"}
 
 
 def recover(engine: Engine) -> OperationResult:
-    from deployer.engine.operations import OperationResult, new_id
-
     pb = engine.pb
     with engine.guard:
         lock_id = new_id("recover-")
@@ -156,8 +156,6 @@ def _recover(
 def unlock(engine: Engine, reason: str) -> OperationResult:
     """Break the lock whatever holds it (refused while its holder runs on this machine);
     the reason and what was there go to the journal."""
-    from deployer.engine.operations import OperationResult, new_id
-
     if len(reason.strip()) < 5:
         raise InputError("--reason: say why the lock may be broken (at least 5 characters)")
     pb = engine.pb

@@ -11,7 +11,6 @@ from typing import Any
 
 from deployer.commands import alembic as alembic_cmd
 from deployer.commands import files
-from deployer.commands.shell import Shell
 from deployer.plan.actions import (
     Action,
     ArmDeadMan,
@@ -34,6 +33,7 @@ from deployer.plan.actions import (
 )
 from deployer.plan.context import COLORS, Context, Observed, other
 from deployer.playbook.variables import render_value
+from deployer.values import Shell
 
 __all__ = [
     "COLORS",

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from deployer.commands.shell import Shell, Token
 from deployer.gates import Expectation
+from deployer.values import Shell, Token
 
 
 @dataclass(frozen=True)

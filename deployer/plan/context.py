@@ -9,13 +9,13 @@ from typing import Any
 
 from deployer.commands import files
 from deployer.commands import nginx as nginx_cmd
-from deployer.commands.shell import Secret, Shell, Token
 from deployer.errors import InputError
 from deployer.gates import Expectation
 from deployer.plan.actions import Run, ScheduleStop, StopColor
 from deployer.playbook.loader import LoadedPlaybook
 from deployer.playbook.models import Host, Playbook
 from deployer.playbook.variables import references, render, render_value
+from deployer.values import Secret, Shell, Token
 
 COLORS = ("blue", "green")
 

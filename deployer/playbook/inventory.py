@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from deployer.errors import printable
+from deployer.playbook.reading import BoundedLoader, UnreadableFile, read_bounded
 
 RANGE = re.compile(r"\[([0-9a-zA-Z]+):([0-9a-zA-Z]+)(?::(\d+))?\]")
 #: the most hosts an inventory may expand to (ranges multiply: `web[0000:9999999]` alone
@@ -83,8 +84,6 @@ def expand(pattern: str, limit: int = MAX_HOSTS) -> list[str]:
 
 def _value(text: str) -> Any:
     """A variable's value as Ansible reads it (YAML), nesting bounded as in playbooks."""
-    from deployer.playbook.loader import BoundedLoader
-
     try:
         return yaml.load(text, Loader=BoundedLoader)  # a SafeLoader
     except yaml.YAMLError:
@@ -146,8 +145,6 @@ def _mapping(value: Any, what: str) -> dict[Any, Any]:
 
 
 def parse_yaml(text: str) -> dict[str, Group]:
-    from deployer.playbook.loader import BoundedLoader
-
     try:
         doc = yaml.load(text, Loader=BoundedLoader)  # a SafeLoader
     except yaml.YAMLError as exc:
@@ -245,8 +242,6 @@ def hosts_in(groups: dict[str, Group], name: str) -> dict[str, dict[str, Any]]:
 
 def playbook_hosts(path: Path, group: str, defaults: dict[str, Any]) -> list[dict[str, Any]]:
     """The ``hosts:`` entries for ``group`` of the inventory at ``path``."""
-    from deployer.playbook.loader import UnreadableFile, read_bounded
-
     try:
         text = read_bounded(path, "inventory", MAX_BYTES)
     except UnreadableFile as exc:

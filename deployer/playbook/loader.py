@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import difflib
-import os
 import re
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -15,6 +13,12 @@ from pydantic import BaseModel, ValidationError
 
 from deployer.errors import PlaybookError, printable
 from deployer.playbook.models import Playbook
+from deployer.playbook.reading import (
+    MAX_DEPTH,
+    BoundedLoader,
+    UnreadableFile,
+    read_bounded,
+)
 
 Loc = tuple[str | int, ...]
 
@@ -43,9 +47,7 @@ class PlaybookProblems(PlaybookError):
         super(PlaybookError, self).__init__("\n".join(str(p) for p in problems))
 
 
-#: limits that keep a hostile file from hanging or exhausting the machine
-MAX_BYTES = 1024 * 1024
-MAX_DEPTH = 32
+#: a hostile file is refused past these (see also :mod:`deployer.playbook.reading`)
 MAX_NODES = 20_000  # after alias expansion (a real playbook has a few hundred)
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -57,26 +59,6 @@ def _line_at(text: str, position: int | None) -> int | None:
     if position is None:
         return None
     return text.count("\n", 0, max(0, position)) + 1
-
-
-class BoundedLoader(yaml.SafeLoader):
-    """PyYAML's composer recurses once per nesting level: a few hundred levels raise
-    RecursionError before any check could see them. This one refuses a document nested
-    past :data:`MAX_DEPTH` (+ a little: the walker names the key) as it composes."""
-
-    _depth = 0
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        self._depth += 1
-        try:
-            if self._depth > MAX_DEPTH + 2:
-                event = self.peek_event()  # type: ignore[no-untyped-call]
-                raise yaml.composer.ComposerError(
-                    None, None, f"nested deeper than {MAX_DEPTH} levels", event.start_mark
-                )
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
 
 
 def _compose(text: str, path: str) -> tuple[Any, dict[Loc, int]]:
@@ -301,41 +283,6 @@ def _hosts_from_inventory(data: dict[str, Any], lines: dict[Loc, int], path: str
         data["hosts"] = playbook_hosts(file, str(inv.get("group") or "all"), defaults)
     except InventoryError as exc:
         raise PlaybookError(f"{file}: {exc}", path=path, line=line, key="inventory") from None
-
-
-class UnreadableFile(ValueError):
-    """A file a playbook names cannot be read as bounded UTF-8 text (``line`` when known)."""
-
-    def __init__(self, message: str, line: int | None = None):
-        super().__init__(message)
-        self.line = line
-
-
-def read_bounded(p: Path, what: str, limit: int = MAX_BYTES) -> str:
-    """A regular file's UTF-8 text, at most ``limit`` bytes: a FIFO would hang the read,
-    ``/dev/zero`` would fill memory, a directory or a socket is not text."""
-    try:
-        info = p.stat()
-    except FileNotFoundError:
-        raise UnreadableFile(f"no such {what} file") from None
-    except OSError as exc:
-        raise UnreadableFile(f"cannot read {what}: {exc.strerror or exc}") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise UnreadableFile("not a regular file (a FIFO, a device, a directory?)")
-    if info.st_size > limit:
-        raise UnreadableFile(f"larger than {limit // 1024} KiB; not a {what}")
-    try:
-        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)
-        with os.fdopen(fd, "rb") as fh:
-            raw = fh.read(limit + 1)
-    except OSError as exc:
-        raise UnreadableFile(f"cannot read {what}: {exc.strerror or exc}") from None
-    if len(raw) > limit:
-        raise UnreadableFile(f"larger than {limit // 1024} KiB; not a {what}")
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UnreadableFile("not UTF-8 text", raw.count(b"\n", 0, exc.start) + 1) from None
 
 
 def load_playbook(path: str | Path) -> LoadedPlaybook:

@@ -8,8 +8,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from deployer.commands.nginx import LOG_FORMAT
 from deployer.playbook.fields import Duration, Strict
+from deployer.values import LOG_FORMAT
 
 
 class CanaryStep(Strict):

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from deployer.commands.shell import Secret, Shell, Token, quote, secret_env
 from deployer.errors import InputError, printable
+from deployer.values import Secret, Shell, Token, quote, secret_env
 
 BUILTINS = ("app", "environment", "version", "color", "port", "host", "address", "state_dir")
 REF = re.compile(r"\$\$\{|\$\{([^}]*)\}")

@@ -10,7 +10,6 @@ from deployer import trust
 from deployer.adapters.nginx import untrusted_path
 from deployer.adapters.ship import upload
 from deployer.commands import files, nginx
-from deployer.commands.shell import Shell, join
 from deployer.engine.hosts import HostPool
 from deployer.errors import (
     AbortedError,
@@ -40,6 +39,7 @@ from deployer.plan import (
     rollback_plan,
 )
 from deployer.playbook.models import Host
+from deployer.values import Shell, join
 
 
 class NginxTarget:
@@ -208,7 +208,7 @@ class NginxTarget:
                 runner, limit = self.hosts.runner(host), self.pb.fleet.step_timeout
                 return upload(runner, src, dest, version, timeout=limit)
             case CanaryShift():
-                from deployer.canary import run_step
+                from deployer.analysis.canary import run_step
 
                 return run_step(
                     router, replace(action, conf=self._marked(action.conf)), self.canary

@@ -10,11 +10,11 @@ deployment, within ``vercel.promote_timeout``.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
+import deployer.targets.vercel_rolling as vercel_rolling
 from deployer.adapters.vercel import FAILED, WAITING, ApiError, Deployment, VercelApi
-from deployer.commands.shell import Secret, Shell, Token
 from deployer.engine.hosts import HostPool
 from deployer.errors import AbortedError, DeployerError, InputError, printable
 from deployer.gates import Expectation
@@ -22,45 +22,10 @@ from deployer.plan import Commit, Context, DrillVerdict, Gate, Observed, Step, T
 from deployer.plan import migrate_step as _migrate_step
 from deployer.playbook.variables import check_deployment, render_value
 from deployer.playbook.vercel_model import VercelPlaybook
+from deployer.targets.vercel_actions import Promote, RollBack, WaitReady
+from deployer.values import Secret, Shell, Token
 
 POLL = 0.5  # seconds between two looks at an asynchronous job
-
-
-@dataclass(frozen=True)
-class WaitReady(TargetAction):
-    deployment: str
-
-    def describe(self) -> list[str]:
-        return [f"GET /v13/deployments/{self.deployment} until READY (ERROR/CANCELED: abort)"]
-
-
-@dataclass(frozen=True)
-class _Move(TargetAction):
-    """Production to ``deployment``, followed until production serves it."""
-
-    switches_traffic = True
-    endpoint = ""
-    deployment: str
-    url: str
-    version: str
-
-    def describe(self) -> list[str]:
-        return [
-            f"POST {self.endpoint}/{self.deployment}, then follow the project until "
-            "production serves it"
-        ]
-
-
-class Promote(_Move):
-    """A release; the undo of a rollback."""
-
-    endpoint = "/v10/projects/{project}/promote"
-
-
-class RollBack(_Move):
-    """The undo of a release; `deployer rollback`."""
-
-    endpoint = "/v1/projects/{project}/rollback"
 
 
 class VercelTarget:
@@ -137,8 +102,6 @@ class VercelTarget:
         if self.pb.migrate is not None:
             steps.append(_migrate_step(self.ctx, "", version))
         switch = self._switch_steps(observed, Promote(d.id, d.url, version), d, version)
-        from deployer.targets import vercel_rolling
-
         rolling = vercel_rolling.rolling_steps(self, observed, d, version)
         if rolling is not None:  # strategy: canary: a rolling release instead of the promote
             at = next(i for i, s in enumerate(switch) if s.name == "promote")
@@ -301,8 +264,6 @@ class VercelTarget:
                 return self._move("promote", deployment)
             case RollBack(deployment=deployment):
                 return self._move("rollback", deployment)
-        from deployer.targets import vercel_rolling
-
         return vercel_rolling.execute(self, action)
 
     def _wait_ready(self, deployment: str) -> str:

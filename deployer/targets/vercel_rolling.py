@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from deployer import progress
 from deployer.adapters.vercel import ApiError
-from deployer.canary import Side, judge, prometheus
+from deployer.analysis.canary import Side, judge, prometheus
 from deployer.errors import DeployerError, GateFailed
 from deployer.plan import Step, TargetAction
+from deployer.targets.vercel_actions import RollBack
 
 if TYPE_CHECKING:
-    from deployer.targets.vercel import VercelTarget
+    from deployer.targets.vercel_actions import RollingHost
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ class RollingStage(TargetAction):
 
 
 def rolling_steps(
-    target: VercelTarget, observed: Any, deployment: Any, version: str
+    target: RollingHost, observed: Any, deployment: Any, version: str
 ) -> list[Step] | None:
     """The steps that replace the promote, or None when there is no production to compare
     the candidate with (a first release is a promote)."""
@@ -99,8 +100,6 @@ def rolling_steps(
     prod = observed.extra.get("production")
     if st.kind != "canary" or not prod:
         return None
-    from deployer.targets.vercel import RollBack
-
     weights = tuple(s.weight for s in st.steps)
     previous = json.dumps(target.api.rolling_config(target.project_id))
     post = pb.gates.post_switch
@@ -144,7 +143,7 @@ def rolling_steps(
     return steps
 
 
-def execute(target: VercelTarget, action: Any) -> str | None:
+def execute(target: RollingHost, action: Any) -> str | None:
     api, project = target.api, target.project_id
     match action:
         case RollingConfigure(weights=weights):
@@ -171,7 +170,7 @@ def execute(target: VercelTarget, action: Any) -> str | None:
     return None
 
 
-def _stage(target: VercelTarget, step: RollingStage) -> str:
+def _stage(target: RollingHost, step: RollingStage) -> str:
     import httpx
 
     new, old = Side(), Side()

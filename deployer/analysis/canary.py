@@ -1,6 +1,6 @@
 """A canary step judged on what users got: the router's access log.
 
-The log (nginx `log_format deployer`, see :data:`deployer.commands.nginx.LOG_FORMAT`) is read
+The log (nginx `log_format deployer`, see :data:`deployer.values.LOG_FORMAT`) is read
 on the router host incrementally, over the connection deployer already holds: only the bytes
 written since the step began. Each request is attributed to a color by its upstream address;
 requests nginx answered itself (no upstream) are not anyone's. The new color is judged against

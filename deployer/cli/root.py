@@ -1,0 +1,313 @@
+"""The `deployer` group and its operation commands (release, rollback, recover, unlock,
+status, validate, schema, docs); the other commands live in a module each and are added here.
+
+Heavy imports (fabric, httpx, the engine) happen inside commands so `deployer --help` is fast.
+"""
+
+from __future__ import annotations
+
+import click
+from rich.markup import escape
+
+from deployer.cli.app import Application
+from deployer.cli.common import ACCEPT, PLAYBOOK, VARS, _engine, _operate
+from deployer.errors import InputError
+
+OUTPUT = click.option(
+    "--output",
+    "-o",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    envvar="DEPLOYER_OUTPUT",
+    show_envvar=True,
+    show_default=True,
+    help="text for people, json for CI.",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@OUTPUT
+@click.option(
+    "--evidence-url",
+    envvar="DEPLOYER_EVIDENCE_URL",
+    show_envvar=True,
+    default=None,
+    help="Evidence store: sqlite:///PATH or postgresql://... "
+    "(default: .deployer/evidence.db next to the playbook).",
+)
+@click.option(
+    "--color",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    envvar="DEPLOYER_COLOR",
+    show_default=True,
+    help="Colors and terminal layout; auto follows the terminal and NO_COLOR / FORCE_COLOR.",
+)
+@click.version_option(package_name="deployer")
+@click.pass_context
+def cli(ctx: click.Context, output: str, evidence_url: str | None, color: str) -> None:
+    """Zero-downtime blue-green releases: health-gated, rolled back by themselves.
+
+    Exit codes: 0 ok, 1 unexpected, 2 bad input, 3 aborted before the switch, 4 rolled back
+    after the switch, 5 locked, 6 needs recovery, 7 host unreachable or untrusted, 8 a drill
+    that did not prove rollback.
+    """
+    ctx.obj = Application(output, evidence_url, color)
+
+
+@cli.command()
+@PLAYBOOK
+@click.option("--version", "version", default=None, help="The version to release.")
+@click.option(
+    "--deployment",
+    default=None,
+    metavar="ID_OR_URL",
+    help="A target that promotes built deployments (vercel): the deployment to release "
+    "(--version then only labels it; default: its commit).",
+)
+@VARS
+@ACCEPT
+@click.option("--dry-run", is_flag=True, help="Print the plan (like `deployer plan`), run nothing.")
+@click.option(
+    "--commit",
+    default=None,
+    help="The git commit released (default: the playbook "
+    "repository's HEAD), for evidence and lead time.",
+)
+@click.pass_obj
+def release(
+    app: Application,
+    playbook: str,
+    version: str | None,
+    deployment: str | None,
+    vars_: tuple[str, ...],
+    accept_new_host_key: bool,
+    dry_run: bool,
+    commit: str | None,
+) -> None:
+    """Release VERSION: ship to the idle color, gate, switch, gate, finish (or roll back).
+
+    Examples: deployer release -p playbooks/demo.yml --version v2;
+    deployer release -p playbooks/vercel.yml --deployment dpl_8x2k
+    """
+    from deployer.playbook.variables import check_deployment, check_version
+
+    if version is None and deployment is None:
+        raise InputError("give --version (or --deployment, for the vercel target)")
+    if version is not None:
+        check_version(version)
+    if deployment is not None:
+        check_deployment(deployment)
+    if dry_run:
+        if version is None and deployment is None:
+            raise InputError("--dry-run needs --version")
+        from deployer.cli.plan import print_plan
+
+        print_plan(app, playbook, version or "", vars_, None, deployment)
+        return
+    engine = _engine(app, playbook, vars_, accept_new_host_key)
+    _operate(app, engine, lambda: engine.release(version or "", deployment), commit)
+
+
+@cli.command()
+@PLAYBOOK
+@VARS
+@ACCEPT
+@click.pass_obj
+def rollback(
+    app: Application, playbook: str, vars_: tuple[str, ...], accept_new_host_key: bool
+) -> None:
+    """Switch back to the previous color (redeploying its version if it is no longer warm).
+
+    Example: deployer rollback -p playbooks/demo.yml
+    """
+    engine = _engine(app, playbook, vars_, accept_new_host_key)
+    _operate(app, engine, engine.rollback)
+
+
+@cli.command()
+@PLAYBOOK
+@VARS
+@ACCEPT
+@click.pass_obj
+def recover(
+    app: Application, playbook: str, vars_: tuple[str, ...], accept_new_host_key: bool
+) -> None:
+    """Finish an operation that a crash left half-done (from the journal).
+
+    Example: deployer recover -p playbooks/demo.yml
+    """
+    engine = _engine(app, playbook, vars_, accept_new_host_key)
+    from deployer.engine.recovery import recover
+
+    _operate(app, engine, lambda: recover(engine))
+
+
+@cli.command()
+@PLAYBOOK
+@click.option("--reason", required=True, help="Why the lock may be broken (recorded).")
+@ACCEPT
+@click.pass_obj
+def unlock(app: Application, playbook: str, reason: str, accept_new_host_key: bool) -> None:
+    """Break the deploy lock (a dead holder, an unreadable holder record, a stray file).
+
+    Refused while the holder's process runs on this machine; the reason and what held the
+    lock are written to the journal. Example:
+    deployer unlock -p playbooks/demo.yml --reason "runner ci-7 was reclaimed mid-release"
+    """
+    engine = _engine(app, playbook, (), accept_new_host_key)
+    from deployer.engine.recovery import unlock
+
+    _operate(app, engine, lambda: unlock(engine, reason))
+
+
+@cli.command()
+@PLAYBOOK
+@ACCEPT
+@click.pass_obj
+def status(app: Application, playbook: str, accept_new_host_key: bool) -> None:
+    """Live color and version per host, the idle color, the lock holder.
+
+    Example: deployer status -p playbooks/demo.yml
+    """
+    from rich.table import Table
+
+    doc = _engine(app, playbook, (), accept_new_host_key).status()
+    if app.json:
+        app.emit_json(doc)
+        return
+    table = Table(title=f"{doc['app']} ({doc['environment']})", title_justify="left")
+    for col in ("host", "color", "version", "running", "live"):
+        table.add_column(col)
+    for h in doc["hosts"]:
+        for color, c in h["colors"].items():
+            table.add_row(
+                h["host"],
+                color,
+                c["version"] or "-",
+                "yes" if c["running"] else "no",
+                "[bold green]live[/]"
+                if c["live"]
+                else "[bold red]routed, not running[/]"
+                if c.get("routed")
+                else "",
+            )
+    if doc["hosts"]:
+        app.print_table(table)
+    for line in doc.get("lines", []):  # what the target has to say beyond hosts and colors
+        app.out.print(line, markup=False)
+    lock = doc["lock"]
+    if not lock:
+        app.out.print("lock: free")
+    elif lock["state"] == "held":
+        app.out.print(f"lock: held by {lock['owner']}@{lock['host']} (pid {lock['pid']})")
+    else:
+        app.out.print(
+            f"[red]lock: {escape(lock['path'])} holds no readable holder record[/]: "
+            "`deployer unlock --reason ...` breaks it"
+        )
+    for problem in doc["journal_problems"]:
+        app.out.print(f"[yellow]journal:[/] {escape(problem)}")
+    if doc["unfinished"]:
+        app.out.print(f"[red]unfinished operation {doc['unfinished']}: run deployer recover[/]")
+
+
+@cli.command()
+@PLAYBOOK
+@click.pass_obj
+def validate(app: Application, playbook: str) -> None:
+    """Load and validate a playbook; print problems with file, line and key.
+
+    Example: deployer validate -p playbooks/demo.yml
+    """
+    from deployer.playbook import load_playbook
+
+    loaded = load_playbook(playbook)
+    if app.json:
+        app.emit_json({"valid": True, "app": loaded.model.app, "path": str(loaded.path)})
+    else:
+        model = loaded.model
+        app.out.print(f"{playbook}: valid ({model.app}, {model.summary()})", markup=False)
+
+
+@cli.command()
+@click.pass_obj
+def schema(app: Application) -> None:
+    """Print the playbook's JSON Schema.
+
+    Example: deployer schema > playbook.schema.json
+    """
+    from pydantic import TypeAdapter
+
+    from deployer.playbook.models import Playbook
+    from deployer.playbook.vercel_model import VercelPlaybook
+
+    # one schema for both targets: `target` tells them apart (absent: nginx)
+    app.emit_json(TypeAdapter(Playbook | VercelPlaybook).json_schema())
+
+
+@cli.command()
+@click.argument("section", required=False)
+@click.pass_obj
+def docs(app: Application, section: str | None) -> None:
+    """Print every playbook key with its meaning and default (or one SECTION).
+
+    Example: deployer docs gates
+    """
+    from deployer.playbook.docs import reference
+
+    rows = reference(section)
+    if app.json:
+        app.emit_json(rows)
+        return
+    for row in rows:
+        default = f" [dim](default: {row['default']})[/]" if row["default"] is not None else ""
+        req = " [red]required[/]" if row["required"] else ""
+        app.out.print(f"[bold]{row['key']}[/]: {row['type']}{req}{default}")
+        app.out.print(f"    {row['description']}", markup=False)
+
+
+import deployer.cli.drill as _drill_command  # noqa: E402
+import deployer.cli.evidence as _evidence_commands  # noqa: E402
+import deployer.cli.init as _init_command  # noqa: E402
+import deployer.cli.lint as _lint_command  # noqa: E402
+import deployer.cli.plan as _plan_command  # noqa: E402
+import deployer.cli.report as _report_command  # noqa: E402
+
+_drill_command.register(cli)
+_evidence_commands.register(cli)
+_init_command.register(cli)
+_lint_command.register(cli)
+_plan_command.register(cli)
+_report_command.register(cli)
+
+
+def _set_output(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    app = ctx.find_object(Application)
+    if value is not None and app is not None:
+        app.output = value
+
+
+def _output_everywhere(group: click.Group) -> None:
+    """`-o json` works after the subcommand too (`deployer status -p X -o json`)."""
+    for command in group.commands.values():
+        if isinstance(command, click.Group):
+            _output_everywhere(command)
+            continue
+        if any("--output" in getattr(p, "opts", ()) for p in command.params):
+            continue
+        command.params.append(
+            click.Option(
+                ["--output", "-o"],
+                type=click.Choice(["text", "json"]),
+                default=None,
+                expose_value=False,
+                callback=_set_output,
+                help="text for people, json for CI (also accepted before the subcommand).",
+            )
+        )
+
+
+_output_everywhere(cli)
+
+__all__ = ["cli"]
