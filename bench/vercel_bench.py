@@ -34,7 +34,7 @@ def main() -> int:
     rows: dict[str, list[dict[str, float]]] = {"good": [], "broken": []}
     with tempfile.TemporaryDirectory() as tmp, FakeVercel(TOKEN) as fake:
         fake.add("dpl_0", "0" * 40, created=1)
-        fake.production = "dpl_0"
+        fake.serve("dpl_0")
         doc = playbook_doc(fake, Path(tmp))
         doc["gates"]["post_switch"]["window"] = "3s"
         pb = Path(tmp) / "vercel.yml"
@@ -64,7 +64,7 @@ def main() -> int:
                     text=True,
                     cwd=REPO,
                     check=False,
-                    env={**os.environ, "VERCEL_TOKEN": TOKEN},
+                    env={**os.environ, **fake.resolve_env(), "VERCEL_TOKEN": TOKEN},
                 )
                 res = json.loads(proc.stdout)
                 rows[kind].append(

@@ -96,6 +96,10 @@ class LockHeldError(DeployerError):
     exit_code = ExitCode.LOCKED
 
 
+class LockLost(DeployerError):
+    """Another process took the lock (or its session ended) while this operation ran."""
+
+
 class RecoveryNeededError(DeployerError):
     exit_code = ExitCode.NEEDS_RECOVERY
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from deployer.values import Shell
 
 if TYPE_CHECKING:
+    from deployer.commands.lock import LockState
     from deployer.gates import Expectation
     from deployer.plan import Action, Context, Observed, Step
 
@@ -58,6 +59,46 @@ class Reporter(Protocol):
 
 class Journal(Protocol):
     def append(self, record: dict[str, Any]) -> None: ...
+
+
+class Lock(Protocol):
+    """The deploy lock (a directory on the router host, or a PostgreSQL advisory lock)."""
+
+    path: str
+    lost: BaseException | None
+
+    def acquire(self, op_id: str) -> None: ...
+
+    def release(self, op_id: str, also: Shell | None = None) -> None: ...
+
+    def start_heartbeat(self) -> None: ...
+
+    def state(self) -> LockState: ...
+
+    def break_(self) -> LockState: ...
+
+
+class OperationRecord(Protocol):
+    """The unfinished operation's record, where any runner finds it (a file beside the lock
+    on the router host, or a row in PostgreSQL): the truth a local journal caches."""
+
+    path: str
+
+    @property
+    def where(self) -> str: ...
+
+    def read(self) -> dict[str, Any] | None: ...
+
+    def write(self, doc: dict[str, Any]) -> None: ...
+
+    def clear(self, op_id: str) -> None: ...
+
+    def write_command(self, doc: dict[str, Any]) -> Shell | None:
+        """The write as a command for the router host (to run in the commit's round trip);
+        None: not a file on a host."""
+        ...
+
+    def clear_command(self, op_id: str) -> Shell | None: ...
 
 
 class NullReporter:
@@ -147,4 +188,13 @@ class Target(Protocol):
     def close(self) -> None: ...
 
 
-__all__ = ["CommandResult", "Journal", "NullReporter", "Reporter", "Runner", "Target"]
+__all__ = [
+    "CommandResult",
+    "Journal",
+    "Lock",
+    "NullReporter",
+    "OperationRecord",
+    "Reporter",
+    "Runner",
+    "Target",
+]

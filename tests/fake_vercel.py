@@ -1,32 +1,49 @@
-"""A local Vercel: the REST endpoints deployer's Vercel target uses, with the documented
-shapes, plus each deployment's URL and the production domain, and injectable faults.
+"""A local Vercel that follows Vercel's documentation and its own CLI, not deployer.
 
-Endpoints (bearer auth; ``teamId``/``slug`` checked when the fake has a team; errors as
+Each behaviour cites where it comes from: Vercel's REST API reference (vercel.com/docs/rest-api),
+its guides (vercel.com/docs/instant-rollback, /docs/rolling-releases,
+/docs/deployments/promoting-a-deployment, /docs/deployment-protection) and the Vercel CLI's
+source (github.com/vercel/vercel, packages/cli/src/commands/{promote,rollback,rolling-release},
+packages/cli/src/util/projects/get-project-by-id-or-name.ts,
+packages/cli/src/util/deploy/get-deployments-by-project-id.ts, internals/types/index.d.ts).
+Where those say nothing, the fake chooses the stricter reading and says so.
+
+One HTTP server; what a request reaches depends on its Host header, as at Vercel:
+
+- the API (any other host, e.g. ``127.0.0.1:PORT`` as ``vercel.api_url``);
+- a deployment's own URL, ``<project>-<hash>-<team slug>.vercel.app`` (the ``url`` field of a
+  deployment; Deployment Protection applies there: 401 without the bypass header when the
+  project has a bypass secret);
+- the custom production domain (``production_domain``: public, never protected), serving
+  the production deployment, or during an active rolling release one side per client,
+  sticky (a cookie), and forceable per request (``vcrrForceCanary=1`` / ``vcrrForceStable=1``,
+  the query parameters Vercel documents for checking each side of a rolling release).
+
+Tests reach the hostnames through deployer's resolver override (``DEPLOYER_RESOLVE``, like
+curl's ``--resolve``), see :meth:`FakeVercel.resolve_env`.
+
+Endpoints (bearer auth; ``teamId``/``slug`` checked when the fake has a team; errors are
 ``{"error": {"code", "message"}}``):
 
-    GET  /v9/projects/{idOrName}             id, name, targets.production, lastAliasRequest
-    GET  /v13/deployments/{idOrUrl}          id, url, readyState, target, meta
-    GET  /v6/deployments?projectId&target... deployments (uid, url, state, created)
-    POST /v10/projects/{projectId}/promote/{id}  201; asynchronous (lastAliasRequest)
-    POST /v1/projects/{projectId}/rollback/{id}  201; asynchronous; pins production
-    GET|PATCH|DELETE /v1/projects/{idOrName}/rolling-release/config   the project's template
-    POST /v1/projects/{idOrName}/rolling-release/start            {canaryDeploymentId}
-    GET  /v1/projects/{idOrName}/rolling-release                  state, stages, activeStage
-    POST /v1/projects/{idOrName}/rolling-release/approve-stage    {nextStageIndex,
-                                                                   canaryDeploymentId}
-    POST /v1/projects/{idOrName}/rolling-release/complete         {canaryDeploymentId}
-
-During an ACTIVE rolling release the production domain sends the active stage's percentage
-of requests to the canary (deterministically: every 100/pct-th); a rollback aborts it.
-
-Serving: ``/_d/{id}/...`` is a deployment's own URL (its ``url`` field is
-``127.0.0.1:PORT/_d/{id}``, reached with the API's scheme), ``/_prod/...`` the production
-domain. A deployment's health route answers ``{"status": "ok", "version": ...}``, or 500
-when it is broken there (``broken_own``, ``broken_in_production``).
+    GET  /v9/projects/{idOrName}[?rollbackInfo=true]   id, name, accountId, targets.production,
+         lastAliasRequest, autoAssignCustomDomains; with rollbackInfo: lastRollbackTarget
+    GET  /v13/deployments/{idOrUrl}                    id, url, readyState, target, projectId,
+                                                       ownerId, meta.githubCommitSha,
+                                                       autoAssignCustomDomains
+    GET  /v6/deployments?projectId&target&state&rollbackCandidate&limit
+                                                       uid, url, state, target, created, meta,
+                                                       isRollbackCandidate
+    POST /v10/projects/{id}/promote/{deploymentId}     201; asynchronous (lastAliasRequest)
+    POST /v1/projects/{id}/rollback/{deploymentId}     201; asynchronous; pins production
+         (also /v9/..., the path the CLI's request-rollback.ts uses)
+    GET|PATCH|DELETE /v1/projects/{idOrName}/rolling-release/config
+    GET  /v1/projects/{idOrName}/rolling-release
+    POST /v1/projects/{idOrName}/rolling-release/{start,approve-stage,complete}
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -36,33 +53,54 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+PRODUCTION_DOMAIN = "shop.example.test"
+
 
 @dataclass
 class FakeDeployment:
     id: str
-    sha: str
+    sha: str  # 40 hex characters: what VERCEL_GIT_COMMIT_SHA holds in the deployment
     state: str = "READY"
+    #: "production" for a production build (`vercel deploy --prod`), None for a preview
     target: str | None = "production"
     created: float = field(default_factory=lambda: time.time() * 1000)
     broken_own: bool = False
     broken_in_production: bool = False
     polls_until_ready: int = 0  # BUILDING for this many reads, then READY
     stuck: bool = False  # BUILDING forever
-
-    @property
-    def version(self) -> str:
-        return self.sha[:12]
+    #: it was aliased to production at some point: Vercel's rollback candidates are the
+    #: deployments "previously aliased to a production domain" (docs/instant-rollback)
+    served: bool = False
+    project_id: str = "prj_fake1"
+    owner: str = "team_fake1"
+    #: the deployment's own setting (`vercel deploy --prod --skip-domain` stages it: False);
+    #: None: not set, the project's setting decides
+    auto_assign: bool | None = False
 
 
 class FakeVercel:
-    def __init__(self, token: str, *, team: str | None = None):
-        self.token, self.team = token, team
-        self.project = {"id": "prj_fake1", "name": "shop", "accountId": "acc_1"}
+    def __init__(self, token: str, *, team: str | None = None, team_slug: str = "acme"):
+        self.token, self.team, self.team_slug = token, team, team_slug
+        self.project = {"id": "prj_fake1", "name": "shop", "accountId": "team_fake1"}
+        #: the project's "Auto-assign Custom Production Domains" (Vercel's default is on;
+        #: docs/deployments/promoting-a-deployment, "staging and promoting a production
+        #: deployment", says to turn it off to stage production builds)
+        self.auto_assign = False
+        self.production_domain = PRODUCTION_DOMAIN
+        self.bypass: str | None = None  # Protection Bypass for Automation secret
         self.deployments: dict[str, FakeDeployment] = {}
         self.production: str | None = None
-        self.alias_job: dict[str, Any] | None = None
+        self.alias_job: dict[str, Any] | None = None  # lastAliasRequest
+        self.rollback_target: dict[str, Any] | None = None  # lastRollbackTarget (pinned)
         self.promote_delay = 0.3
-        self.promote_never = False
+        self.promote_never = False  # an accepted move stays in-progress
+        self.promote_fails = False  # an accepted move ends jobStatus "failed"
+        self.drop_next_move = False  # apply the next move, then drop the connection
+        self.refuse_moves = 0  # this many promotes/rollbacks get 409 (a conflicting job)
+        self.storm_on_move = 0  # a 429 storm of this many answers, starting with a move
+        #: a pending job older than this no longer blocks a move (the CLI's status.ts treats
+        #: a request older than 3 minutes as no longer in progress)
+        self.job_stale_after = 180.0
         self.rate_limited = 0  # this many API requests get 429 first
         self.retry_after = 1
         self.server_errors = 0  # then this many get 500
@@ -70,7 +108,7 @@ class FakeVercel:
         self.rolling_config: dict[str, Any] | None = None
         self.rolling: dict[str, Any] | None = None
         self.bodies: list[tuple[str, dict[str, Any]]] = []  # (path, JSON body) of writes
-        self._split = 0
+        self.bypass_sent_to: set[str] = set()  # hosts that received the bypass header
         self.served_429 = 0
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -79,7 +117,17 @@ class FakeVercel:
 
     @property
     def url(self) -> str:
+        """The API's base URL (``vercel.api_url``)."""
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def production_url(self) -> str:
+        return f"http://{self.production_domain}"
+
+    def resolve_env(self) -> dict[str, str]:
+        """``DEPLOYER_RESOLVE`` for a deployer run: the hostnames to this server."""
+        here = f"127.0.0.1:{self.port}"
+        return {"DEPLOYER_RESOLVE": f"*.vercel.app={here},{self.production_domain}={here}"}
 
     def __enter__(self) -> FakeVercel:
         self.thread.start()
@@ -94,52 +142,125 @@ class FakeVercel:
         self.deployments[dep_id] = d
         return d
 
+    def serve(self, dep_id: str) -> None:
+        """Production serves ``dep_id`` (a test's starting point)."""
+        self.production = dep_id
+        self.deployments[dep_id].served = True
+
+    def host_of(self, d: FakeDeployment) -> str:
+        """A deployment's generated URL: ``<project>-<unique hash>-<scope slug>.vercel.app``
+        (docs/deployments/generated-urls)."""
+        digest = hashlib.sha256(d.id.encode()).hexdigest()[:9]
+        return f"{self.project['name']}-{digest}-{self.team_slug}.vercel.app"
+
     # ----- documents -----
     def dep_doc(self, d: FakeDeployment) -> dict[str, Any]:
-        return {
+        doc = {
             "id": d.id,
-            "url": f"127.0.0.1:{self.port}/_d/{d.id}",
+            "url": self.host_of(d),
             "name": self.project["name"],
-            "projectId": self.project["id"],
+            "projectId": d.project_id,
+            "ownerId": d.owner,
             "readyState": d.state,
             "target": d.target,
             "createdAt": d.created,
             "meta": {"githubCommitSha": d.sha},
         }
+        if d.auto_assign is not None:
+            doc["autoAssignCustomDomains"] = d.auto_assign
+        return doc
 
-    def project_doc(self) -> dict[str, Any]:
+    @property
+    def pinned(self) -> bool:
+        return self.rollback_target is not None
+
+    def project_doc(self, rollback_info: bool) -> dict[str, Any]:
         self._settle()
         prod = self.deployments.get(self.production or "")
-        pinned = bool(
-            self.alias_job
-            and self.alias_job["type"] == "rollback"
-            and self.alias_job["jobStatus"] == "succeeded"
-        )
-        return {
+        doc: dict[str, Any] = {
             **self.project,
-            "nodeVersion": "20.x",
-            "directoryListing": False,
+            "autoAssignCustomDomains": self.auto_assign,
             "targets": {"production": self.dep_doc(prod)} if prod else {},
             "lastAliasRequest": dict(self.alias_job) if self.alias_job else None,
-            "live": not pinned,
         }
+        if self.rolling_config and self.rolling_config.get("enabled"):
+            # the CLI's promote/status.ts reads `projectCheck.rollingRelease`
+            doc["rollingRelease"] = dict(self.rolling_config)
+        if rollback_info:  # get-project-by-id-or-name.ts asks `?rollbackInfo=true`
+            doc["lastRollbackTarget"] = dict(self.rollback_target) if self.rollback_target else None
+        return doc
 
     def _settle(self) -> None:
-        """An accepted promote or rollback takes effect after ``promote_delay``."""
+        """An accepted promote or rollback takes effect after ``promote_delay``, or fails
+        (``jobStatus: failed``, production unchanged: promote/status.ts renderJobFailed)."""
         job = self.alias_job
         due = job and time.time() * 1000 - job["requestedAt"] >= self.promote_delay * 1000
-        if job and due and job["jobStatus"] == "in-progress" and not self.promote_never:
-            self.production = job["toDeploymentId"]
-            job["jobStatus"] = "succeeded"
+        if not (job and due and job["jobStatus"] == "in-progress"):
+            self._auto_assign()
+            return
+        if self.promote_never:
+            return
+        if self.promote_fails:
+            job["jobStatus"] = "failed"
+            return
+        self.production = job["toDeploymentId"]
+        self.deployments[self.production].served = True
+        job["jobStatus"] = "succeeded"
+        if job["type"] == "promote":  # a promote that completed un-pins (docs/instant-rollback)
+            self.rollback_target = None
+
+    def _auto_assign(self) -> None:
+        """A production build that becomes READY takes the production domains by itself,
+        unless it was staged (its own autoAssignCustomDomains false) or the project does not
+        auto-assign, or production is pinned by a rollback (docs/instant-rollback: new
+        production deployments are not assigned the domains until one is promoted)."""
+        if self.pinned:
+            return
+        newest = None
+        for d in self.deployments.values():
+            assign = self.auto_assign if d.auto_assign is None else d.auto_assign
+            ready = d.target == "production" and d.state == "READY" and assign and not d.served
+            if ready and (newest is None or d.created > newest.created):
+                newest = d
+        if newest is not None:
+            self.production = newest.id
+            newest.served = True
 
     def _move(self, kind: str, dep_id: str) -> tuple[int, dict[str, Any]]:
+        self._settle()
         d = self.deployments.get(dep_id)
-        if d is None:
+        if d is None or d.project_id != self.project["id"]:
             return 404, _error("not_found", "Deployment not found")
         if d.state != "READY":
             return 400, _error("deployment_not_ready", f"Deployment is {d.state}")
-        if self.alias_job and self.alias_job["jobStatus"] == "in-progress" and kind == "promote":
+        if self.refuse_moves > 0:
+            self.refuse_moves -= 1
             return 409, _error("conflict", "Another promote or rollback is in progress")
+        job = self.alias_job
+        fresh = job and time.time() * 1000 - job["requestedAt"] < self.job_stale_after * 1000
+        if job and fresh and job["jobStatus"] in ("pending", "in-progress"):
+            return 409, _error("conflict", "Another promote or rollback is in progress")
+        if kind == "promote":
+            if d.target != "production":
+                # promote/request-promote.ts: a preview "cannot be directly promoted" (the
+                # CLI builds a new production deployment instead)
+                return 400, _error("not_production", "Deployment is not a production deployment")
+            if dep_id == self.production and not self.pinned:
+                return 409, _error("conflict", "Deployment is already the current production")
+            if self.rolling_config and self.rolling_config.get("enabled"):
+                # promote/status.ts: on a project with rolling releases a promote starts one
+                status, doc = self._rolling("POST", "start", {"canaryDeploymentId": dep_id})
+                return (201, {}) if status == 200 else (status, doc)
+        else:
+            aborting = bool(self.rolling and self.rolling["state"] == "ACTIVE")
+            if dep_id == self.production and not aborting:
+                # a rollback to the current production while a rolling release is active
+                # aborts it (rolling-release/abort-rolling-release.ts does exactly that)
+                return 409, _error("conflict", "Deployment is already the current production")
+            if not d.served:
+                # docs/instant-rollback "eligible deployments": previously aliased to a
+                # production domain; anything else is refused
+                return 400, _error("not_rollback_candidate", "Deployment is not eligible")
         self.alias_job = {
             "type": kind,
             "fromDeploymentId": self.production,
@@ -147,11 +268,39 @@ class FakeVercel:
             "jobStatus": "in-progress",
             "requestedAt": time.time() * 1000,
         }
-        if kind == "rollback":  # a rollback never waits for a stuck promote
-            self.promote_never = False
+        if kind == "rollback":  # pinned until a promote (docs/instant-rollback)
+            self.rollback_target = {
+                "fromDeploymentId": self.production,
+                "toDeploymentId": dep_id,
+                "jobStatus": "in-progress",
+                "requestedAt": self.alias_job["requestedAt"],
+            }
+            if self.rolling and self.rolling["state"] == "ACTIVE":
+                self.rolling["state"] = "ABORTED"
         return 201, {}
 
-    # ----- HTTP -----
+    # ----- serving -----
+    def _side(self, query: dict[str, list[str]], cookie: str, client: str) -> tuple[str, str]:
+        """During an active rolling release: which side serves this request, and the
+        cookie that keeps the client there. Forced by ``vcrrForceCanary`` /
+        ``vcrrForceStable``; else sticky by cookie; else assigned by client identity (one
+        prober from one address always lands on the same side)."""
+        rr = self.rolling
+        assert rr is not None
+        canary, stable = str(rr["canaryDeployment"]["id"]), str(self.production)
+        if query.get("vcrrForceCanary", [""])[0] in ("1", "true"):
+            return canary, ""
+        if query.get("vcrrForceStable", [""])[0] in ("1", "true"):
+            return stable, ""
+        for part in cookie.split(";"):
+            name, _, value = part.strip().partition("=")
+            if name == "_vcrr" and value in ("canary", "stable"):
+                return (canary if value == "canary" else stable), ""
+        pct = rr["activeStage"]["targetPercentage"]
+        bucket = int(hashlib.sha256(client.encode()).hexdigest(), 16) % 100
+        side = "canary" if bucket < pct else "stable"
+        return (canary if side == "canary" else stable), f"_vcrr={side}; Path=/"
+
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
@@ -184,6 +333,7 @@ class FakeVercel:
             def _route(self, method: str) -> None:
                 parts = urlsplit(self.path)
                 path, query = parts.path, parse_qs(parts.query)
+                host = (self.headers.get("Host") or "").split(":")[0]
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 try:
@@ -191,40 +341,50 @@ class FakeVercel:
                 except ValueError:
                     body = None
                 with fake.lock:
-                    if path.startswith(("/_d/", "/_prod")):
-                        return self._serve(path)
+                    if host == fake.production_domain or host.endswith(".vercel.app"):
+                        return self._serve(host, query)
                     fake.calls.append((method, path))
                     if method in ("POST", "PATCH") and isinstance(body, dict):
                         fake.bodies.append((path, body))
                     status, doc, headers = fake._api(method, path, query, self.headers, body)
+                    if status == 201 and fake.drop_next_move and "/rollback/" not in path:
+                        fake.drop_next_move = False  # applied; the answer is lost
+                        self.close_connection = True
+                        return
                 self._send(status, doc, headers)
 
-            def _serve(self, path: str) -> None:
+            def _serve(self, host: str, query: dict[str, list[str]]) -> None:
                 fake._settle()
-                if path.startswith("/_prod"):
-                    d = fake.deployments.get(fake._production_for_this_request() or "")
+                if self.headers.get("x-vercel-protection-bypass"):
+                    fake.bypass_sent_to.add(host)
+                cookie = ""
+                if host == fake.production_domain:
+                    dep_id = fake.production
+                    if fake.rolling and fake.rolling["state"] == "ACTIVE":
+                        client = self.client_address[0]
+                        dep_id, cookie = fake._side(query, self.headers.get("Cookie") or "", client)
+                    d = fake.deployments.get(dep_id or "")
                     broken = d is None or d.broken_in_production
                 else:
-                    d = fake.deployments.get(path.split("/")[2])
+                    d = next(
+                        (x for x in fake.deployments.values() if fake.host_of(x) == host), None
+                    )
+                    given = self.headers.get("x-vercel-protection-bypass")
+                    if d is not None and fake.bypass is not None and given != fake.bypass:
+                        return self._send(401, {"error": "authentication required"})
                     broken = d is None or d.broken_own or d.state != "READY"
+                headers = {"Set-Cookie": cookie} if cookie else None
                 if d is None:
-                    return self._send(500, {"status": "error"})
-                if broken:  # a health route that fails still says which version it is
-                    return self._send(500, {"status": "error", "version": d.version})
-                self._send(200, {"status": "ok", "version": d.version, "database": "ok"})
+                    return self._send(404, {"error": "DEPLOYMENT_NOT_FOUND"})
+                # the example health route (examples/vercel/health-route.ts) reports the
+                # commit it was built from (VERCEL_GIT_COMMIT_SHA, 40 characters)
+                if broken:
+                    return self._send(500, {"status": "error", "commit": d.sha}, headers)
+                self._send(200, {"status": "ok", "commit": d.sha, "database": "ok"}, headers)
 
         return Handler
 
-    def _production_for_this_request(self) -> str | None:
-        rr = self.rolling
-        if rr and rr["state"] == "ACTIVE":
-            pct = rr["activeStage"]["targetPercentage"]
-            self._split += pct
-            if self._split >= 100:
-                self._split -= 100
-                return str(rr["canaryDeployment"]["id"])
-        return self.production
-
+    # ----- rolling releases -----
     def _rolling(
         self, method: str, action: str, body: dict[str, Any] | None
     ) -> tuple[int, dict[str, Any]]:
@@ -246,6 +406,8 @@ class FakeVercel:
                 return 400, _error("rolling_release_disabled", "Rolling releases are off")
             if canary not in self.deployments:
                 return 404, _error("not_found", "Deployment not found")
+            # docs/rest-api "start a rolling release": already active for the same canary:
+            # the current state, without side effects
             if rr and rr["state"] == "ACTIVE" and rr["canaryDeployment"]["id"] == canary:
                 return 200, {"rollingRelease": rr}
             stages = [
@@ -260,6 +422,7 @@ class FakeVercel:
                 "activeStage": stages[0],
                 "advancementType": cfg.get("advancementType"),
             }
+            self.deployments[canary].served = True
             return 200, {"rollingRelease": self.rolling}
         if not rr or rr["state"] != "ACTIVE":
             return 400, _error("no_active_rolling_release", "No active rolling release")
@@ -276,8 +439,10 @@ class FakeVercel:
             rr["state"] = "COMPLETE"
             self.production = canary
             self.alias_job = None
+            self.rollback_target = None
         return 200, {"rollingRelease": rr}
 
+    # ----- the API -----
     def _api(
         self,
         method: str,
@@ -292,6 +457,9 @@ class FakeVercel:
             asked = (query.get("teamId") or query.get("slug") or [""])[0]
             if asked != self.team:
                 return 403, _error("forbidden", "You don't have permission to the team"), {}
+        is_move = method == "POST" and ("/promote/" in path or "/rollback/" in path)
+        if self.storm_on_move and is_move:
+            self.rate_limited, self.storm_on_move = self.storm_on_move, 0
         if self.rate_limited > 0:
             self.rate_limited -= 1
             self.served_429 += 1
@@ -306,39 +474,45 @@ class FakeVercel:
         if method == "GET" and seg[:2] == ["v9", "projects"] and len(seg) == 3:
             if not project_ok:
                 return 404, _error("not_found", "Project not found"), {}
-            return 200, self.project_doc(), {}
+            info = (query.get("rollbackInfo") or [""])[0] == "true"
+            return 200, self.project_doc(info), {}
         if method == "GET" and seg[:2] == ["v13", "deployments"] and len(seg) >= 3:
             ref = "/".join(seg[2:])
             found = self.deployments.get(ref) or next(
-                (d for d in self.deployments.values() if self.dep_doc(d)["url"] == ref),
-                None,
+                (d for d in self.deployments.values() if self.host_of(d) == ref), None
             )
             if found is None:
                 return 404, _error("not_found", "Deployment not found"), {}
             if found.state == "BUILDING" and not found.stuck:
                 if found.polls_until_ready <= 0:
                     found.state = "READY"
+                    self._auto_assign()
                 found.polls_until_ready -= 1
             return 200, self.dep_doc(found), {}
         if method == "GET" and seg == ["v6", "deployments"]:
-            deps = sorted(
-                (
-                    d
-                    for d in self.deployments.values()
-                    if d.target == "production" and d.state == "READY"
-                ),
-                key=lambda d: -d.created,
-            )[: int((query.get("limit") or ["20"])[0])]
+            self._settle()
+            want = {k: (v or [""])[0] for k, v in query.items()}
+            deps = [
+                d
+                for d in self.deployments.values()
+                if d.project_id == want.get("projectId", d.project_id)
+                and (want.get("target") in (None, "", d.target))
+                and (want.get("state") in (None, "", d.state))
+                and (want.get("rollbackCandidate") != "true" or d.served)
+            ]
+            deps.sort(key=lambda d: -d.created)
             listed = [
                 {
                     "uid": d.id,
-                    "url": self.dep_doc(d)["url"],
+                    "url": self.host_of(d),
                     "state": d.state,
                     "target": d.target,
                     "created": d.created,
                     "meta": {"githubCommitSha": d.sha},
+                    # get-deployments-by-project-id.ts: LegacyDeployment.isRollbackCandidate
+                    "isRollbackCandidate": d.served and d.id != self.production,
                 }
-                for d in deps
+                for d in deps[: int(want.get("limit") or "20")]
             ]
             return 200, {"deployments": listed, "pagination": {"count": len(listed)}}, {}
         if seg[:2] == ["v1", "projects"] and len(seg) >= 4 and seg[3] == "rolling-release":
@@ -350,10 +524,8 @@ class FakeVercel:
             if seg[0] == "v10" and seg[3] == "promote":
                 status, doc = self._move("promote", seg[4])
                 return status, doc, {}
-            if seg[0] == "v1" and seg[3] == "rollback":
+            if seg[0] in ("v1", "v9") and seg[3] == "rollback":
                 status, doc = self._move("rollback", seg[4])
-                if status == 201 and self.rolling and self.rolling["state"] == "ACTIVE":
-                    self.rolling["state"] = "ABORTED"  # production stays where it is
                 return status, doc, {}
         return 404, _error("not_found", f"No route {method} {path}"), {}
 
@@ -371,7 +543,7 @@ def playbook_doc(fake: FakeVercel, state: Path, **extra: Any) -> dict[str, Any]:
         "vercel": {
             "project": "shop",
             "token": "${env:VERCEL_TOKEN}",
-            "production_url": f"{fake.url}/_prod",
+            "production_url": fake.production_url,
             "api_url": fake.url,
         },
         "gates": {

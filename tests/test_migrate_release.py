@@ -207,7 +207,7 @@ def test_a_vercel_release_migrates_from_this_machine_before_the_promote(
     with FakeVercel("tok-vc-1") as fake:
         fake.add("dpl_live", "b" * 40, created=1)
         fake.add("dpl_new", "c" * 40, created=2)
-        fake.production = "dpl_live"
+        fake.serve("dpl_live")
         doc = playbook_doc(fake, tmp_path)
         doc["gates"]["post_switch"].update(window="500ms", rate=10)
         doc["migrate"] = {
@@ -235,7 +235,12 @@ def test_a_vercel_release_migrates_from_this_machine_before_the_promote(
             cwd=ROOT,
             timeout=120,
             check=False,
-            env={**os.environ, "VERCEL_TOKEN": "tok-vc-1", "TEST_DATABASE_URL": db},
+            env={
+                **os.environ,
+                **fake.resolve_env(),
+                "VERCEL_TOKEN": "tok-vc-1",
+                "TEST_DATABASE_URL": db,
+            },
         )
         assert proc.returncode == 0, proc.stderr
         out = json.loads(proc.stdout)

@@ -21,11 +21,13 @@ TOKEN = "vercel-canary-token-7f3a9c"
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeVercel]:
+def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeVercel]:
     with FakeVercel(TOKEN) as f:
-        f.add("dpl_old", "a" * 40, created=1000)
+        for k, v in f.resolve_env().items():  # the deployments' hostnames reach the fake
+            monkeypatch.setenv(k, v)
+        f.add("dpl_old", "a" * 40, created=1000, served=True)
         f.add("dpl_live", "b" * 40, created=2000)
-        f.production = "dpl_live"
+        f.serve("dpl_live")
         f.alias_job = {
             "type": "promote",
             "fromDeploymentId": "dpl_old",
@@ -40,7 +42,9 @@ def fake() -> Iterator[FakeVercel]:
 def playbook(fake: FakeVercel, tmp_path: Path) -> Path:
     doc = playbook_doc(fake, tmp_path)
     doc["vercel"].update(ready_timeout="3s", promote_timeout="3s", api_budget="20s")
-    doc["gates"]["pre_switch"].update(expect_json={"version": "${version}"}, budget="3s")
+    # the example health route reports VERCEL_GIT_COMMIT_SHA; a release's version is the
+    # deployment's commit (all 40 characters)
+    doc["gates"]["pre_switch"].update(expect_json={"commit": "${version}"}, budget="3s")
     path = tmp_path / "vercel.yml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
@@ -73,7 +77,7 @@ def test_a_good_release_promotes_after_its_gates(fake: FakeVercel, playbook: Pat
     proc = _run("release", "-p", str(playbook), "--deployment", "dpl_new")
     assert proc.returncode == 0, proc.stderr
     doc = _doc(proc)
-    assert doc["outcome"] == "succeeded" and doc["version"] == "c" * 12
+    assert doc["outcome"] == "succeeded" and doc["version"] == "c" * 40
     assert [s["name"] for s in doc["steps"]] == [
         "wait-ready",
         "pre-switch-gate",
@@ -132,14 +136,19 @@ def test_a_candidate_stuck_building_aborts_after_the_ready_timeout(
     assert time.monotonic() - t0 < 20 and not _posts(fake)
 
 
-def test_a_promote_that_never_lands_is_rolled_back(fake: FakeVercel, playbook: Path) -> None:
+def test_a_promote_that_never_lands_changed_nothing_and_says_so(
+    fake: FakeVercel, playbook: Path
+) -> None:
+    """A promote Vercel accepted but never completed: production never served the candidate
+    (exit 3), the message says the job may still complete, and nothing is wedged."""
     fake.add("dpl_new", "c" * 40, created=3000)
     fake.promote_never = True
     proc = _run("release", "-p", str(playbook), "--deployment", "dpl_new")
-    assert proc.returncode == 4, proc.stderr
+    assert proc.returncode == 3, proc.stderr
     doc = _doc(proc)
     assert "does not serve it after 3s" in doc["message"]
-    assert fake.production == "dpl_live"
+    assert "production still serves dpl_live" in doc["message"]
+    assert fake.production == "dpl_live" and doc["target"]["serves_now"] == "dpl_live"
 
 
 def test_a_429_storm_is_waited_out_honouring_retry_after(fake: FakeVercel, playbook: Path) -> None:
@@ -167,10 +176,11 @@ def test_rollback_and_status_name_production_previous_and_pinning(
     status = _doc(_run("status", "-p", str(playbook)))
     assert status["vercel"]["production"]["id"] == "dpl_live"
     assert status["vercel"]["previous"]["id"] == "dpl_old" and not status["vercel"]["pinned"]
+    assert status["idle_color"] is None and status["live_color"] is None  # no colors here
     proc = _run("rollback", "-p", str(playbook))
     assert proc.returncode == 0, proc.stderr
     doc = _doc(proc)
-    assert doc["version"] == "a" * 12 and fake.production == "dpl_old"
+    assert doc["version"] == "a" * 40 and fake.production == "dpl_old"
     assert doc["restore_seconds"] is not None
     status = _doc(_run("status", "-p", str(playbook)))
     assert status["vercel"]["pinned"] and status["vercel"]["production"]["id"] == "dpl_old"
@@ -239,7 +249,7 @@ def test_a_vercel_drill_moves_production_back_and_returns(fake: FakeVercel, play
     assert proc.returncode == 0, proc.stdout + proc.stderr
     doc = _doc(proc)
     assert doc["kind"] == "drill" and doc["drill"]["passed"]
-    assert doc["version"] == "a" * 12 and doc["drill"]["restore_s"] < 5
+    assert doc["version"] == "a" * 40 and doc["drill"]["restore_s"] < 5
     assert [s["name"] for s in doc["steps"]][-2:] == ["drill-verdict", "undo rollback"]
     assert (
         fake.production == "dpl_live"
@@ -258,7 +268,7 @@ def test_an_api_that_keeps_failing_is_bounded_and_changes_nothing(
     fake.server_errors = 10_000
     t0 = time.monotonic()
     proc = _run("release", "-p", str(playbook), "--deployment", "dpl_new")
-    assert proc.returncode == 7 and "still failing after 2s" in proc.stdout + proc.stderr
+    assert proc.returncode == 7 and "within vercel.api_budget 2s" in proc.stdout + proc.stderr
     assert time.monotonic() - t0 < 15 and not _posts(fake) and fake.production == "dpl_live"
 
 
@@ -272,7 +282,7 @@ def test_a_deploy_command_names_the_deployment_for_version(
     script.write_text(
         "#!/bin/sh\n"
         '[ "$1" = "--token" ] && [ -n "$2" ] || exit 9\n'
-        f'echo "building $3"; echo "http://127.0.0.1:{fake.port}/_d/dpl_new"\n'
+        f'echo "building $3"; echo "http://{fake.host_of(fake.deployments["dpl_new"])}"\n'
     )
     script.chmod(0o755)
     doc = yaml.safe_load(playbook.read_text())

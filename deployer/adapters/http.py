@@ -29,9 +29,9 @@ from deployer.playbook.models import PostSwitchGate, PreSwitchGate
 
 def _client(timeout: float, headers: dict[str, str] | None = None) -> httpx.Client:
     """Probes' client; ``headers`` go with every probe (a Vercel protection bypass)."""
-    return httpx.Client(
-        timeout=timeout, follow_redirects=False, trust_env=False, headers=headers or {}
-    )
+    from deployer.adapters.resolve import client
+
+    return client(timeout=timeout, headers=headers or {})
 
 
 def probe(client: httpx.Client, url: str, expect: Expectation) -> tuple[str | None, float]:

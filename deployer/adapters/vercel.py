@@ -1,9 +1,16 @@
 """Vercel's REST API, the calls a release needs, through httpx with bounded tenacity retries.
 
 Retried: 429 (waiting what ``Retry-After`` or ``X-RateLimit-Reset`` says) and 5xx and
-connection errors, within ``budget`` seconds. Never retried: a 4xx that says the request is
-wrong; 401/403 (token, team), 404 (project, deployment) and 409 (a conflicting promote) are
-named. The token is sent as a bearer header only; it never enters a message.
+connection errors, within ``budget`` seconds: a wait that would end past the budget is not
+started (a ``Retry-After`` longer than what is left gives up at once). Never retried: a 4xx
+that says the request is wrong; 401/403 (token, team), 404 (project, deployment) and 409 (a
+conflicting promote) are named. A write whose answer was lost (a dropped connection, a 5xx)
+may have happened: the caller reads the project again before deciding anything. The token is
+sent as a bearer header only; it never enters a message.
+
+Semantics follow Vercel's REST reference and its CLI (github.com/vercel/vercel,
+packages/cli/src/commands/{promote,rollback}/, util/projects/get-project-by-id-or-name.ts,
+util/deploy/get-deployments-by-project-id.ts).
 """
 
 from __future__ import annotations
@@ -13,14 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    stop_after_delay,
-)
+from tenacity import RetryCallState, Retrying, retry_if_exception
 
+from deployer.adapters import resolve
 from deployer.errors import DeployerError, HostError, InputError, printable
 
 #: deployment states (``readyState``): what a release waits through, and where it stops
@@ -49,22 +51,45 @@ class Deployment:
     state: str
     target: str | None
     meta: dict[str, Any]
+    project_id: str | None = None
+    owner: str | None = None
+    #: the deployment's own autoAssignCustomDomains (False: staged, e.g. `--skip-domain`);
+    #: None when the API does not say
+    auto_assign: bool | None = None
+    #: from the deployments list (`isRollbackCandidate`): it served production before
+    rollback_candidate: bool | None = None
+    created: float = 0.0
 
     @classmethod
     def from_api(cls, doc: dict[str, Any]) -> Deployment:
+        auto = doc.get("autoAssignCustomDomains")
+        cand = doc.get("isRollbackCandidate")
+        created = doc.get("createdAt") or doc.get("created") or 0
         return cls(
             str(doc.get("id") or doc.get("uid") or ""),
             str(doc.get("url") or ""),
             str(doc.get("readyState") or doc.get("state") or ""),
-            doc.get("target"),
-            dict(doc.get("meta") or {}),
+            doc.get("target") if isinstance(doc.get("target"), str) else None,
+            dict(doc.get("meta") or {}) if isinstance(doc.get("meta"), dict) else {},
+            str(doc["projectId"]) if doc.get("projectId") else None,
+            str(doc["ownerId"]) if doc.get("ownerId") else None,
+            auto if isinstance(auto, bool) else None,
+            cand if isinstance(cand, bool) else None,
+            float(created) if isinstance(created, int | float) else 0.0,
         )
 
     @property
-    def version(self) -> str:
-        """The commit it was built from when known, else its id."""
+    def commit(self) -> str | None:
+        """The full commit SHA it was built from (what ``VERCEL_GIT_COMMIT_SHA`` holds in
+        the deployment), when the API says."""
         sha = self.meta.get("githubCommitSha") or self.meta.get("gitCommitSha")
-        return str(sha)[:12] if sha else self.id
+        return str(sha) if sha else None
+
+    @property
+    def version(self) -> str:
+        """The commit it was built from when known (all 40 characters: a health route that
+        reports ``VERCEL_GIT_COMMIT_SHA`` matches it exactly), else its id."""
+        return self.commit or self.id
 
 
 class VercelApi:
@@ -85,12 +110,10 @@ class VercelApi:
             self.params["teamId" if team.startswith("team_") else "slug"] = team
         self.budget, self.attempts = budget, attempts
         self.calls = 0  # requests sent, retries included
-        self.client = httpx.Client(
+        self.client = resolve.client(
             base_url=self.base_url,
             headers={"Authorization": f"Bearer {token}", "User-Agent": "deployer"},
             timeout=timeout,
-            trust_env=False,
-            follow_redirects=False,
         )
 
     def close(self) -> None:
@@ -100,15 +123,21 @@ class VercelApi:
     def request(
         self, method: str, path: str, body: dict[str, Any] | None = None, **params: str
     ) -> dict[str, Any]:
+        started = time.monotonic()
+
         def wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
             asked = exc.wait if isinstance(exc, _Retry) else None
-            backoff = min(8.0, 0.25 * 2 ** (state.attempt_number - 1))
-            return min(asked if asked is not None else backoff, self.budget)
+            return asked if asked is not None else min(8.0, 0.25 * 2 ** (state.attempt_number - 1))
+
+        def stop(state: RetryCallState) -> bool:
+            """No attempt past ``attempts``, and no wait that would end past the budget."""
+            late = time.monotonic() - started + wait(state) > self.budget
+            return state.attempt_number >= self.attempts or late
 
         retrying = Retrying(
             retry=retry_if_exception(lambda e: isinstance(e, _Retry)),
-            stop=stop_after_delay(self.budget) | stop_after_attempt(self.attempts),
+            stop=stop,
             wait=wait,
             reraise=True,
         )
@@ -118,9 +147,11 @@ class VercelApi:
             )
             return out
         except _Retry as exc:
+            spent = time.monotonic() - started
+            asked = f"; it asked to wait {exc.wait:g}s more" if exc.wait else ""
             raise HostError(
-                f"Vercel API: {method} {path} still failing after {self.budget:g}s of retries "
-                f"({exc.why})"
+                f"Vercel API: {method} {path} still failing after {spent:.1f}s of retries "
+                f"({exc.why}{asked}), giving up within vercel.api_budget {self.budget:g}s"
             ) from None
 
     def _once(
@@ -153,7 +184,9 @@ class VercelApi:
 
     # ----- the calls a release makes -----
     def project(self, project: str) -> dict[str, Any]:
-        return self.request("GET", f"/v9/projects/{project}")
+        """The project with ``rollbackInfo`` (``lastRollbackTarget``), as the CLI asks it
+        (get-project-by-id-or-name.ts)."""
+        return self.request("GET", f"/v9/projects/{project}", rollbackInfo="true")
 
     def deployment(self, id_or_url: str) -> Deployment:
         ref = id_or_url.removeprefix("https://").removeprefix("http://").rstrip("/")
@@ -203,16 +236,22 @@ class VercelApi:
             {"canaryDeploymentId": canary},
         )
 
-    def production_deployments(self, project_id: str, limit: int = 10) -> list[Deployment]:
+    def rollback_candidates(self, project_id: str, limit: int = 20) -> list[Deployment]:
+        """READY production deployments that served production before (Vercel's
+        ``rollbackCandidate`` filter and ``isRollbackCandidate`` field), newest first."""
         doc = self.request(
             "GET",
             "/v6/deployments",
             projectId=project_id,
             target="production",
             state="READY",
+            rollbackCandidate="true",
             limit=str(limit),
         )
-        return [Deployment.from_api(d) for d in doc.get("deployments") or []]
+        found = [
+            Deployment.from_api(d) for d in doc.get("deployments") or [] if isinstance(d, dict)
+        ]
+        return sorted(found, key=lambda d: -d.created)
 
     def url_of(self, deployment: Deployment) -> str:
         """A deployment's own URL, reached with the API's scheme."""

@@ -53,7 +53,9 @@ class RouterWatch:
         most = int(self.limit / self.interval) + 1
         if not self.url:
             return
-        with httpx.Client(timeout=self.timeout, trust_env=False) as client:
+        from deployer.adapters.resolve import client as make_client
+
+        with make_client(timeout=self.timeout) as client:
             for _ in range(most):
                 if self._stop.is_set() or time.monotonic() - started > self.limit:
                     return

@@ -53,9 +53,16 @@ def _console(stream: Any, color: str) -> Console:
 
 
 class Application:
-    def __init__(self, output: str, evidence_url: str | None = None, color: str = "auto"):
+    def __init__(
+        self,
+        output: str,
+        evidence_url: str | None = None,
+        color: str = "auto",
+        state_url: str | None = None,
+    ):
         self.output = output
         self.evidence_url = evidence_url
+        self.state_url = state_url
         self.color = color
         self.out = _console(sys.stdout, color)
         self.err = _console(sys.stderr, color)

@@ -76,7 +76,9 @@ def _engine(app: Application, playbook: str, vars_: tuple[str, ...], accept: boo
     from deployer.app import build_engine
 
     ctx = _context(playbook, vars_)
-    return build_engine(ctx, reporter=app.reporter(), accept_new_host_key=accept)
+    return build_engine(
+        ctx, reporter=app.reporter(), accept_new_host_key=accept, state_url=app.state_url
+    )
 
 
 def _operate(app: Application, engine: Any, operation: Any, commit: str | None = None) -> NoReturn:

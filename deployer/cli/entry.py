@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import sys
+import traceback
 from typing import Any, NoReturn
 
 import click
@@ -58,12 +59,12 @@ def main(argv: list[str] | None = None) -> None:
     except (click.exceptions.Abort, KeyboardInterrupt):
         _fail(argv, ExitCode.UNEXPECTED, "Interrupted", "interrupted")
     except DeployerError as exc:
-        if debug:
-            raise
+        if debug:  # the traceback too; the exit code stays the documented one
+            traceback.print_exc()
         _fail(argv, int(exc.exit_code), type(exc).__name__, str(exc) or type(exc).__name__)
     except Exception as exc:
         if debug:
-            raise
+            traceback.print_exc()
         _fail(
             argv,
             ExitCode.UNEXPECTED,

@@ -32,12 +32,21 @@ NEXT = {
     "nginx": [
         "edit playbooks/production.yml: hosts, ship (what to upload), the service commands",
         "put deploy/nginx.conf's lines in your nginx.conf; make deploy/appctl.sh start your app",
+        "replace OWNER in .github/workflows/*.yml (the pip install lines) with where your "
+        "copy of deployer lives",
         "deployer validate -p playbooks/production.yml",
         "deployer plan -p playbooks/production.yml --version v1",
         "deployer release -p playbooks/production.yml --version v1",
     ],
     "vercel": [
         "edit playbooks/vercel.yml: vercel.team, production_url, the gates' health path",
+        "replace OWNER in .github/workflows/deploy.yml (the pip install line) with where "
+        "your copy of deployer lives",
+        "in the Vercel project's settings, turn off auto-assignment of custom production "
+        "domains (deployer refuses a project that auto-assigns: a build would go live "
+        "before its gate)",
+        "add a health route that reports the commit (examples/vercel/health-route.ts: "
+        "src/app/api/health/route.ts)",
         "set VERCEL_TOKEN (and VERCEL_AUTOMATION_BYPASS_SECRET) in your CI's secrets",
         "deployer validate -p playbooks/vercel.yml",
         "push: .github/workflows/deploy.yml builds, releases and keeps the evidence",

@@ -43,16 +43,26 @@ OUTPUT = click.option(
     show_default=True,
     help="Colors and terminal layout; auto follows the terminal and NO_COLOR / FORCE_COLOR.",
 )
+@click.option(
+    "--state-url",
+    envvar="DEPLOYER_STATE_URL",
+    show_envvar=True,
+    default=None,
+    help="PostgreSQL database for the lock and the unfinished operation's record, reached by "
+    "every runner (default: the playbook's lock.url, else beside the lock on the router host).",
+)
 @click.version_option(package_name="deployer")
 @click.pass_context
-def cli(ctx: click.Context, output: str, evidence_url: str | None, color: str) -> None:
+def cli(
+    ctx: click.Context, output: str, evidence_url: str | None, color: str, state_url: str | None
+) -> None:
     """Zero-downtime blue-green releases: health-gated, rolled back by themselves.
 
     Exit codes: 0 ok, 1 unexpected, 2 bad input, 3 aborted before the switch, 4 rolled back
     after the switch, 5 locked, 6 needs recovery, 7 host unreachable or untrusted, 8 a drill
     that did not prove rollback.
     """
-    ctx.obj = Application(output, evidence_url, color)
+    ctx.obj = Application(output, evidence_url, color, state_url)
 
 
 @cli.command()

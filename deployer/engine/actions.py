@@ -75,7 +75,7 @@ class Actions:
 
                     raise DeployerError(f"{fired_text(fired)} before the release could stand")
                 timer = "; dead-man timer called off" if dead_man else ""
-                return f"the release stands (recorded on the router host){timer}"
+                return f"the release stands (recorded in the operation record){timer}"
             case _:
                 done = self.target.execute(action) if self.target is not None else None
                 if done is not None:

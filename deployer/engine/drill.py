@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from deployer.adapters.watch import RouterWatch
 from deployer.engine.outcome import SagaOutcome, describe_error
 from deployer.engine.result import OperationResult
-from deployer.errors import AbortedError, DrillVerdict, ExitCode, InputError
+from deployer.errors import AbortedError, DrillVerdict, ExitCode
 from deployer.plan import Context, Observed, Step
 
 if TYPE_CHECKING:
@@ -29,12 +29,6 @@ class Drill:
         self, engine: Engine, version: str | None, *, broken: bool, bound: float | None
     ) -> None:
         pb = engine.pb
-        if broken and not pb.drill.broken_vars:
-            raise InputError(
-                "--broken: the playbook has no drill.broken_vars saying how to make a build "
-                "whose post-switch gate fails (e.g. drill: {broken_vars: {unhealthy_after: "
-                '"5"}})'
-            )
         self.engine, self.version, self.broken = engine, version, broken
         self.bound = bound if bound is not None else pb.drill.restore_bound
         ctx = engine.ctx

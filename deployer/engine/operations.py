@@ -17,8 +17,6 @@ from deployer.adapters import http
 from deployer.adapters.journal import FileJournal, JournalError
 from deployer.engine.actions import Actions
 from deployer.engine.hosts import HostPool
-from deployer.engine.locking import DeployLock
-from deployer.engine.opstate import OperationState
 from deployer.engine.outcome import SagaOutcome, describe_error
 from deployer.engine.result import OperationResult, host_results, new_id
 from deployer.engine.saga import Saga
@@ -31,7 +29,7 @@ from deployer.errors import (
     printable,
 )
 from deployer.plan import Context, Observed, Step
-from deployer.ports import NullReporter, Reporter, Target
+from deployer.ports import Lock, NullReporter, OperationRecord, Reporter, Target
 from deployer.values import Shell
 
 
@@ -45,6 +43,8 @@ class Engine:
         ctx: Context,
         hosts: HostPool,
         target: Target,
+        lock: Lock,
+        opstate: OperationRecord,
         *,
         reporter: Reporter | None = None,
     ):
@@ -60,15 +60,7 @@ class Engine:
         self._observed: Observed | None = None
         #: what the operation noticed before it began (a stale journal retired)
         self.notes: list[str] = []
-        router = self.pb.router_host
-        self.lock = DeployLock(
-            self.hosts.runner(router.name),
-            ctx.value(self.pb.lock.path, router),
-            self.pb.lock.ttl,
-            self.reporter,
-            heartbeat_runner=lambda: self.hosts.fresh_runner(router.name),
-        )
-        self.opstate = OperationState(self.hosts.runner(router.name), self.lock.path)
+        self.lock, self.opstate = lock, opstate
 
     # ----- observe -----
     def observe(self, *, tolerant: bool = False) -> Observed:
@@ -84,7 +76,7 @@ class Engine:
         if remote:
             raise RecoveryNeededError(
                 f"{printable(remote.get('kind', 'operation'))} {printable(remote.get('id'))} "
-                f"did not finish (recorded on the router host in {self.opstate.path}); "
+                f"did not finish (recorded in {self.opstate.where}); "
                 "run `deployer recover` first (from any checkout of the playbook)"
             )
         self.retire_stale(None)
@@ -100,9 +92,9 @@ class Engine:
             if local is None or (remote is not None and remote.get("id") == local.get("id")):
                 return
             why = (
-                "the router host has no record of it"
+                f"{self.opstate.where} has no record of it"
                 if remote is None
-                else f"the router host records {printable(remote.get('id'))} instead"
+                else f"{self.opstate.where} records {printable(remote.get('id'))} instead"
             )
             op_id = str(local.get("id"))
             self.journal.retire(op_id, why)
@@ -207,8 +199,17 @@ class Engine:
         timer printed if it had fired."""
         write = self.opstate.write_command(doc)
         disarm = self.target.dead_man_off() if dead_man else None
+        from deployer.commands.nginx import parse_fired
+
+        if write is None:  # a record that is not a file on the router host: two steps
+            router = self.hosts.runner(self.pb.router_host.name)
+            fired = parse_fired(router.run(disarm).stdout) if disarm is not None else None
+            if fired is None:
+                self.opstate.write(doc)
+            return fired
+        runner = self.hosts.runner(self.pb.router_host.name)
         if disarm is None:
-            self.opstate.runner.run(write)
+            runner.run(write)
             return None
         cmd = Shell.around(
             f'out=$({disarm.text}); if [ -n "$out" ]; then echo "$out"; else {write.text}; fi',
@@ -216,19 +217,26 @@ class Engine:
             disarm,
             write,
         )
-        from deployer.commands.nginx import parse_fired
-
-        return parse_fired(self.opstate.runner.run(cmd).stdout)
+        return parse_fired(runner.run(cmd).stdout)
 
     def _close(self, op_id: str, result: OperationResult | None) -> None:
         # the router's operation record goes with the lock, unless the operation needs
         # recovery (an undo failed); nothing begun (result None) clears it too
         needs_recovery = result is not None and result.exit_code == ExitCode.NEEDS_RECOVERY
         finished = None if needs_recovery else self.opstate.clear_command(op_id)
+        if not needs_recovery and finished is None:  # not a file on the router host
+            try:
+                self.opstate.clear(op_id)
+            except Exception as exc:
+                if result is None:
+                    raise
+                result.warnings.append(f"operation record not cleared: {describe_error(exc)}")
         try:
             if result is not None:
                 result.ended_at = time.time()
                 result.target = self.target.result_facts(self._observed)
+                if result.target:
+                    result.warnings += result.target.pop("warnings", [])
                 # an operation whose undo failed stays open: `deployer recover` finishes it
                 if not needs_recovery:
                     try:
@@ -290,7 +298,7 @@ class Engine:
             result.outcome, result.exit_code = "failed", ExitCode.NEEDS_RECOVERY
             result.message = (
                 f"{cause}; undo failed ({'; '.join(out.undo_errors)}): "
-                "check the hosts, then run `deployer recover`"
+                "check what serves (`deployer status`), then run `deployer recover`"
             )
             return
         if out.switched:
@@ -323,7 +331,7 @@ class Engine:
             result.exit_code = ExitCode.NEEDS_RECOVERY
             result.message += (
                 f"; but the router does not serve {result.from_color} "
-                f"({result.from_version or '-'}) healthily: {check.reason}; check the hosts "
+                f"({result.from_version or '-'}) healthily: {check.reason}; check what serves "
                 "(`deployer status`)"
             )
 
@@ -341,9 +349,9 @@ class Engine:
         problems = list(self.journal.problems)
         if local is not None and (remote is None or remote.get("id") != local.get("id")):
             problems.append(
-                f"{self.journal.path}: holds {printable(local.get('id'))} open, which the "
-                "router host no longer records: finished elsewhere (the next release or "
-                "recover retires it)"
+                f"{self.journal.path}: holds {printable(local.get('id'))} open, which "
+                f"{self.opstate.where} no longer records: finished elsewhere (the next "
+                "release or recover retires it)"
             )
         holder = state.info
         lock: dict[str, Any] | None = None

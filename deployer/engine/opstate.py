@@ -23,6 +23,13 @@ class OperationState:
         self.runner = runner
         self.path = lock_path.rstrip("/") + ".operation"
 
+    @property
+    def where(self) -> str:
+        """Where the record is, in words ("the router host web1", "this machine")."""
+        name = self.runner.name
+        place = "this machine" if name == "local" else f"the router host {name}"
+        return f"{self.path} on {place}"
+
     def read(self) -> dict[str, Any] | None:
         """The recorded operation; an unreadable file counts as one (never silently free)."""
         p = join([self.path]).text

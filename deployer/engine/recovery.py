@@ -42,8 +42,8 @@ def recover(engine: Engine) -> OperationResult:
             remote = engine.opstate.read()
             if remote is not None and remote.get("damaged"):
                 raise RecoveryNeededError(
-                    f"the operation record {engine.opstate.path} on the router host is "
-                    "unreadable; check the router with `deployer status`, then remove it"
+                    f"the operation record {engine.opstate.where} is unreadable; check what "
+                    "serves with `deployer status`, then remove it"
                 )
             engine.retire_stale(remote)
             if remote is None:
@@ -75,7 +75,8 @@ def recover(engine: Engine) -> OperationResult:
             result.warnings = engine.notes + list(engine.journal.problems)
             if not precise:
                 result.warnings.append(
-                    f"no local journal of {op_id}: recovering from the router host's record "
+                    f"no local journal of {op_id}: recovering from its record in "
+                    f"{engine.opstate.where} "
                     "(every step before the commit point is undone; undos are idempotent)"
                 )
             _recover(engine, remote, (observed, steps), result, precise=precise)

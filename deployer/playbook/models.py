@@ -212,6 +212,14 @@ class Lock(Strict):
         "taken over (never while its process runs on the same machine). At least the "
         "playbook's worst-case gate time.",
     )
+    url: str | None = Field(
+        None,
+        description="A PostgreSQL database (`postgresql://...`, or `${env:STATE_URL}`) that "
+        "holds the lock (a session advisory lock: freed the moment its holder's session ends) "
+        "and the unfinished operation's record (a row), so any CI runner sees and recovers "
+        "it. Also `--state-url` / DEPLOYER_STATE_URL. Default: beside `path` on the router "
+        "host (for Vercel: this machine).",
+    )
 
 
 class Drill(Strict):
@@ -384,6 +392,8 @@ class Playbook(Strict):
         """(key path, template) for every field that takes ``${...}`` references."""
         out = [(f"vars.{k}", v) for k, v in self.vars.items()]
         out += [(f"drill.broken_vars.{k}", v) for k, v in self.drill.broken_vars.items()]
+        if self.lock.url:
+            out.append(("lock.url", self.lock.url))
         for i, step in enumerate(self.ship):
             if step.run is not None:
                 out.append((f"ship.{i}.run", step.run))

@@ -66,8 +66,31 @@ class VercelSettings(Strict):
     api_budget: Duration = Field(
         60.0,
         gt=0,
-        description="Time one API call may spend retrying 429 (honouring Retry-After) and 5xx.",
+        description="Time one API call may spend retrying 429 (honouring Retry-After) and 5xx; "
+        "a wait that would end past it is not started.",
     )
+    accept_auto_assign: bool = Field(
+        False,
+        description="Release onto a project that auto-assigns its production domains to new "
+        "production deployments (and a candidate that was not staged with `--skip-domain`). "
+        "Such a candidate goes live by itself as soon as it is READY, before any gate: "
+        "deployer refuses it (exit 2) unless this is true.",
+    )
+
+    @model_validator(mode="after")
+    def _urls(self) -> VercelSettings:
+        from urllib.parse import urlsplit
+
+        for name in ("api_url", "production_url"):
+            value = getattr(self, name)
+            try:
+                parts = urlsplit(value)
+                port = parts.port  # raises for a port out of range or not a number
+            except ValueError as exc:
+                raise ValueError(f"vercel.{name}: {value!r} is not a URL ({exc})") from None
+            if not parts.hostname or (port is not None and not 0 < port < 65536):
+                raise ValueError(f"vercel.{name}: {value!r} is not a URL with a host and port")
+        return self
 
     @model_validator(mode="after")
     def _secrets(self) -> VercelSettings:
@@ -141,6 +164,8 @@ class VercelPlaybook(Strict):
         out = [(f"vars.{k}", v) for k, v in self.vars.items()]
         v = self.vercel
         out += [("vercel.token", v.token), ("lock.path", self.lock.path)]
+        if self.lock.url:
+            out.append(("lock.url", self.lock.url))
         if v.deploy_command:
             out.append(("vercel.deploy_command", v.deploy_command))
         out.append(("state_dir", self.state_dir))

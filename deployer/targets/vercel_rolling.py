@@ -3,8 +3,13 @@
 deployer sets the project's rolling-release configuration to manual approval with the
 playbook's stages (the previous configuration is put back at the end, or on an abort), starts
 the rolling release for the candidate, and at each stage probes the production domain for the
-step's pause, attributing every answer to the candidate or the current deployment by the
-version the health route reports. The same rules as on nginx judge the candidate against the
+step's pause. Vercel keeps each client on one side of a rolling release (a cookie, and the
+client's identity), so one prober left to itself would only ever see one side: every probe
+forces a side on purpose, alternately (``vcrrForceCanary=1`` / ``vcrrForceStable=1``, the
+query parameters Vercel documents for checking each side, docs/rolling-releases), and each
+answer is attributed by the commit the deployment itself reports (a health route returning
+``VERCEL_GIT_COMMIT_SHA``: all 40 characters, or any prefix of at least 7 either way).
+The same rules as on nginx judge the candidate against the
 current deployment (and Prometheus, when configured); a pass approves the next stage
 (``approve-stage`` with ``nextStageIndex`` and ``canaryDeploymentId``), the last one completes
 the rolling release; a failure rolls production back to the previous deployment (the start
@@ -19,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from deployer import progress
+from deployer.adapters import resolve
 from deployer.adapters.vercel import ApiError
 from deployer.analysis.canary import Side, judge, prometheus
 from deployer.errors import DeployerError, GateFailed
@@ -77,6 +83,8 @@ class RollingStage(TargetAction):
     analysis: Any
     inconclusive: str
     queries: tuple[tuple[str, str, float | None, float | None], ...] = ()
+    #: the candidate's commit (what its health route reports), when Vercel says
+    commit: str | None = None
 
     def describe(self) -> list[str]:
         then = "complete the rolling release" if self.completes else (
@@ -84,8 +92,10 @@ class RollingStage(TargetAction):
             f"{self.deployment}}}"
         )  # fmt: skip
         return [
-            f"for {self.pause:g}s probe {self.probe_url} at {self.rate:g}/s, each answer the "
-            f"candidate's ({self.version}) or production's by its version; judge as on nginx",
+            f"for {self.pause:g}s probe {self.probe_url} at {self.rate:g}/s, each side forced in "
+            f"turn (vcrrForceCanary / vcrrForceStable), each answer the candidate's "
+            f"({self.commit or self.version}) or production's by the commit it reports; judge "
+            "as on nginx",
             f"on a pass {then}",
         ]
 
@@ -137,10 +147,25 @@ def rolling_steps(
                     st.analysis,
                     st.inconclusive,
                     queries,
+                    deployment.commit,
                 ),
             )
         )
     return steps
+
+
+def same_commit(reported: str, expected: str | None) -> bool:
+    """A reported commit (or version) is the candidate's: equal, or one a prefix of the
+    other of at least 7 characters (a short SHA against ``VERCEL_GIT_COMMIT_SHA``)."""
+    if not reported or not expected:
+        return False
+    short, long_ = sorted((reported.lower(), expected.lower()), key=len)
+    return short == long_ or (len(short) >= 7 and long_.startswith(short))
+
+
+def _forced(url: str, side: str) -> str:
+    flag = "vcrrForceCanary=1" if side == "new" else "vcrrForceStable=1"
+    return f"{url}{'&' if '?' in url else '?'}{flag}"
 
 
 def execute(target: RollingHost, action: Any) -> str | None:
@@ -177,19 +202,26 @@ def _stage(target: RollingHost, step: RollingStage) -> str:
     started = time.monotonic()
     sent, verdict, why = 0, None, ""
     headers = target._plain_headers()
-    with httpx.Client(timeout=5.0, headers=headers, trust_env=False) as client:
+    with resolve.client(timeout=5.0, headers=headers) as client:
         while True:
             final = time.monotonic() - started >= step.pause
             due = started + sent / step.rate
             while not final and time.monotonic() >= due and sent < step.rate * step.pause + 1:
                 t0 = time.monotonic()
+                forced = "new" if sent % 2 == 0 else "old"
                 try:
-                    resp = client.get(step.probe_url)
+                    resp = client.get(_forced(step.probe_url, forced))
                     body = resp.json() if resp.content else {}
-                    ok, seen = resp.status_code == 200, str((body or {}).get("version", ""))
+                    doc = body if isinstance(body, dict) else {}
+                    seen = str(doc.get("commit") or doc.get("version") or "")
+                    ok = resp.status_code == 200
                 except (httpx.HTTPError, ValueError):
                     ok, seen = False, ""
-                side = old if seen and seen != step.version else new  # unknown: the candidate
+                expected = step.commit or step.version
+                if seen:  # what the deployment says it is decides, not what was asked
+                    side = new if same_commit(seen, expected) else old
+                else:
+                    side = new if forced == "new" else old
                 side.requests += 1
                 side.errors += not ok
                 side.latencies_ms.append((time.monotonic() - t0) * 1000)
