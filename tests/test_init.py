@@ -245,3 +245,34 @@ def test_the_nginx_snippet_and_a_fleet_upstream_pass_nginx_t(tmp_path: Path) -> 
     assert test.returncode == 0, test.stderr
     one = nginx.upstream_conf("shop", "blue", "v1", servers[:1], 16, (1, 10.0))
     assert "zone" not in one and "max_fails=0;" in one  # one server: nothing to pass over
+
+
+def test_the_vercel_workflow_lints_only_what_exists_and_every_placeholder_is_listed(
+    tmp_path: Path,
+) -> None:
+    """An app without Alembic migrations still gets its release job: the lint step runs
+    only when migrations/versions exists (a bare `deployer lint migrations/versions` exits
+    2 there, and the release job `needs` it)."""
+    out = deployer("-o", "json", "init", "--target", "vercel", "--app", "shop", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    steps = "\n".join(json.loads(out.stdout)["next"])
+    workflow = (tmp_path / ".github/workflows/deploy.yml").read_text()
+    assert "if [ -d migrations/versions ]" in workflow
+    assert "OWNER" in workflow and "OWNER" in steps  # the one placeholder, named
+    assert "auto-assignment" in steps and "health-route.ts" in steps
+    script = workflow.split("- name: lint the migrations (when the app has them)")[1]
+    script = script.split("run: |")[1].split("- if:")[0]
+    lines = "\n".join(line.strip() for line in script.splitlines())
+    ran = subprocess.run(  # the step's own shell text, in an app without migrations
+        ["bash", "-c", lines], cwd=tmp_path, capture_output=True, text=True, check=False,
+        env={**os.environ, "GITHUB_OUTPUT": str(tmp_path / "out")},
+    )  # fmt: skip
+    assert ran.returncode == 0 and "nothing to lint" in ran.stdout, ran.stderr
+
+
+def test_the_example_health_route_is_dynamic_and_reports_its_commit() -> None:
+    route = (ROOT / "examples/vercel/health-route.ts").read_text()
+    assert "export const dynamic = 'force-dynamic'" in route
+    assert "VERCEL_GIT_COMMIT_SHA" in route and "SELECT 1" in route
+    config = json.loads((ROOT / "examples/vercel.json").read_text())
+    assert "trailingSlash" not in config and "cleanUrls" not in config
