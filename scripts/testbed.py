@@ -56,9 +56,24 @@ def sshd_config(port: int, listen: str, host_key: Path, pidfile: Path, authorize
             "MaxSessions 50",
             "Subsystem sftp internal-sftp",
             "LogLevel ERROR",
+            # root's rc files on this machine run `pyenv init`, whose rehash waits up to 60 s
+            # for a lock a killed shell can leave behind: never that long on a bed
+            "SetEnv PYENV_REHASH_TIMEOUT=3",
             "",
         ]
     )
+
+
+def clear_stale_shell_locks(older_than: float = 120.0) -> None:
+    """Remove a pyenv rehash lock a killed shell left behind (a test that kills a host's
+    processes can catch a login shell mid-rehash): every later SSH session on this machine
+    would wait for it. Only an old one: a live rehash holds it for well under a second."""
+    lock = Path.home() / ".pyenv" / "shims" / ".pyenv-shim"
+    try:
+        if time.time() - lock.stat().st_mtime > older_than:
+            lock.unlink()
+    except OSError:
+        pass
 
 
 def _user_exists(name: str) -> bool:

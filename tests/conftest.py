@@ -21,7 +21,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from testbed import Ports, Testbed, write_playbook  # noqa: E402
+from testbed import Ports, Testbed, clear_stale_shell_locks, write_playbook  # noqa: E402
 
 #: pytest-xdist workers (gw0, gw1, ...) each get their own bed: ports shifted by 100 per worker
 _WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
@@ -64,6 +64,7 @@ def bed() -> Iterator[Testbed]:
     for binary in ("/usr/sbin/sshd", "nginx", "ssh-keygen"):
         _need(binary)
     _stop_abandoned_beds()
+    clear_stale_shell_locks()
     root = Path(tempfile.mkdtemp(prefix="deployer-bed-"))
     (root / "owner.pid").write_text(f"{os.getpid()}\n")
     testbed = Testbed(root, TEST_PORTS)
@@ -147,6 +148,7 @@ def deploy(bed: Testbed, tmp_path: Path) -> Iterator[Deploy]:
     """A fresh app root and playbook; the router starts from a placeholder upstream, and no
     app from an earlier test holds the colors' ports (one stray app would fail every test
     after it)."""
+    clear_stale_shell_locks()
     for port in (bed.ports.blue, bed.ports.green):
         subprocess.run(["pkill", "-f", "--", f"app\\.py .*--port {port} "], check=False)
     bed.reset_router()
