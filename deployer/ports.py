@@ -147,6 +147,10 @@ class Target(Protocol):
         (the version drilled with, the observed state with it named, the steps)."""
         ...
 
+    def check_drill(self, *, broken: bool, version: str | None) -> None:
+        """Refuse drill options this target cannot honour (exit 2), before anything runs."""
+        ...
+
     def recovery_plan(self, op: dict[str, Any]) -> tuple[Observed, list[Step]]:
         """The steps of an unfinished operation, from its record (to undo or finish them)."""
         ...

@@ -29,6 +29,7 @@ class Drill:
         self, engine: Engine, version: str | None, *, broken: bool, bound: float | None
     ) -> None:
         pb = engine.pb
+        engine.target.check_drill(broken=broken, version=version)
         self.engine, self.version, self.broken = engine, version, broken
         self.bound = bound if bound is not None else pb.drill.restore_bound
         ctx = engine.ctx

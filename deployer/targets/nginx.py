@@ -169,12 +169,6 @@ class NginxTarget:
     def drill_plan(
         self, observed: Observed, version: str | None, broken: Context | None
     ) -> tuple[str, Observed, list[Step]]:
-        if broken is not None and not self.pb.drill.broken_vars:
-            raise InputError(
-                "--broken: the playbook has no drill.broken_vars saying how to make a build "
-                "whose post-switch gate fails (e.g. drill: {broken_vars: {unhealthy_after: "
-                '"5"}})'
-            )
         self._agreed(observed)
         version = version or observed.live_version
         if not version:
@@ -183,6 +177,14 @@ class NginxTarget:
                 "give the drill one with --version"
             )
         return version, observed, drill_plan(self.ctx, observed, version, broken=broken)
+
+    def check_drill(self, *, broken: bool, version: str | None) -> None:
+        if broken and not self.pb.drill.broken_vars:
+            raise InputError(
+                "--broken: the playbook has no drill.broken_vars saying how to make a build "
+                "whose post-switch gate fails (e.g. drill: {broken_vars: {unhealthy_after: "
+                '"5"}})'
+            )
 
     def op_record(self, observed: Observed) -> dict[str, Any]:
         return {

@@ -315,13 +315,7 @@ class VercelTarget:
         a release, then back to the current one as a failing gate would: proves both moves
         work on this project and measures the way back. A pinned project comes back by a
         rollback (it stays pinned), any other by a promote: the drill leaves it as it was."""
-        if broken is not None:
-            raise InputError(
-                "--broken is not available for the vercel target: a drill there moves "
-                "production to the previous deployment and back (no build is made to fail)"
-            )
-        if version is not None:
-            raise InputError("--version: a vercel drill uses the previous production deployment")
+        self.check_drill(broken=broken is not None, version=version)
         if observed.live_color is None:
             raise AbortedError("the project has no production deployment: nothing to drill")
         previous = self._previous(observed)
@@ -339,6 +333,15 @@ class VercelTarget:
         steps = [s for s in steps if not isinstance(s.do, Commit)]
         steps.append(Step("drill-verdict", None, DrillVerdict(False)))
         return previous.version, seen, steps
+
+    def check_drill(self, *, broken: bool, version: str | None) -> None:
+        if broken:
+            raise InputError(
+                "--broken is not available for the vercel target: a drill there moves "
+                "production to the previous deployment and back (no build is made to fail)"
+            )
+        if version is not None:
+            raise InputError("--version: a vercel drill uses the previous production deployment")
 
     def op_record(self, observed: Observed) -> dict[str, Any]:
         return {
