@@ -123,7 +123,12 @@ class CommandFailed(DeployerError):
 
     def __init__(self, host: str, command: str, exit_status: int, stderr: str):
         self.host, self.command, self.exit_status, self.stderr = host, command, exit_status, stderr
-        tail = stderr.strip().splitlines()[-1] if stderr.strip() else "no output"
+        lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
+        # SQLAlchemy ends with a link ("(Background on this error at: ...)"): the error is
+        # the line before it
+        while len(lines) > 1 and lines[-1].lstrip().startswith("(Background on this error"):
+            lines.pop()
+        tail = lines[-1] if lines else "no output"
         super().__init__(f"{host}: `{command}` exited {exit_status}: {tail}")
 
 

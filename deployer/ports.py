@@ -100,6 +100,12 @@ class OperationRecord(Protocol):
 
     def clear_command(self, op_id: str) -> Shell | None: ...
 
+    def read_deferred(self) -> dict[str, Any] | None:
+        """The contract revisions a release deferred (`migrate.contract: deferred`)."""
+        ...
+
+    def write_deferred(self, doc: dict[str, Any] | None) -> None: ...
+
 
 class NullReporter:
     def step_started(self, name: str, host: str | None) -> None:

@@ -20,8 +20,8 @@ PASSWORD = "hunter2-not-for-logs"
 DROP_STATUS = '''"""contract: drop accounts.status"""
 from alembic import op
 
-revision = "0017"
-down_revision = "0016"
+revision = "0019"
+down_revision = "0018"
 
 
 def upgrade() -> None:
@@ -95,8 +95,8 @@ def test_release_lints_and_applies_pending_migrations(migrating: Deploy) -> None
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     mig = doc["migrations"]
-    assert mig["from"] is None and mig["to"] == "0016"
-    assert mig["applied"] == [f"{i:04d}" for i in range(1, 17)]
+    assert mig["from"] is None and mig["to"] == "0018"
+    assert mig["applied"] == [f"{i:04d}" for i in range(1, 19)]
     assert mig["lint"]["errors"] == 0 and mig["attempts"] == 1
     assert [s["name"] for s in doc["steps"]].index("migrate") < [
         s["name"] for s in doc["steps"]
@@ -116,15 +116,15 @@ def test_unsafe_pending_migration_aborts_until_acknowledged(migrating: Deploy) -
     proc = _release(migrating, "v2")
     assert proc.returncode == 3, proc.stderr
     doc = json.loads(proc.stdout)
-    assert "0017 0017_drop_status.py:9 drop-column" in doc["message"]
+    assert "0019 0017_drop_status.py:9 drop-column" in doc["message"]
     assert "expand the schema" in doc["message"]
-    assert _revision(migrating) == "0016"
+    assert _revision(migrating) == "0018"
     assert migrating.live()["version"] == "v1"
     _write(
         migrating,
         [
             {
-                "revision": "0017",
+                "revision": "0019",
                 "rule": "drop-column",
                 "reason": "no running version reads accounts.status any more",
             }
@@ -133,21 +133,27 @@ def test_unsafe_pending_migration_aborts_until_acknowledged(migrating: Deploy) -
     ok = _release(migrating, "v3")
     assert ok.returncode == 0, ok.stderr
     mig = json.loads(ok.stdout)["migrations"]
-    assert mig["applied"] == ["0017"] and mig["lint"]["acknowledged"][0]["rule"] == "drop-column"
-    assert _revision(migrating) == "0017"
-    # a rollback to v1 never migrates; it names what the database is ahead of v1 by
-    back = migrating.run(
+    assert mig["applied"] == ["0019"] and mig["lint"]["acknowledged"][0]["rule"] == "drop-column"
+    assert _revision(migrating) == "0019"
+    # v1 may need what 0019 removed: a rollback to it is refused, naming the revision
+    refused = migrating.run(
         "-o", "json", "rollback", "-p", str(migrating.path), env={"TEST_DATABASE_URL": migrating.db}
     )
+    assert refused.returncode == 2 and "revision 0019 (drop-column" in refused.stderr
+    # forced, it never migrates; it names what the database is ahead of v1 by
+    back = migrating.run(
+        "-o", "json", "rollback", "--force", "-p", str(migrating.path),
+        env={"TEST_DATABASE_URL": migrating.db},
+    )  # fmt: skip
     assert back.returncode == 0, back.stderr
     doc = json.loads(back.stdout)
     assert doc["version"] == "v1" and doc["steps"][0]["name"] == "check-database"
     assert (
-        doc["migrations"]["ahead"] == ["0017"] and doc["migrations"]["version_revision"] == "0016"
+        doc["migrations"]["ahead"] == ["0019"] and doc["migrations"]["version_revision"] == "0018"
     )
     assert doc["migrations"]["contract"][0]["rule"] == "drop-column"
-    assert any("0017 contracts the schema" in w for w in doc["warnings"])
-    assert _revision(migrating) == "0017"  # nothing ran backwards or forwards
+    assert any("0019 contracts the schema" in w for w in doc["warnings"])
+    assert _revision(migrating) == "0019"  # nothing ran backwards or forwards
 
 
 def test_upgrade_is_retried_when_it_hits_lock_timeout(migrating: Deploy) -> None:
@@ -182,7 +188,7 @@ def test_upgrade_is_retried_when_it_hits_lock_timeout(migrating: Deploy) -> None
     assert saw_waiter.is_set(), "the migration never waited for the lock"
     assert proc.returncode == 0, proc.stderr
     mig = json.loads(proc.stdout)["migrations"]
-    assert mig["applied"] == ["0017"] and mig["attempts"] >= 2
+    assert mig["applied"] == ["0019"] and mig["attempts"] >= 2
 
 
 def test_a_vercel_release_migrates_from_this_machine_before_the_promote(
@@ -246,11 +252,11 @@ def test_a_vercel_release_migrates_from_this_machine_before_the_promote(
         out = json.loads(proc.stdout)
         names = [s["name"] for s in out["steps"]]
         assert names.index("migrate") < names.index("promote")
-        assert out["migrations"]["to"] == "0016" and fake.production == "dpl_new"
+        assert out["migrations"]["to"] == "0018" and fake.production == "dpl_new"
         assert PASSWORD not in proc.stdout + proc.stderr
         with psycopg.connect(db.replace(f":{PASSWORD}", "")) as conn:
             row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-        assert row is not None and row[0] == "0016"
+        assert row is not None and row[0] == "0018"
 
 
 RETYPE_TOTAL = DROP_STATUS.replace(
@@ -276,7 +282,7 @@ def test_migrate_prove_refuses_a_rewrite_before_production_is_touched(
     versions = migrating.scripts / "versions"  # type: ignore[attr-defined]
     (versions / "0017_retype_total.py").write_text(RETYPE_TOTAL)
     ack = [
-        {"revision": "0017", "rule": "column-type-change", "reason": "orders is small, we think"}
+        {"revision": "0019", "rule": "column-type-change", "reason": "orders is small, we think"}
     ]
     _write(migrating, ack, prove=prove)
     proc = _release(migrating, "v2", PROVE_URL=scratch)
@@ -284,15 +290,15 @@ def test_migrate_prove_refuses_a_rewrite_before_production_is_touched(
     doc = json.loads(proc.stdout)
     assert "migration prove" in doc["message"] and "rewrote orders" in doc["message"]
     assert doc["migrations"]["prove"]["passed"] is False
-    assert _revision(migrating) == "0016" and migrating.live()["version"] == "v1"
+    assert _revision(migrating) == "0018" and migrating.live()["version"] == "v1"
     (versions / "0017_retype_total.py").write_text(ADD_COLUMN)
     _write(migrating, [], prove=prove)
     ok = _release(migrating, "v3", PROVE_URL=scratch)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     record = json.loads(ok.stdout)["migrations"]["prove"]
-    assert record["passed"] is True and record["revisions"][0]["revision"] == "0017"
+    assert record["passed"] is True and record["revisions"][0]["revision"] == "0019"
     assert record["revisions"][0]["access_exclusive_ms"]["accounts"] < 2000
-    assert _revision(migrating) == "0017"
+    assert _revision(migrating) == "0019"
     for text in (proc.stdout, proc.stderr, ok.stdout, ok.stderr):
         assert PASSWORD not in text
     with psycopg.connect(admin) as conn:

@@ -115,7 +115,7 @@ def test_safe_chain_upgrades_and_downgrades_while_a_writer_keeps_writing(pg_bed)
         up = alembic(url, "upgrade", "head")
         assert up.returncode == 0, up.stderr
         current = alembic(url, "current").stdout
-        assert "0016 (head)" in current
+        assert "0018 (head)" in current
         with psycopg.connect(url) as conn:
             nulls = conn.execute(
                 "SELECT count(*) FROM accounts WHERE status IS NULL "

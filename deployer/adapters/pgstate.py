@@ -224,6 +224,23 @@ class PgOperationState:
             "DELETE FROM deployer_operations WHERE scope = %s AND id = %s", (self.scope, op_id)
         )
 
+    def read_deferred(self) -> dict[str, Any] | None:
+        row = self._run(
+            "SELECT doc FROM deployer_operations WHERE scope = %s", (self.scope + "#deferred",)
+        )
+        return row[0] if row and isinstance(row[0], dict) else None
+
+    def write_deferred(self, doc: dict[str, Any] | None) -> None:
+        scope = self.scope + "#deferred"
+        if doc is None:
+            self._run("DELETE FROM deployer_operations WHERE scope = %s", (scope,))
+            return
+        self._run(
+            "INSERT INTO deployer_operations (scope, id, doc) VALUES (%s, %s, %s) "
+            "ON CONFLICT (scope) DO UPDATE SET id = EXCLUDED.id, doc = EXCLUDED.doc",
+            (scope, "deferred", json.dumps(doc)),
+        )
+
     def write_command(self, doc: dict[str, Any]) -> Shell | None:
         return None  # not a file on a host: written with write()
 

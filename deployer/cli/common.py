@@ -96,7 +96,7 @@ def _finish(app: Application, engine: Any, result: Any, commit: str | None = Non
 
     doc = result.to_dict()
     ctx = engine.ctx
-    if doc["kind"] == "recover" and doc["id"] == "-":  # nothing was recovered: no evidence
+    if doc["id"] == "-":  # nothing was done (nothing to recover, no deferred contract)
         render_result(app, doc)
         sys.exit(int(doc["exit_code"]))
     try:

@@ -148,7 +148,7 @@ def lint(
         return
     if list_rules:
         for r in sorted(rules.values(), key=lambda r: r.id):
-            app.out.print(f"{r.id:38} {r.severity:8} {r.summary}", markup=False)
+            app.out.print(f"{r.id:38} {r.severity:8} {r.phase:9} {r.summary}", markup=False)
         return
     start = Path(paths[0]) if paths else Path.cwd()
     config = load_config(start, Path(config_path) if config_path else None)

@@ -123,16 +123,26 @@ def release(
 @PLAYBOOK
 @VARS
 @ACCEPT
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Roll back even to a version the database has contracted past (a deferred contract "
+    "revision removed something it may need): a warning instead of exit 2.",
+)
 @click.pass_obj
 def rollback(
-    app: Application, playbook: str, vars_: tuple[str, ...], accept_new_host_key: bool
+    app: Application,
+    playbook: str,
+    vars_: tuple[str, ...],
+    accept_new_host_key: bool,
+    force: bool,
 ) -> None:
     """Switch back to the previous color (redeploying its version if it is no longer warm).
 
     Example: deployer rollback -p playbooks/demo.yml
     """
     engine = _engine(app, playbook, vars_, accept_new_host_key)
-    _operate(app, engine, engine.rollback)
+    _operate(app, engine, lambda: engine.rollback(force=force))
 
 
 @cli.command()
@@ -220,6 +230,18 @@ def status(app: Application, playbook: str, accept_new_host_key: bool) -> None:
         app.out.print(f"[yellow]journal:[/] {escape(problem)}")
     if doc["unfinished"]:
         app.out.print(f"[red]unfinished operation {doc['unfinished']}: run deployer recover[/]")
+    deferred = doc.get("deferred_contract")
+    if deferred and deferred.get("revisions"):
+        import time as _time
+
+        by = (deferred.get("brought_by") or {}).get("version") or "?"
+        when = _time.strftime("%Y-%m-%dT%H:%M:%SZ", _time.gmtime(deferred.get("not_before", 0)))
+        app.out.print(
+            f"deferred contract revisions {', '.join(deferred['revisions'])} (brought by "
+            f"{by}): `deployer migrate --contract` once {when} has passed and "
+            f"{', '.join(deferred.get('needs_old') or []) or 'no older version'} no longer runs",
+            markup=False,
+        )
 
 
 @cli.command()
@@ -281,6 +303,7 @@ import deployer.cli.drill as _drill_command  # noqa: E402
 import deployer.cli.evidence as _evidence_commands  # noqa: E402
 import deployer.cli.init as _init_command  # noqa: E402
 import deployer.cli.lint as _lint_command  # noqa: E402
+import deployer.cli.migrate as _migrate_command  # noqa: E402
 import deployer.cli.plan as _plan_command  # noqa: E402
 import deployer.cli.report as _report_command  # noqa: E402
 
@@ -288,6 +311,7 @@ _drill_command.register(cli)
 _evidence_commands.register(cli)
 _init_command.register(cli)
 _lint_command.register(cli)
+_migrate_command.register(cli)
 _plan_command.register(cli)
 _report_command.register(cli)
 

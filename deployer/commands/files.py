@@ -226,16 +226,33 @@ def cancel_stop(state_dir: str, color: str) -> Shell:
     return Shell.raw(f"{kill_recorded(timer, stop_timer_tag(state_dir, color))}; true")
 
 
+def one_at_a_time(state_dir: str, command: Shell, wait: float = 600.0) -> Shell:
+    """``command`` under a lock file in ``state_dir`` (flock), held by the command itself: a
+    migration left running by a deployer that was killed keeps it, so the next run waits
+    for it to end (at most ``wait`` seconds) instead of racing it."""
+    lock = join([f"{state_dir.rstrip('/')}/.deployer-migrate.lock"]).text
+    text = (
+        f"mkdir -p -- {join([state_dir]).text} && {{ flock -w {int(wait)} 9 || "
+        f"{{ echo 'another migration still runs on this host' >&2; exit 75; }}; "
+        f"{command.text}\n}} 9>>{lock}"
+    )
+    return Shell.around(text, f"(one migration at a time) {command.shown}", command)
+
+
 def _db_revision_file(state_dir: str, version: str) -> str:
     return f"{state_dir.rstrip('/')}/db-revision.{version}"
 
 
-def write_db_revision(state_dir: str, version: str, revision: str | None) -> Shell:
+def write_db_revision(
+    state_dir: str, version: str, revision: str | None, own_contracts: list[str] | None = None
+) -> Shell:
     """Remember the database revision ``version`` went live with (a rollback to it later
-    names the revisions the database is ahead by)."""
+    names the revisions the database is ahead by), and on a second line the contract
+    revisions it brought and deferred (it works without what they remove)."""
     f = join([_db_revision_file(state_dir, version)]).text
+    body = (revision or "base") + ("\n" + ",".join(own_contracts) if own_contracts else "")
     return Shell.raw(
-        f"mkdir -p -- {join([state_dir]).text} && printf '%s\\n' {join([revision or 'base']).text}"
+        f"mkdir -p -- {join([state_dir]).text} && printf '%s\\n' {join([body]).text}"
         f" > {f}.tmp && mv -f -- {f}.tmp {f}"
     )
 

@@ -67,8 +67,8 @@ class Drill:
     def conclude(self, result: OperationResult, out: SagaOutcome, before: Observed) -> None:
         self._verdict(result, out, before)
         verify = next((g for g in reversed(self.engine.actions.gates) if g.name == "verify"), None)
-        if verify is not None and not verify.passed and result.exit_code != ExitCode.OK:
-            # users may be hurt now: no exit code may say otherwise (see verify_serving)
+        if verify is not None and not verify.passed and result.exit_code == ExitCode.OK:
+            # users may be hurt now: never 0 (see verify_serving)
             result.exit_code = ExitCode.NEEDS_RECOVERY
 
     def _verdict(self, result: OperationResult, out: SagaOutcome, before: Observed) -> None:

@@ -23,6 +23,7 @@ from deployer.engine.saga import Saga
 from deployer.engine.signals import Interrupted, SignalGuard
 from deployer.errors import (
     AbortedError,
+    DeployerError,
     ExitCode,
     RecoveryNeededError,
     RolledBackError,
@@ -109,7 +110,10 @@ class Engine:
     def release(self, version: str, candidate: str | None = None) -> OperationResult:
         return self._run("release", lambda seen: self.target.release_plan(seen, version, candidate))
 
-    def rollback(self) -> OperationResult:
+    def rollback(self, *, force: bool = False) -> OperationResult:
+        """Back to what served before; ``force``: even to a version the database has
+        contracted past (a warning instead of a refusal)."""
+        self.actions.mig.force = force
         return self._run("rollback", self.target.rollback_plan)
 
     def _run(
@@ -134,6 +138,8 @@ class Engine:
                 self.check_journal()
                 observed = self.observe()
                 version, observed, steps = planner(observed)
+                self.actions.mig.record, self.actions.mig.op_id = self.opstate, op_id
+                self.actions.preflight(steps)  # read-only: may refuse, nothing begun
                 op = {
                     "kind": kind,
                     "version": version,
@@ -317,9 +323,11 @@ class Engine:
         self.verify_serving(result)
 
     def verify_serving(self, result: OperationResult) -> None:
-        """After an abort or a switch back: the router must serve the old color, healthy.
-        If it does not, the exit code cannot promise that users are fine (3 and 4 say
-        so, and a recover's 0 would too): the operation ends with exit 6, saying why."""
+        """After an abort, a switch back or a recover: the router must serve the old color,
+        healthy. If it does not, the message says so (not only a warning), and an exit
+        code that would say all is well (a recover's 0) becomes 6: never 0 while users get
+        errors. 3 and 4 keep their meaning (nobody got the new version; traffic is back on
+        the old one), with the facts."""
         if not result.from_color:
             return
         url, expect, headers = self.target.serving(result.from_color, result.from_version or "")
@@ -328,7 +336,8 @@ class Engine:
         result.gates.append(check.to_dict())
         if not check.passed:
             result.warnings.append(f"after the operation: {check.reason}")
-            result.exit_code = ExitCode.NEEDS_RECOVERY
+            if result.exit_code == ExitCode.OK:
+                result.exit_code = ExitCode.NEEDS_RECOVERY
             result.message += (
                 f"; but the router does not serve {result.from_color} "
                 f"({result.from_version or '-'}) healthily: {check.reason}; check what serves "
@@ -347,6 +356,10 @@ class Engine:
         local = self.journal.unfinished()
         pending = remote
         problems = list(self.journal.problems)
+        try:
+            deferred = self.opstate.read_deferred()
+        except DeployerError as exc:
+            deferred = {"error": str(exc)}
         if local is not None and (remote is None or remote.get("id") != local.get("id")):
             problems.append(
                 f"{self.journal.path}: holds {printable(local.get('id'))} open, which "
@@ -369,5 +382,6 @@ class Engine:
             **target,
             "lock": lock,
             "unfinished": pending.get("id") if pending else None,
+            "deferred_contract": deferred,
             "journal_problems": problems,
         }

@@ -56,6 +56,32 @@ class OperationState:
     def clear(self, op_id: str) -> None:
         self.runner.run(self.clear_command(op_id), check=False)
 
+    # ----- deferred contract revisions (migrate.contract: deferred) -----
+    @property
+    def deferred_path(self) -> str:
+        return self.path.removesuffix(".operation") + ".deferred"
+
+    def read_deferred(self) -> dict[str, Any] | None:
+        """The contract revisions a release deferred, or None. Read back from the host:
+        checked by the caller (deployer.trust)."""
+        p = join([self.deferred_path]).text
+        out = self.runner.run(Shell.raw(f"head -c 65536 {p} 2>/dev/null || true")).stdout
+        if not out.strip():
+            return None
+        try:
+            doc = json.loads(out)
+        except ValueError:
+            return {"damaged": True}
+        return doc if isinstance(doc, dict) else {"damaged": True}
+
+    def write_deferred(self, doc: dict[str, Any] | None) -> None:
+        p, tmp = join([self.deferred_path]).text, join([self.deferred_path + ".tmp"]).text
+        if doc is None:
+            self.runner.run(Shell.raw(f"rm -f -- {p}"))
+            return
+        text = join([json.dumps(doc, sort_keys=True)]).text
+        self.runner.run(Shell.raw(f"umask 077 && printf '%s\\n' {text} > {tmp} && mv -f {tmp} {p}"))
+
     def write_command(self, doc: dict[str, Any]) -> Shell:
         p, tmp = join([self.path]).text, join([self.path + ".tmp"]).text
         text = join([json.dumps(doc, sort_keys=True)]).text

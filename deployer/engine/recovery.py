@@ -59,6 +59,7 @@ def recover(engine: Engine) -> OperationResult:
             # checked like any value read back from a host, before anything uses it
             observed, steps = engine.target.recovery_plan(remote)
             engine.target.begin(remote)
+            engine.actions.mig.record, engine.actions.mig.op_id = engine.opstate, str(remote["id"])
             local = engine.journal.unfinished()
             precise = local is not None and local.get("id") == remote["id"]
             op_id = str(remote["id"])

@@ -19,6 +19,7 @@ from deployer.plan.actions import (
     Commit,
     DisarmDeadMan,
     DrillVerdict,
+    ForgetDeferred,
     Gate,
     Migrate,
     ProveSpec,
@@ -45,6 +46,7 @@ __all__ = [
     "Context",
     "DisarmDeadMan",
     "DrillVerdict",
+    "ForgetDeferred",
     "Gate",
     "Migrate",
     "Observed",
@@ -125,12 +127,39 @@ def prepare_steps(
         )
         starts.append(Step("start", host.name, Run(host.name, start), undo=undo, group="start"))
     if pb.migrate is not None and migrate:
-        steps.append(migrate_step(ctx, color, version))
+        live: list[tuple[str, Any]] = []
+        if observed is not None and observed.live_color:
+            pre, port = pb.gates.pre_switch, pb.colors.port(observed.live_color)
+            live = [
+                (
+                    f"http://{h.reach}:{port}{pre.path}",
+                    ctx.expectation(pre, h, observed.live_color, observed.live_version or ""),
+                )
+                for h in pb.app_hosts
+            ]
+        running = sorted(
+            {
+                v
+                for h, row in (observed.versions.items() if observed else ())
+                for c, v in row.items()
+                if observed is not None and observed.running.get(h, {}).get(c)
+            }
+        )
+        window = pb.gates.post_switch.window + pb.rollback.keep_warm
+        steps.append(migrate_step(ctx, color, version, tuple(live), tuple(running), window))
     return checks + steps + starts
 
 
-def migrate_step(ctx: Context, color: str, version: str) -> Step:
-    """Expand-only migrations, before the new color starts (the old one keeps serving)."""
+def migrate_step(
+    ctx: Context,
+    color: str,
+    version: str,
+    live_checks: tuple[tuple[str, Any], ...] = (),
+    running: tuple[str, ...] = (),
+    window: float = 0.0,
+) -> Step:
+    """Migrations before the new color starts (the old one keeps serving): expand ones only
+    (`migrate.contract: deferred`), or every pending one (`with-release`)."""
     m = ctx.pb.migrate
     assert m is not None
     host = ctx.pb.migrate_host
@@ -151,8 +180,15 @@ def migrate_step(ctx: Context, color: str, version: str) -> Step:
         ctx.state_dir(host),
         version,
         _prove_spec(ctx, host, color, version),
+        m.contract,
+        (command, url, m.lock_timeout, m.statement_timeout),
+        live_checks,
+        tuple(v for v in running if v != version),
+        running,
+        m.contract_after if m.contract_after is not None else window,
     )
-    return Step("migrate", host.name, action)
+    undo = ForgetDeferred() if m.contract == "deferred" else None
+    return Step("migrate", host.name, action, undo=undo)
 
 
 def _prove_spec(ctx: Context, host: Any, color: str, version: str) -> ProveSpec | None:
@@ -168,7 +204,7 @@ def _prove_spec(ctx: Context, host: Any, color: str, version: str) -> ProveSpec 
     )
 
 
-def check_database_step(ctx: Context, color: str, version: str) -> Step:
+def check_database_step(ctx: Context, color: str, version: str, force: bool = False) -> Step:
     m = ctx.pb.migrate
     assert m is not None
     host = ctx.pb.migrate_host
@@ -176,7 +212,7 @@ def check_database_step(ctx: Context, color: str, version: str) -> Step:
     url = render_value(m.database_url, ctx.values(host, color, version), ctx.env)
     current = alembic_cmd.alembic(command, url, m.lock_timeout, m.statement_timeout, "current")
     action = CheckDatabase(
-        host.name, ctx.loaded.local_path(m.scripts), current, ctx.state_dir(host), version
+        host.name, ctx.loaded.local_path(m.scripts), current, ctx.state_dir(host), version, force
     )
     return Step("check-database", host.name, action)
 

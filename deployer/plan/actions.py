@@ -172,6 +172,25 @@ class Migrate:
     state_dir: str = ""
     version: str = ""
     prove: ProveSpec | None = None
+    #: `migrate.contract`: "deferred" applies expand revisions only (see deployer.lint.phases)
+    mode: str = "with-release"
+    #: how to run `alembic upgrade REV`: (command, database URL, lock and statement timeouts)
+    base: tuple[Shell, Token, float, float] | None = None
+    #: the running (old) version's own checks (url, expectation), probed once the expand
+    #: revisions are applied: an expand that broke it aborts the release before the switch
+    live_checks: tuple[tuple[str, Expectation], ...] = ()
+    #: versions that could be rolled back to and need the schema as it is now
+    needs_old: tuple[str, ...] = ()
+    #: versions running now (live and warm): a deferred contract waits while any needs it
+    running: tuple[str, ...] = ()
+    #: seconds from now until this release's contract revisions may run (its rollback window)
+    window: float = 0.0
+
+
+@dataclass(frozen=True)
+class ForgetDeferred:
+    """The undo of a deferred-mode migrate step: the contract revisions it deferred belong
+    to a release that did not stand; forget them (only if this operation recorded them)."""
 
 
 @dataclass(frozen=True)
@@ -195,6 +214,8 @@ class CheckDatabase:
     current: Shell
     state_dir: str
     version: str
+    #: `rollback --force`: a contract revision ahead of the version is a warning, not a refusal
+    force: bool = False
 
 
 Action = (
@@ -207,6 +228,7 @@ Action = (
     | ScheduleStop
     | Migrate
     | CheckDatabase
+    | ForgetDeferred
     | ArmDeadMan
     | DisarmDeadMan
     | Commit
@@ -278,8 +300,17 @@ def describe(action: Action) -> list[str]:
             ]
         case CanaryShift():
             return action.describe()
-        case Migrate(scripts=scripts, current=current, upgrade=upgrade, prove=prove):
+        case ForgetDeferred():
+            return ["forget the contract revisions this release deferred"]
+        case Migrate(scripts=scripts, current=current, upgrade=upgrade, prove=prove, mode=mode):
             lines = [current.shown, f"lint the pending revisions in {scripts}; refuse errors"]
+            if mode == "deferred":
+                lines.append(
+                    "first any contract revisions an earlier release deferred, if no version "
+                    "that needs the old shape runs and its window has closed; then only the "
+                    "expand revisions (up to the first contract one), the contract ones "
+                    "deferred; then probe the running version once more"
+                )
             if prove is not None:
                 lines.append(
                     f"prove them in a scratch database ({prove.rows:,} rows per table); refuse "

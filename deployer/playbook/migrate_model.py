@@ -3,6 +3,8 @@ scratch database) before the new color starts."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from deployer.playbook.fields import Duration, Strict
@@ -61,4 +63,21 @@ class Migrate(Strict):
         description="Run the pending revisions in a scratch database first (`deployer lint "
         "--prove`) and refuse the release (exit 3, nothing migrated) on a rewrite, ACCESS "
         "EXCLUSIVE held over `lock_bound`, or a revision that fails.",
+    )
+    contract: Literal["deferred", "with-release"] = Field(
+        "with-release",
+        description="`deferred`: a release applies its expand revisions before the switch, up "
+        "to the first contract revision (a drop, a rename, NOT NULL or a type the old version "
+        "cannot write: `deployer lint --explain`), and defers the contract ones until no "
+        "version that could be rolled back to needs the old shape (its rollback window "
+        "closed, the old version stopped): then `deployer migrate --contract`, or the next "
+        "release, runs them. `with-release`: every pending revision before the switch, "
+        "contract ones only when acknowledged (`deployer init` writes `deferred`).",
+    )
+    contract_after: Duration | None = Field(
+        None,
+        ge=0,
+        description="How long after a release's migrate step its deferred contract revisions "
+        "may run. Default: its rollback window (the post-switch window plus "
+        "rollback.keep_warm; on Vercel, 30 minutes).",
     )

@@ -136,7 +136,20 @@ class VercelTarget:
         seen = replace(observed, idle=d.id, extra=extra)
         steps = [Step("wait-ready", None, WaitReady(d.id))]
         if self.pb.migrate is not None:
-            steps.append(_migrate_step(self.ctx, "", version))
+            post = self.pb.gates.post_switch
+            live = (
+                (
+                    (
+                        self.pb.vercel.production_url.rstrip("/") + post.path,
+                        self.ctx.expectation(post, self.pb.LOCAL, "", observed.live_version or ""),
+                    ),
+                )
+                if observed.live_color
+                else ()
+            )
+            running = (observed.live_version,) if observed.live_version else ()
+            # Vercel keeps every deployment: the window is time (migrate.contract_after)
+            steps.append(_migrate_step(self.ctx, "", version, live, running, 1800.0))
         switch = self._switch_steps(observed, Promote(d.id, d.url, version), d, version)
         rolling = vercel_rolling.rolling_steps(self, observed, d, version)
         if rolling is not None:  # strategy: canary: a rolling release instead of the promote

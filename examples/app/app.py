@@ -86,6 +86,39 @@ class Metrics:
 METRICS = Metrics()
 
 
+class Database:
+    """With APP_DB_URL and APP_DB_COLUMN set (psycopg importable), every answer reads that
+    column of `accounts`: a version built for a column the schema no longer has fails,
+    which is what an expand/contract release must never let users see. One connection per
+    server thread (nginx keeps its connections alive)."""
+
+    def __init__(self) -> None:
+        self.url = os.environ.get("APP_DB_URL") or ""
+        column = os.environ.get("APP_DB_COLUMN") or ""
+        self.column = column if column.isidentifier() else ""
+        self.local = threading.local()
+
+    def check(self) -> str | None:
+        """None when the read works (or no database is configured), else why not."""
+        if not (self.url and self.column):
+            return None
+        try:
+            import psycopg
+
+            conn = getattr(self.local, "conn", None)
+            if conn is None or conn.closed:
+                conn = psycopg.connect(self.url, autocommit=True, connect_timeout=3)
+                self.local.conn = conn
+            conn.execute(f"SELECT {self.column} FROM accounts LIMIT 1").fetchall()
+            return None
+        except Exception as exc:  # any failure is the answer: this version cannot serve
+            self.local.conn = None
+            return f"database: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
+
+
+DB = Database()
+
+
 def handler(state: State) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -114,17 +147,18 @@ def handler(state: State) -> type[BaseHTTPRequestHandler]:
                 "color": state.color,
                 "pid": os.getpid(),
             }
+            db = DB.check() if path in ("/health", "/") else None
             if path == "/health":
-                ok = state.healthy(count=True)
+                ok = state.healthy(count=True) and db is None
                 if state.slow():
                     time.sleep(state.delay)
                 doc["status"] = "ok" if ok else "unhealthy"
-                self._send(200 if ok else 503, doc)
+                self._send(200 if ok else 503, doc if db is None else {**doc, "error": db})
             elif path == "/":
-                ok = state.healthy(count=False) and not state.fails_now()
+                ok = state.healthy(count=False) and not state.fails_now() and db is None
                 if state.slow_ms:
                     time.sleep(state.slow_ms / 1000)
-                self._send(200 if ok else 500, doc if ok else {**doc, "error": "broken"})
+                self._send(200 if ok else 500, doc if ok else {**doc, "error": db or "broken"})
             else:
                 self._send(404, {"error": "not found"})
 

@@ -57,6 +57,11 @@ class Rule:
     scope: Literal["operation", "migration"] = "operation"
     #: what `deployer lint --prove` can confirm on a real PostgreSQL (see CLAIMS)
     claim: str | None = None
+    #: "contract": what it flags removes or tightens something the old version uses (a drop,
+    #: a rename, a type it cannot write, NOT NULL it may not satisfy): a revision with such a
+    #: finding is a contract-phase revision (deferred past the rollback window, see
+    #: deployer.lint.phases); "expand": anything else
+    phase: Literal["expand", "contract"] = "expand"
 
 
 #: what a rule claims, as `--prove` measures it on the finding's table
@@ -81,6 +86,7 @@ def rule(
     *,
     scope: Literal["operation", "migration"] = "operation",
     claim: str | None = None,
+    phase: Literal["expand", "contract"] = "expand",
 ) -> Callable[[Any], Any]:
     assert claim is None or claim in CLAIMS, claim
 
@@ -88,8 +94,9 @@ def rule(
         module = sys.modules[check.__module__]
         doc = (module.__doc__ or "").strip()
         REGISTRY[id] = Rule(
-            id, severity, doc.splitlines()[0] if doc else id, hint, doc, check, scope, claim
-        )
+            id, severity, doc.splitlines()[0] if doc else id, hint, doc, check, scope, claim,
+            phase,
+        )  # fmt: skip
         return check
 
     return register

@@ -22,6 +22,7 @@ from deployer.lint.rules import Context, rule
     "error",
     "add it nullable (or with a constant server_default), backfill, then SET NOT NULL safely",
     claim="fails",
+    phase="contract",
 )
 def check(op: Operation, ctx: Context) -> str | None:
     if (

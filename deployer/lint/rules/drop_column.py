@@ -23,6 +23,7 @@ from deployer.lint.rules import Context, rule
     "error",
     "expand/contract: stop using it in one release, drop it in a later one (with a reason)",
     claim="access-exclusive",
+    phase="contract",
 )
 def check(op: Operation, ctx: Context) -> str | None:
     if op.kind == k.DROP_COLUMN and not ctx.is_new(op.table):

@@ -18,6 +18,7 @@ from deployer.lint.rules import Context, rule
     "error",
     "stop using the table in one release, drop it in a later one",
     claim="access-exclusive",
+    phase="contract",
 )
 def check(op: Operation, ctx: Context) -> str | None:
     if op.kind == k.DROP_TABLE and not ctx.is_new(op.table):

@@ -20,6 +20,7 @@ from deployer.lint.rules import Context, rule
     "error",
     "add the new column, write both, backfill, drop the old later",
     claim="access-exclusive",
+    phase="contract",
 )
 def check(op: Operation, ctx: Context) -> str | None:
     if op.kind == k.RENAME_COLUMN and not ctx.is_new(op.table):

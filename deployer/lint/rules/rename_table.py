@@ -18,6 +18,7 @@ from deployer.lint.rules import Context, rule
     "error",
     "expand/contract, or a view under the new name during the move",
     claim="access-exclusive",
+    phase="contract",
 )
 def check(op: Operation, ctx: Context) -> str | None:
     if op.kind == k.RENAME_TABLE and not ctx.is_new(op.table):
