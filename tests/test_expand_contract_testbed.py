@@ -10,6 +10,7 @@ to, so a rollback never meets a schema v1 cannot read.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import sys
@@ -229,6 +230,30 @@ def test_migrate_contract_after_the_window_and_a_killed_run_is_finished(
     assert refused.returncode == 2, refused.stderr
     assert "revision 0003 (drop-column" in _json(refused)["message"]
     assert "--force" in _json(refused)["message"] and deploy.live()["version"] == "v2"
+
+
+def test_the_report_shows_the_release_that_deferred_and_the_run_that_contracted(
+    deploy: Deploy, db: dict[str, Any], tmp_path: Path
+) -> None:
+    _playbook(deploy, db, contract_after="1s")
+    assert deploy.release("v1").returncode == 0
+    _revision(db["scripts"], "0002", "0001", EXPAND)
+    _revision(db["scripts"], "0003", "0002", CONTRACT)
+    assert deploy.release("v2").returncode == 0
+    time.sleep(1.5)
+    ran = deploy.run("-o", "json", "migrate", "-p", str(deploy.path), "--contract")
+    assert ran.returncode == 0, ran.stderr
+    period = tmp_path / "period.html"
+    made = deploy.run("report", "-p", str(deploy.path), "--since", "1d", "-O", str(period))
+    assert made.returncode == 0, made.stderr
+    rows = re.findall(r"<tr>(.*?)</tr>", period.read_text())
+    cells = [re.sub(r"<[^>]+>", "", r).replace("&rarr;", "->") for r in rows]
+    assert any("release" in c and "deferred 0003" in c and "applied 0002" in c for c in cells)
+    assert any("migration" in c and "contracted 0003" in c for c in cells), cells
+    one = tmp_path / "one.html"
+    assert deploy.run("report", "-p", str(deploy.path), "-O", str(one)).returncode == 0
+    page = one.read_text()
+    assert "migration of" in page and "Deferred contract revisions run: <b>0003" in page
 
 
 def test_a_contract_before_an_expand_is_refused_before_anything_runs(

@@ -11,6 +11,8 @@ from deployer.cli.app import Application
 from deployer.cli.evidence import PLAYBOOK_OPT, _records, parse_since
 from deployer.errors import InputError
 
+OPERATIONS = ("release", "rollback", "drill", "recover", "migration")
+
 
 def register(cli: click.Group) -> None:
     cli.add_command(report)
@@ -42,9 +44,9 @@ def report(
     out_path: str | None,
     restore_bound: float,
 ) -> None:
-    """Write an HTML report of a release, rollback or drill (RECORD_ID: an id, prefix or
-    seq; default the latest of them), or of a period with --since. It renders offline: no
-    script, no CDN.
+    """Write an HTML report of a release, rollback, drill or deferred-contract migration
+    (RECORD_ID: an id, prefix or seq; default the latest of them), or of a period with
+    --since. It renders offline: no script, no CDN.
 
     Example: deployer report -p playbooks/demo.yml -O release.html
     """
@@ -80,10 +82,10 @@ def report(
         target = Path(out_path or f"deployer-report-{since}.html")
         what = f"{len(shown)} record(s) over {since}"
     else:
-        ops = [r for r in recs if r["kind"] in ("release", "rollback", "drill", "recover")]
+        ops = [r for r in recs if r["kind"] in OPERATIONS]
         if record_id is None:
             if not ops:
-                raise InputError("no release, rollback or drill recorded yet")
+                raise InputError("no release, rollback, drill or migration recorded yet")
             rec = ops[-1]
         else:
             found = [r for r in recs if str(r["seq"]) == record_id] or [

@@ -81,9 +81,9 @@ def run_contract(engine: Engine) -> OperationResult:
                 try:
                     detail = mig.run(m)
                 except DeployerError as exc:  # the upgrade failed: its transaction rolled back
-                    engine.reporter.step_finished(
-                        "contract", m.host, "failed", time.monotonic() - started, str(exc)
-                    )
+                    took = time.monotonic() - started
+                    engine.reporter.step_finished("contract", m.host, "failed", took, str(exc))
+                    result.steps = [_step(m.host, "failed", took, str(exc))]
                     result.migrations = mig.migrations
                     result.outcome, result.exit_code = "aborted", ExitCode.ABORTED
                     result.message = (
@@ -94,9 +94,9 @@ def run_contract(engine: Engine) -> OperationResult:
             else:  # a run killed after the upgrade: only the record was left
                 engine.opstate.write_deferred(None)
                 detail = "the deferred revisions had run already; record cleared"
-            engine.reporter.step_finished(
-                "contract", m.host, "ok", time.monotonic() - started, detail
-            )
+            took = time.monotonic() - started
+            engine.reporter.step_finished("contract", m.host, "ok", took, detail)
+            result.steps = [_step(m.host, "ok", took, detail)]
             result.migrations = mig.migrations or {"contracted": todo}
             result.outcome, result.message = "succeeded", detail
         finally:
@@ -104,3 +104,14 @@ def run_contract(engine: Engine) -> OperationResult:
             engine.lock.release(op_id)
             engine.close()
     return result
+
+
+def _step(host: str, status: str, seconds: float, detail: str) -> dict[str, object]:
+    """The one step of a contract run, shaped as a saga step for evidence and reports."""
+    return {
+        "name": "contract",
+        "host": host,
+        "status": status,
+        "seconds": round(seconds, 3),
+        "detail": detail,
+    }

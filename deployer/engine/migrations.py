@@ -182,8 +182,9 @@ class MigrationSteps:
             )
         if prepared.expand or prepared.contract_first:
             self._check_live(m)
-        return f"{current or 'base'} -> {after}: " + (
-            "; ".join([f"{len(prepared.expand)} expand revision(s)", *said])
+        expanded = [f"{len(prepared.expand)} expand revision(s)"] if prepared.expand else []
+        return f"{current or 'base'} -> {after}: " + "; ".join(
+            [*expanded, *said] or ["0 expand revision(s)"]
         )
 
     def _upgrade(self, m: Migrate, record: dict[str, Any], to: str, pending: list[str]) -> str:

@@ -148,6 +148,20 @@ def _score_section(score: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> s
     return head + _table(["point", "earned", "the records that earn it / what is missing"], rows)
 
 
+def schema_change(rec: dict[str, Any]) -> str:
+    """What one record did to the schema, in a few words (empty when nothing)."""
+    mig = rec.get("migrations") or {}
+    said = []
+    if mig.get("contracted"):
+        said.append("contracted " + ", ".join(mig["contracted"]))
+    expand = [r for r in mig.get("applied") or [] if r not in (mig.get("contracted") or [])]
+    if expand:
+        said.append("applied " + ", ".join(expand))
+    if mig.get("deferred"):
+        said.append("deferred " + ", ".join(mig["deferred"]))
+    return "; ".join(said)
+
+
 def _lint_section(rec: dict[str, Any]) -> str:
     lint = rec.get("lint") or ((rec.get("migrations") or {}).get("lint"))
     mig = rec.get("migrations") or {}
@@ -159,6 +173,16 @@ def _lint_section(rec: dict[str, Any]) -> str:
         parts.append(
             f"<p>Database {_e(mig.get('from') or 'base')} &rarr; {_e(mig.get('to'))}; "
             f"applied: {_e(applied)}.</p>"
+        )
+    if mig.get("contracted"):
+        parts.append(
+            f"<p>Deferred contract revisions run: <b>{_e(', '.join(mig['contracted']))}</b>.</p>"
+        )
+    if mig.get("deferred"):
+        parts.append(
+            "<p class=warn>Contract revisions deferred until the rollback window closed and "
+            f"no version that needs the old schema runs: <b>{_e(', '.join(mig['deferred']))}</b>"
+            " (<span class=mono>deployer migrate --contract</span> or the next release).</p>"
         )
     if lint:
         parts.append(
@@ -267,6 +291,7 @@ def period_page(
             f"{_e(r.get('outcome'))}</span>",
             _e(r.get("started_at")),
             _e(r.get("time_to_restore_s") if r.get("time_to_restore_s") is not None else ""),
+            _e(schema_change(r)),
         ]
         for r in recs
     ]
@@ -286,7 +311,10 @@ def period_page(
         f"({_e(chain['records'])} records, head <span class=mono>{_e(chain['head'])}</span>)"
         "</p>",
         "<h2>Operations</h2>",
-        _table(["seq", "kind", "app", "versions", "outcome", "started", "restore s"], rows),
+        _table(
+            ["seq", "kind", "app", "versions", "outcome", "started", "restore s", "schema"],
+            rows,
+        ),
         "<h2>Readiness</h2>",
         _score_section(score, {r["id"]: r for r in recs}),
         "<h2>DORA</h2>",
