@@ -42,7 +42,34 @@ class Runner(Protocol):
         a build streamed into its staging directory and installed."""
         ...
 
+    def hold(self, command: Shell) -> Held:
+        """Start ``command`` in a session of its own that stays open: deployer writes beats
+        to its stdin (:meth:`Held.beat`), and the command sees the end of its input when the
+        session closes (deployer stops, dies, or loses its connection). Secrets in it travel
+        on that stdin first, never on a command line."""
+        ...
+
     def close(self) -> None: ...
+
+
+class Held(Protocol):
+    """A command on a host that deployer keeps a session open to (see :meth:`Runner.hold`)."""
+
+    def beat(self) -> bool:
+        """One line to its stdin; False when that could not be done (the session is gone)."""
+        ...
+
+    def ended(self) -> bool:
+        """The command has exited (its session then closes by itself)."""
+        ...
+
+    def first_line(self, timeout: float) -> str | None:
+        """The first line the command printed (None when none came within ``timeout``)."""
+        ...
+
+    def close(self) -> None:
+        """Close the session: the command sees the end of its input."""
+        ...
 
 
 class Reporter(Protocol):
@@ -182,7 +209,7 @@ class Target(Protocol):
         ...
 
     def dead_man_off(self) -> Shell | None:
-        """The command that calls the router's dead-man timer off (None: no timer)."""
+        """The command that calls the router's dead-man watchdog off (None: no timer)."""
         ...
 
     def leave_out(self, hosts: dict[str, str]) -> None:
@@ -200,6 +227,7 @@ class Target(Protocol):
 
 __all__ = [
     "CommandResult",
+    "Held",
     "Journal",
     "Lock",
     "NullReporter",

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from deployer.commands import files, lock, nginx
+from deployer.commands import dead_man, files, lock, nginx
 from deployer.commands.shell import redact
 from deployer.playbook.variables import render
 from deployer.values import Secret, Shell, join
@@ -305,24 +305,128 @@ def test_reload_staged_puts_the_held_file_back_when_nginx_is_down(tmp_path) -> N
     assert res.returncode == 1 and "no staged upstream" in res.stderr
 
 
-def test_arming_the_dead_man_again_reports_a_timer_that_fired_meanwhile(tmp_path) -> None:
-    path = tmp_path / "u.conf"
-    path.write_text("new")
-    conf, _timer, fired = (Path(p) for p in nginx.dead_man_paths(str(path)))
-    t = Shell.raw("true")
+class Watchdog:
+    """The router's dead-man watchdog run here, through the same held-process runner a
+    `transport: local` router uses; its "switch back" touches a file."""
 
-    def arm(seconds: float) -> str:
+    def __init__(self, tmp_path: Path, seconds: float = 60, grace: float = 5):
+        from deployer.adapters.hosts import LocalRunner
+        from deployer.playbook.models import Host
+
+        self.path = str(tmp_path / "u.conf")
+        self.switched = tmp_path / "switched"
+        conf, timer, fired, off = (Path(p) for p in dead_man.paths(self.path))
+        self.conf, self.timer, self.fired, self.off = conf, timer, fired, off
         conf.write_text("old")
-        cmd = nginx.arm_dead_man(str(path), t, t, str(tmp_path / "pid"), seconds)
-        return subprocess.run(["bash", "-c", cmd.text], capture_output=True, text=True).stdout
+        self.runner = LocalRunner(Host(name="r", address="127.0.0.1", transport="local"))
+        said = self.runner.run(dead_man.prepare(self.path)).stdout
+        self.said_before = dead_man.parse_fired(said)
+        body = Shell.raw(f"touch {shlex.quote(str(self.switched))}")
+        self.held = self.runner.hold(dead_man.watchdog(self.path, body, seconds, grace))
+        assert self.held.first_line(5) == "armed"
 
-    assert arm(0) == ""  # the first arming: nothing had fired
-    deadline = time.monotonic() + 10
-    while not fired.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert fired.exists()  # it fired (nginx "not running" here: status 96)
-    assert arm(60).startswith("fired ") and arm(60) == ""  # said once, by the next arming
-    subprocess.run(["bash", "-c", nginx.disarm_dead_man(str(path)).text], check=True)
+    def wait_fired(self, within: float) -> str:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            text = self.fired.read_text() if self.fired.exists() else ""
+            if text.count(" ") == 2 and " - " not in text:
+                return text.split()[2]
+            time.sleep(0.02)
+        raise AssertionError(f"not fired within {within}s")
+
+    def disarm(self) -> str | None:
+        return dead_man.parse_fired(self.runner.run(dead_man.disarm(self.path)).stdout)
+
+
+def test_the_watchdog_fires_at_once_when_deployers_session_closes(tmp_path) -> None:
+    dog = Watchdog(tmp_path)
+    for _ in range(3):
+        assert dog.held.beat()
+        time.sleep(0.1)
+    closed_at = time.monotonic()
+    dog.held.close()  # deployer killed: its end of the session is gone
+    assert dog.wait_fired(3) == "closed" and dog.switched.exists()
+    assert time.monotonic() - closed_at < 1.5
+    said = dog.disarm()
+    assert said is not None and said.endswith(" 0 closed")
+    assert "session to the router closed" in dead_man.fired_text(said)
+
+
+def test_the_watchdog_fires_when_beats_stop_for_grace(tmp_path) -> None:
+    dog = Watchdog(tmp_path, grace=0.6)
+    for _ in range(6):  # beats keep it quiet well past its grace
+        assert dog.held.beat()
+        time.sleep(0.2)
+    assert not dog.fired.exists()
+    assert dog.wait_fired(2) == "stalled"
+    assert "stopped renewing" in dead_man.fired_text(str(dog.disarm()))
+    dog.held.close()
+
+
+def test_the_watchdog_fires_at_its_deadline_even_with_beats(tmp_path) -> None:
+    dog = Watchdog(tmp_path, seconds=0.8, grace=5)
+    started = time.monotonic()
+    while not dog.fired.exists() and time.monotonic() - started < 3:
+        dog.held.beat()
+        time.sleep(0.1)
+    assert dog.wait_fired(2) == "deadline" and time.monotonic() - started < 2
+    dog.held.close()
+
+
+def test_a_watchdog_called_off_never_fires_even_when_its_session_then_closes(tmp_path) -> None:
+    dog = Watchdog(tmp_path)
+    dog.held.beat()
+    pid = int(dog.timer.read_text())
+    assert dog.disarm() is None
+    assert dog.held.ended() and not dog.conf.exists(), pid
+    dog.held.close()
+    time.sleep(0.5)
+    assert not dog.fired.exists() and not dog.switched.exists()
+    assert dog.held.ended()
+
+
+def test_arming_again_reports_a_watchdog_that_fired_meanwhile_once(tmp_path) -> None:
+    dog = Watchdog(tmp_path)
+    dog.held.close()
+    dog.wait_fired(3)
+    again = Watchdog(tmp_path)
+    assert again.said_before is not None and again.said_before.endswith("closed")
+    assert again.disarm() is None  # said once, by the next arming
+    third = Watchdog(tmp_path)
+    assert third.said_before is None
+    assert third.disarm() is None
+    again.held.close()
+    third.held.close()
+
+
+@pytest.mark.parametrize(
+    "out",
+    ["fired 1796435377 0 closed", "fired 1796435377 - stalled", "fired 1796435377 3 deadline"],
+)
+def test_what_a_watchdog_printed_is_read_as_words(out) -> None:
+    said = dead_man.parse_fired(out)
+    assert said is not None and said.startswith("1796435377 ")
+    assert "2026-12-05T01:49:37Z" in dead_man.fired_text(said)
+
+
+@pytest.mark.parametrize("out", ["fired $(id)", "fired 1 2 3 4", "fired \x1b[31m 0 closed"])
+def test_a_hostile_fired_marker_is_read_as_unknown(out) -> None:
+    assert dead_man.parse_fired(out) == "? ? ?"
+    assert "?" in dead_man.fired_text("? ? ?")
+
+
+def test_a_watchdog_pid_file_naming_another_process_calls_nothing_off(tmp_path) -> None:
+    path = str(tmp_path / "u.conf")
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        Path(dead_man.paths(path)[1]).write_text(f"{sleeper.pid}\n")
+        started = time.monotonic()
+        subprocess.run(["bash", "-c", dead_man.disarm(path).text], check=True, timeout=30)
+        assert time.monotonic() - started < 1  # not ours: nothing waited for
+        assert sleeper.poll() is None and not Path(dead_man.paths(path)[3]).exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
 
 
 @pytest.mark.parametrize("content", ["1", "0", "", "12x", "-1", "$(id)", "99999999"])

@@ -42,7 +42,9 @@ def _killed_release(deploy: Deploy, marks: Path, *, at: str) -> dict[str, Any]:
     """A release of v2 killed (SIGKILL) at ``at``: "commit" (the router's record says it
     stands) or "post-switch-gate". Returns the playbook it ran with."""
     doc = _hooked(deploy, marks, post={"window": "3s", "timeout": "1s"})
-    doc["router"]["dead_man_margin"] = "20s"  # nobody but recover acts in these tests
+    # nobody but recover acts in these tests (a dead-man watchdog would switch back the
+    # moment the kill closed deployer's session: tests/test_heartbeat_testbed.py)
+    doc["router"]["dead_man_margin"] = "0s"
     for name in ("observe", "stop-idle", "ship-run", "start"):
         (marks / f"{name}.once").mkdir()
     if at == "commit":
@@ -200,7 +202,7 @@ def test_a_hostile_operation_record_never_reaches_nginx(deploy: Deploy, tmp_path
         httpx.get(f"http://127.0.0.1:{deploy.bed.ports.http + 50}/etc/passwd", timeout=2)
     op["upstream_before"] = op["upstream_before"].split("server {")[0]  # the real one back
     record.write_text(json.dumps(op))
-    assert deploy.run("recover", "-p", str(deploy.path)).returncode == 0  # and its timer off
+    assert deploy.run("recover", "-p", str(deploy.path)).returncode == 0
 
 
 def test_a_signal_at_the_commit_still_schedules_the_old_colors_stop(

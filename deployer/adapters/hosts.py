@@ -10,8 +10,11 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import select
+import shlex
 import subprocess
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,83 @@ DEFAULT_TIMEOUT = 120.0
 CONNECT_ATTEMPTS = 3
 #: a host that stops answering mid-command is declared lost after about this many seconds
 DEAD_PEER_SECONDS = 15
+
+
+#: what a held session runs: the script (exports, then the command) is read from stdin up
+#: to a NUL and run in place (``exec``s in it keep that stdin: the beats that follow)
+HOLD_REMOTE = 'exec bash --noprofile --norc -c \'IFS= read -r -d "" s && eval "$s"\''
+
+
+class HeldSession:
+    """A command on an SSH host with its session held open (:meth:`SshRunner.hold`)."""
+
+    def __init__(self, chan: Any):
+        self.chan = chan
+        self._out = b""
+
+    def beat(self) -> bool:
+        try:
+            self.chan.settimeout(5)
+            self.chan.sendall(b".\n")
+            return True
+        except Exception:  # paramiko raises OSError, EOFError or SSHException: all say gone
+            return False
+
+    def ended(self) -> bool:
+        return bool(self.chan.exit_status_ready() or self.chan.closed)
+
+    def first_line(self, timeout: float) -> str | None:
+        """The first line the command printed (None if none came in ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._out:
+            left = deadline - time.monotonic()
+            if left <= 0 or self.chan.closed:
+                return None
+            if self.chan.recv_ready():
+                chunk = self.chan.recv(4096)
+                if not chunk:
+                    return None
+                self._out += chunk
+            elif self.chan.exit_status_ready() and not self.chan.recv_ready():
+                return None
+            else:
+                select.select([self.chan], [], [], min(left, 0.05))
+        return self._out.split(b"\n", 1)[0].decode(errors="replace")
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.chan.close()
+
+
+class HeldProcess:
+    """A command on this machine with its stdin held open (:meth:`LocalRunner.hold`)."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]):
+        self.proc = proc
+
+    def beat(self) -> bool:
+        try:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(b".\n")
+            self.proc.stdin.flush()
+            return True
+        except (OSError, ValueError):
+            return False
+
+    def ended(self) -> bool:
+        return self.proc.poll() is not None
+
+    def first_line(self, timeout: float) -> str | None:
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        if not ready:
+            return None
+        return self.proc.stdout.readline().decode(errors="replace").rstrip("\n") or None
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
 
 
 class Unreachable(HostError):
@@ -285,6 +365,24 @@ class SshRunner:
                 f"{self.label}: stopped answering during `{command.shown[:80]}` (connection lost)"
             )
 
+    def hold(self, command: Shell) -> HeldSession:
+        """``command`` in a session of its own that stays open (see :class:`HeldSession`);
+        its exports come first on its stdin, ended by a NUL, never on a command line."""
+        import paramiko
+
+        conn = self._connect()
+        exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in command.env)
+        try:
+            chan = conn.client.get_transport().open_session(timeout=30)
+            chan.settimeout(30)
+            chan.exec_command(HOLD_REMOTE)
+            chan.sendall((exports + command.text).encode() + b"\0")
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            raise HostError(
+                f"{self.label}: cannot hold a session open for `{command.shown[:80]}` ({_why(exc)})"
+            ) from exc
+        return HeldSession(chan)
+
     def put_bytes(self, data: bytes, remote_path: str) -> None:
         conn = self._connect()
         try:
@@ -361,6 +459,16 @@ class LocalRunner:
         if not result.ok:
             raise CommandFailed(self.name, command.shown, result.exit_status, result.stderr)
         return result
+
+    def hold(self, command: Shell) -> HeldProcess:
+        proc = subprocess.Popen(
+            ["bash", "-c", command.text],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, **dict(command.env)} if command.env else None,
+        )
+        return HeldProcess(proc)
 
     def put_bytes(self, data: bytes, remote_path: str) -> None:
         path = Path(remote_path)

@@ -6,7 +6,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from deployer.commands import files, nginx
+from deployer.adapters.heartbeat import Heartbeat
+from deployer.commands import dead_man, files, nginx
 from deployer.errors import CommandFailed, DeployerError, UntrustedError, printable
 from deployer.ports import CommandResult, Runner
 from deployer.values import Shell
@@ -24,6 +25,8 @@ class NginxAdapter:
     last_drain_s: float = 0.0
     #: hosts' lanes stop their old colors in parallel: one of them waits for the drain
     _drain_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    #: beats for the dead-man watchdog's held session, once one is armed
+    heartbeat: Heartbeat | None = field(default=None, repr=False)
 
     def read(self) -> str:
         """The upstream file's text, once its directory is proven safe (only root or
@@ -107,19 +110,34 @@ class NginxAdapter:
         old = res.stdout.partition("old:")[2].split()
         self.draining |= {int(p) for p in old if p.isdigit()}
 
-    def arm_dead_man(self, conf: str, seconds: float) -> str | None:
-        """Arm the timer (replacing a running one); what the previous timer printed if it
-        had fired (``TIME STATUS``), else None."""
-        staged = nginx.dead_man_paths(self.upstream_file)[0]
+    def arm_dead_man(self, conf: str, seconds: float, grace: float) -> str | None:
+        """Arm the router's watchdog (:mod:`deployer.commands.dead_man`), replacing one
+        still running; what the previous one printed if it had fired (``TIME STATUS WHY``),
+        else None. Returns once the watchdog runs and gets its beats."""
+        staged = dead_man.paths(self.upstream_file)[0]
         self.runner.put_bytes(conf.encode(), staged)
-        out = self.runner.run(
-            nginx.arm_dead_man(self.upstream_file, self.test, self.reload, self.pid_file, seconds)
-        ).stdout
-        return nginx.parse_fired(out)
+        fired = dead_man.parse_fired(
+            self.runner.run(dead_man.prepare(self.upstream_file), timeout=40).stdout
+        )
+        switch = nginx.switch(staged, self.upstream_file, self.test, self.reload, self.pid_file)
+        held = self.runner.hold(dead_man.watchdog(self.upstream_file, switch, seconds, grace))
+        said = held.first_line(timeout=15)
+        if said != "armed":
+            held.close()
+            raise DeployerError(
+                f"{self.runner.name}: the dead-man watchdog did not start "
+                f"({printable(said) if said else 'it said nothing within 15s'})"
+            )
+        if self.heartbeat is None:
+            self.heartbeat = Heartbeat(interval=min(1.0, grace / 5))
+        self.heartbeat.add(held)
+        return fired
 
     def disarm_dead_man(self) -> str | None:
-        """Call the timer off; returns what it printed if it had fired (``TIME STATUS``)."""
-        return nginx.parse_fired(self.runner.run(nginx.disarm_dead_man(self.upstream_file)).stdout)
+        """Call the watchdog off; what it printed if it had fired (``TIME STATUS WHY``)."""
+        return dead_man.parse_fired(
+            self.runner.run(dead_man.disarm(self.upstream_file), timeout=40).stdout
+        )
 
     def wait_drained(self) -> float:
         """Wait (bounded by ``drain_timeout``) until old workers have exited."""

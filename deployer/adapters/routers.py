@@ -7,7 +7,7 @@ several it is two: ``stage`` on all (in parallel), then ``reload_staged`` on all
 that refuses in the first phase has the others put back (``unstage``) and the error says
 nothing was reloaded (``not_applied``: the saga has nothing to undo). A reload that fails
 on one router after others reloaded is an applied failure: the saga's undo switches every
-router back. The dead-man timer is armed on each router and called off on each.
+router back. The dead-man watchdog is armed on each router and called off on each.
 """
 
 from __future__ import annotations
@@ -111,9 +111,9 @@ class Routers:
             + (f", but {', '.join(stuck)} could not be put back" if stuck else "")
         )
 
-    def arm_dead_man(self, conf: str, seconds: float) -> str | None:
-        """Arm every router's timer; what the first that had fired before printed."""
-        out = self._all(lambda r: r.arm_dead_man(conf, seconds))
+    def arm_dead_man(self, conf: str, seconds: float, grace: float) -> str | None:
+        """Arm every router's watchdog; what the first that had fired before printed."""
+        out = self._all(lambda r: r.arm_dead_man(conf, seconds, grace))
         self._raise_first(out)
         return self._fired(out)
 

@@ -78,7 +78,7 @@ def print_plan(
     else:
         color = None if live == "none" else live
         # the upstream the router would hold with that color live: the plan then shows the
-        # steps a real release runs from it (the dead-man timer, a canary's steps)
+        # steps a real release runs from it (the dead-man watchdog, a canary's steps)
         upstream = ctx.upstream(color, "<live version>") if color else ""
         observed = Observed(color, "<live version>" if color else None, upstream)
     if getattr(ctx.pb, "target", "nginx") == "nginx":

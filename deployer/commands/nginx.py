@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from deployer.commands import files
 from deployer.values import Shell, join
 
 MARKER = re.compile(r"^# deployer: live=(blue|green) version=(\S*)$", re.MULTILINE)
@@ -226,7 +225,7 @@ def _paths(path: str, pid_file: str) -> tuple[str, str, str]:
 
 
 def _locked(lock: str) -> str:
-    # one switch at a time on this router (deployer's, the dead-man timer's, a canary
+    # one switch at a time on this router (deployer's, the dead-man watchdog's, a canary
     # shift's): they share the backup file, and one's restore must not undo the other
     return f"if command -v flock >/dev/null; then exec 9>>{lock} && flock -w 30 9 || exit 1; fi; "
 
@@ -281,7 +280,7 @@ def switch(staged: str, path: str, test: Shell, reload: Shell, pid_file: str) ->
     appears within 10 s (98). Only after new workers serve is the backup dropped; it then
     waits (at most 2 s) until the old workers stop accepting connections. Prints ``old: PID
     PID`` for the workers that will drain. Switches on one router take turns (``flock`` on
-    ``PATH.deployer-switch.lock``, at most 30 s): the dead-man timer firing while deployer's
+    ``PATH.deployer-switch.lock``, at most 30 s): the dead-man watchdog firing while deployer's
     own switch runs must not have its work undone by the other's restore.
     """
     f, pid, lock = _paths(path, pid_file)
@@ -356,74 +355,3 @@ def workers_alive(pids: Sequence[int]) -> Shell:
         return Shell.raw("true")
     listed = " ".join(str(int(p)) for p in pids)
     return Shell.raw(f"for p in {listed}; do kill -0 $p 2>/dev/null && echo $p; done; true")
-
-
-def dead_man_paths(path: str) -> tuple[str, str, str]:
-    """(the staged previous upstream, the timer's pid file, the marker it leaves when fired)"""
-    return (
-        f"{path}.deployer-deadman-conf",
-        f"{path}.deployer-deadman",
-        f"{path}.deployer-deadman-fired",
-    )
-
-
-_FIRED = re.compile(r"^fired(?: ([0-9]{1,12}) (-?[0-9]{1,3}( on [A-Za-z0-9._, -]{1,200})?))?$")
-
-
-def parse_fired(out: str) -> str | None:
-    """What a timer script printed when the dead-man timer had fired (``fired TIME STATUS``,
-    read back from the router host): ``TIME STATUS`` with both checked as numbers (``? ?``
-    when they are not), or None when it had not fired."""
-    text = out.strip().splitlines()[-1] if out.strip() else ""
-    if not text.startswith("fired"):
-        return None
-    m = _FIRED.match(text)
-    return f"{m.group(1)} {m.group(2)}" if m and m.group(1) else "? ?"
-
-
-def fired_text(fired: str) -> str:
-    """``TIME STATUS`` (from :func:`parse_fired`) as words: when, as ISO 8601 UTC."""
-    import time
-
-    when, _, status = fired.partition(" ")
-    at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(when))) if when.isdigit() else "?"
-    return f"the dead-man switch had switched traffic back at {at} (exit {status or '?'})"
-
-
-def dead_man_tag(path: str) -> str:
-    """The last word of the dead-man timer's command line (proof that a pid is the timer's)."""
-    return f"deployer-dead-man:{path}"
-
-
-def arm_dead_man(path: str, test: Shell, reload: Shell, pid_file: str, seconds: float) -> Shell:
-    """A timer on the router host, in its own session (it outlives deployer and its SSH
-    connection): after ``seconds`` it puts the staged previous upstream back with the same
-    switch script (test, graceful reload, restore on failure) and leaves a marker with the
-    time and the script's exit status. :func:`disarm_dead_man` calls it off."""
-    conf, timer, fired = (join([p]).text for p in dead_man_paths(path))
-    body = switch(dead_man_paths(path)[0], path, test, reload, pid_file)
-    script = (
-        f"sleep {seconds:g} && {{ ( {body.text} ) >/dev/null 2>&1; rc=$?; "
-        f'echo "$(date +%s) $rc" > {fired}; }}; rm -f {timer}'
-    )
-    kill_old = files.kill_recorded(dead_man_paths(path)[1], dead_man_tag(path))
-    launch = join(["bash", "-c", script, dead_man_tag(path)]).text
-    text = (  # armed again (a fleet's next batch): the running timer is replaced, and if
-        # it had fired meanwhile, that is printed (``fired TIME STATUS``)
-        f"{kill_old}; "
-        f'if [ -f {fired} ]; then echo "fired $(head -c 64 {fired})"; fi; '
-        f"rm -f {fired}; setsid {launch} >/dev/null 2>&1 </dev/null & "
-        f"echo $! > {timer}"
-    )
-    shown = f"arm a timer on the router: after {seconds:g}s put back {conf}, test, reload"
-    return Shell.around(text, shown, body)
-
-
-def disarm_dead_man(path: str) -> Shell:
-    """Call the timer off; prints ``fired TIME STATUS`` if it had already switched back."""
-    conf, _, fired = (join([p]).text for p in dead_man_paths(path))
-    kill = files.kill_recorded(dead_man_paths(path)[1], dead_man_tag(path))
-    return Shell.raw(
-        f"{kill}; rm -f {conf}; "
-        f'if [ -f {fired} ]; then echo "fired $(head -c 64 {fired})"; fi; true'
-    )

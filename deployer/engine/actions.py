@@ -84,10 +84,10 @@ class Actions:
             case Commit(dead_man=dead_man):
                 fired = self.on_commit(dead_man)
                 if fired is not None:
-                    from deployer.commands.nginx import fired_text
+                    from deployer.commands.dead_man import fired_text
 
                     raise DeployerError(f"{fired_text(fired)} before the release could stand")
-                timer = "; dead-man timer called off" if dead_man else ""
+                timer = "; dead-man watchdog called off" if dead_man else ""
                 return f"the release stands (recorded in the operation record){timer}"
             case _:
                 done = self.target.execute(action) if self.target is not None else None

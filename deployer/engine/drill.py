@@ -2,7 +2,7 @@
 
 A drill is a release of the live version (or ``--version``) to the idle color that always
 ends switched back: after the post-switch gate the drill's verdict rolls back exactly as a
-failing gate would (the same saga, undo in reverse, dead-man timer armed meanwhile). With
+failing gate would (the same saga, undo in reverse, dead-man watchdog armed meanwhile). With
 ``--broken`` the build is made to fail its gate (``drill.broken_vars``) and the real gate has
 to catch it. Traffic through the router is watched from start to end. The drill passes
 (exit 0) only if traffic came back within the bound, the router serves the old color healthy,

@@ -200,12 +200,12 @@ class Engine:
         return result
 
     def _commit(self, doc: dict[str, Any], dead_man: bool) -> str | None:
-        """The commit point, in one round trip on the router host: call the dead-man timer
+        """The commit point, in one round trip on the router host: call the dead-man watchdog
         off and, only if it had not fired, record that the release stands. Returns what the
         timer printed if it had fired."""
         write = self.opstate.write_command(doc)
         disarm = self.target.dead_man_off() if dead_man else None
-        from deployer.commands.nginx import parse_fired
+        from deployer.commands.dead_man import parse_fired
 
         if write is None:  # a record that is not a file on the router host: two steps
             router = self.hosts.runner(self.pb.router_host.name)

@@ -270,7 +270,7 @@ def switch_steps(ctx: Context, observed: Observed, color: str, version: str) -> 
         arm = Step(
             "arm-dead-man",
             router,
-            ArmDeadMan(observed.upstream_text, deadline),
+            ArmDeadMan(observed.upstream_text, deadline, grace=pb.router.dead_man_grace),
             undo=DisarmDeadMan(must_not_have_fired=False),
         )
         steps.insert(next(i for i, s in enumerate(steps) if s.name == "switch"), arm)
@@ -298,7 +298,7 @@ def batch_steps(
 ) -> list[Step]:
     """Traffic moved batch by batch, each gated through the router before the next; the
     first switch's undo puts the previous upstream back for all (the later ones need none).
-    The dead-man timer is armed again before each switch (its deadline is one batch's)."""
+    The dead-man watchdog is armed again before each switch (its deadline is one batch's)."""
     pb = ctx.pb
     router, post = pb.router_host.name, pb.gates.post_switch
     post_url = pb.router.url.rstrip("/") + post.path
@@ -317,7 +317,12 @@ def batch_steps(
                 Step(
                     f"arm-dead-man{suffix}",
                     router,
-                    ArmDeadMan(observed.upstream_text, deadline, rearm=k > 1),
+                    ArmDeadMan(
+                        observed.upstream_text,
+                        deadline,
+                        rearm=k > 1,
+                        grace=pb.router.dead_man_grace,
+                    ),
                     undo=DisarmDeadMan(must_not_have_fired=False),
                 )
             )
@@ -426,7 +431,7 @@ def drill_plan(
 ) -> list[Step]:
     """A release of ``version`` to the idle color that always ends switched back: prepare
     (never migrating; the live version's directory is reused, not uploaded), pre-switch gate,
-    dead-man timer, switch, post-switch gate, then the drill's verdict, which rolls back the
+    dead-man watchdog, switch, post-switch gate, then the drill's verdict, which rolls back the
     way a failing gate does. ``broken``: the values that make the build fail its gate."""
     build = broken or ctx
     color = observed.idle_color

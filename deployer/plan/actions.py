@@ -108,13 +108,16 @@ class TargetAction:
 
 @dataclass(frozen=True)
 class ArmDeadMan:
-    """A timer on the router host that puts ``conf`` back after ``seconds``. ``rearm``: a
-    fleet's next batch arms it again, and a timer that fired since the last batch's switch
-    (traffic went back while deployer was late) fails the step instead of going unnoticed."""
+    """A watchdog on the router host that puts ``conf`` back when deployer's session to it
+    closes, after ``grace`` seconds without a beat, or at the latest after ``seconds``.
+    ``rearm``: a fleet's next batch arms it again, and one that fired since the last
+    batch's switch (traffic went back while deployer was late) fails the step instead of
+    going unnoticed."""
 
     conf: str
     seconds: float
     rearm: bool = False
+    grace: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,7 @@ class DisarmDeadMan:
 
 @dataclass(frozen=True)
 class Commit:
-    """The commit point: the router's dead-man timer is called off (``dead_man``) and its
+    """The commit point: the router's dead-man watchdog is called off (``dead_man``) and its
     operation record says the release stands, in one round trip."""
 
     dead_man: bool = False
@@ -273,13 +276,15 @@ def describe(action: Action) -> list[str]:
             return ["wait for old nginx workers to exit", command.shown]
         case ScheduleStop(command=command):
             return ["wait for old nginx workers to exit", command.shown]
-        case ArmDeadMan(seconds=seconds):
+        case ArmDeadMan(seconds=seconds, grace=grace):
             return [
-                f"arm a timer on the router host: after {seconds:g}s it puts the previous "
-                "upstream back (test, graceful reload) unless called off"
+                "start a watchdog on the router host, renewed by deployer: it puts the "
+                "previous upstream back (test, graceful reload) unless called off: at once if "
+                f"deployer's session closes, after {grace:g}s without a renewal, at the "
+                f"latest after {seconds:g}s"
             ]
         case DisarmDeadMan():
-            return ["call the router's dead-man timer off (fails if it already switched back)"]
+            return ["call the router's dead-man watchdog off (fails if it already switched back)"]
         case DrillVerdict(broken=broken):
             if broken:
                 return [
@@ -288,7 +293,7 @@ def describe(action: Action) -> list[str]:
                 ]
             return ["roll back, as a failing post-switch gate would (undo in reverse)"]
         case Commit(dead_man=dead_man):
-            timer = "call the dead-man timer off (fails if it fired), then " if dead_man else ""
+            timer = "call the dead-man watchdog off (fails if it fired), then " if dead_man else ""
             return [f"{timer}record on the router host that the release stands"]
         case TargetAction():
             return action.describe()

@@ -138,7 +138,7 @@ class NginxRouter(Strict):
         description="Several routers (a pair of load balancers, or one nginx per host): the "
         "hosts where nginx runs, each with the settings below (`${host}` is the router's). "
         "Every router's new upstream is tested before any is reloaded; the switch-back and "
-        "the dead-man timer run on each. The first holds the lock and the operation record.",
+        "the dead-man watchdog run on each. The first holds the lock and the operation record.",
     )
     upstream_file: Path_ = Field(description="File included by nginx's config; deployer owns it.")
     upstream_name: str | None = Field(
@@ -183,10 +183,20 @@ class NginxRouter(Strict):
     )
     dead_man_margin: Duration = Field(
         30.0,
-        description="Before the switch a timer is armed on the router host that puts the "
-        "previous upstream back after the post-switch window + one probe timeout + this "
-        "margin, unless the release calls it off once its gate passed: a deployer killed "
-        "after the switch exposes users for at most that long. 0 disables it.",
+        description="Before the switch a watchdog is started on the router host that puts "
+        "the previous upstream back unless the release calls it off once its gate passed: "
+        "at once when deployer's SSH session to the router closes (deployer killed, its "
+        "machine gone), after `dead_man_grace` without a renewal, and at the latest after "
+        "the post-switch window + one probe timeout + this margin. 0 disables it.",
+    )
+    dead_man_grace: Duration = Field(
+        5.0,
+        ge=0.5,
+        le=600,
+        description="The running deployer renews the router's dead-man watchdog 5 times "
+        "per grace (at most every second); when no renewal arrived for this long (a stalled "
+        "network or runner), the watchdog puts the previous upstream back, and deployer "
+        "reports the release rolled back (exit 4) at its next step.",
     )
 
 

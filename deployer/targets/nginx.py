@@ -9,7 +9,7 @@ from typing import Any
 from deployer import trust
 from deployer.adapters.nginx import untrusted_path
 from deployer.adapters.ship import upload
-from deployer.commands import files, nginx
+from deployer.commands import dead_man, files, nginx
 from deployer.engine.hosts import HostPool
 from deployer.errors import (
     AbortedError,
@@ -240,19 +240,22 @@ class NginxTarget:
                     f"traffic on {color or 'previous'} ({version or '-'}){without} "
                     f"after {seconds:.3f}s"
                 )
-            case ArmDeadMan(conf=conf, seconds=seconds, rearm=rearm):
-                fired = router.arm_dead_man(conf, seconds)
+            case ArmDeadMan(conf=conf, seconds=seconds, rearm=rearm, grace=grace):
+                fired = router.arm_dead_man(conf, seconds, grace)
                 if fired is not None and rearm:
                     raise DeployerError(
-                        f"{nginx.fired_text(fired)} before this batch: the release is late, "
+                        f"{dead_man.fired_text(fired)} before this batch: the release is late, "
                         "undoing it"
                     )
-                return f"the router switches back by itself after {seconds:g}s unless called off"
+                return (
+                    f"the router switches back by itself unless called off: at once if "
+                    f"deployer stops, after {grace:g}s without a beat, at most {seconds:g}s"
+                )
             case DisarmDeadMan(must_not_have_fired=strict):
                 fired = router.disarm_dead_man()
                 if fired is None:
-                    return "dead-man timer called off"
-                what = nginx.fired_text(fired)
+                    return "dead-man watchdog called off"
+                what = dead_man.fired_text(fired)
                 if strict:
                     raise DeployerError(what)
                 return what
@@ -320,7 +323,7 @@ class NginxTarget:
         commit is refused the same way (the primary's timer is called off with it)."""
         routers = self.hosts.router
         fired = routers.disarm_others()
-        off = nginx.disarm_dead_man(routers.upstream_file)
+        off = dead_man.disarm(routers.upstream_file)
         if fired is None:
             return off
         return Shell.around(
