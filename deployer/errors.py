@@ -88,6 +88,17 @@ class GateFailed(AbortedError):
     pass
 
 
+class HostsFailed(GateFailed):
+    """A gate through the router passed, but some hosts fail probed on their own. The saga
+    may go on without them (within the fleet's ``max_failures``: they are taken out of the
+    router's upstream); otherwise it is an ordinary gate failure."""
+
+    def __init__(self, message: str, hosts: dict[str, str], remaining: int, passed: str):
+        super().__init__(message)
+        #: host -> why it failed; how many hosts passed; what the gate saw through the router
+        self.hosts, self.remaining, self.passed = dict(hosts), remaining, passed
+
+
 class RolledBackError(DeployerError):
     exit_code = ExitCode.ROLLED_BACK
 

@@ -217,6 +217,11 @@ class Target(Protocol):
         the switches that follow do not route to them."""
         ...
 
+    def take_out(self, hosts: dict[str, str]) -> str:
+        """After the switch: serve without ``hosts`` (all the hosts out so far), which fail
+        on their own while the others pass; what was done, in words."""
+        ...
+
     def result_facts(self, observed: Observed | None) -> dict[str, Any] | None:
         """What the result and the evidence record should carry about the target (e.g. the
         deployments from and to, the API calls made); None: nothing beyond the colors."""

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from netns import NetnsFleet, permitted  # noqa: E402
 from testbed import Ports, Testbed, clear_stale_shell_locks, write_playbook  # noqa: E402
 
 #: pytest-xdist workers (gw0, gw1, ...) each get their own bed: ports shifted by 100 per worker
@@ -160,3 +162,69 @@ def deploy(bed: Testbed, tmp_path: Path) -> Iterator[Deploy]:
         yield d
     finally:
         bed.stop_app(root)
+
+
+# ----- three app hosts in network namespaces (test_fleet_testbed, test_lost_hosts_testbed) -----
+
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+FLEET_HOSTS = ["web1", "web2", "web3"]
+
+
+@pytest.fixture(scope="module")
+def fleet(bed: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetnsFleet]:
+    why = permitted()
+    if why is not None:
+        pytest.skip(f"no network namespaces: {why}")
+    root = tmp_path_factory.mktemp("fleet")
+    subnet, tag = 11 + 50 * _WORKER, f"w{_WORKER}"
+    f = NetnsFleet(root, len(FLEET_HOSTS), subnet=subnet, tag=tag, client_key=bed.client_key)
+    try:
+        f.up()
+        yield f
+    finally:
+        f.down()
+        time.sleep(0.3)  # namespace deletion is asynchronous
+        assert not f.leftovers(), f.leftovers()
+
+
+@pytest.fixture
+def fdeploy(bed: Any, fleet: NetnsFleet, tmp_path: Path) -> Iterator[Deploy]:
+    """The demo playbook on the three namespace hosts, routed by the bed's nginx (the bed's
+    own sshd is the router host). Per host and version, a file can make the app misbehave."""
+    for h in fleet.hosts:
+        fleet.mend(h.name)
+        fleet.kill(h.name)
+        for f in h.dir.glob("fault-*"):
+            f.unlink()
+    bed.reset_router()
+    doc = bed.playbook(Path("/unused"), tmp_path / "journal")
+    router = dict(doc["hosts"][0], name="lb", runs_app=False)
+    doc["hosts"] = [router] + [
+        {
+            "name": h.name,
+            "address": h.address,
+            "user": "root",
+            "key": str(bed.client_key),
+            "known_hosts": str(fleet.known_hosts),
+        }
+        for h in fleet.hosts
+    ]
+    doc["router"]["host"] = "lb"
+    doc["vars"]["root"] = f"{fleet.root}/${{host}}/app"
+    # fault-VERSION under a host's dir: the app's extra arguments (unhealthy-after, slow-after,
+    # health-delay) for that version only
+    doc["service"]["start"] = (
+        "APP_HOST=0.0.0.0 ${root}/${color}/appctl.sh start ${root} ${color} ${port} ${version} "
+        f"$(cat {fleet.root}/${{host}}/fault-${{version}} 2>/dev/null || echo -1)"
+    )
+    doc["fleet"] = {"connect_timeout": "2s", "connect_attempts": 2}
+    doc["gates"]["pre_switch"].update({"budget": "6s", "timeout": "1s"})
+    doc["gates"]["post_switch"].update({"window": "3s", "timeout": "1s"})
+    path = write_playbook(tmp_path / "fleet.yml", doc)
+    d = Deploy(bed, path, fleet.root)
+    try:
+        yield d
+    finally:
+        for h in fleet.hosts:
+            fleet.mend(h.name)
+            fleet.kill(h.name)

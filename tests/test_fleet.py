@@ -16,7 +16,7 @@ from deployer.adapters.journal import FileJournal
 from deployer.commands import nginx
 from deployer.engine.saga import FleetFailed, Saga
 from deployer.engine.signals import Interrupted
-from deployer.errors import CommandFailed
+from deployer.errors import CommandFailed, GateFailed, HostsFailed
 from deployer.plan import Run, Step
 from deployer.playbook.fleet_model import Fleet, resolve
 from deployer.ports import NullReporter
@@ -131,6 +131,87 @@ def test_every_host_failing_is_never_within_the_policy(tmp_path: Path) -> None:
     fail = {f"stop {h}": CommandFailed(h, "stop", 1, "gone") for h in ("a", "b")}
     out = _saga(tmp_path, _lane_steps(["a", "b"]), Slow(0.01, fail), max_failures=5).run()
     assert out.failed is not None and not out.left_out
+
+
+class PostSwitch:
+    """A fleet's steps after preparation: switch, then a gate that fails on its own hosts
+    (``failing``: one set per run of the gate) while the others pass."""
+
+    def __init__(self, *failing: set[str], hosts: tuple[str, ...] = ("a", "b", "c", "d")):
+        self.failing, self.hosts, self.ran = list(failing), hosts, []
+
+    def __call__(self, action: Any) -> str:
+        text = action.commands[0].text
+        self.ran.append(text)
+        if text == "gate" and self.failing:
+            bad = self.failing.pop(0)
+            if bad == set(self.hosts):
+                raise GateFailed("every host fails")
+            if bad:
+                raise HostsFailed(
+                    f"{sorted(bad)} fail", {h: "503" for h in bad}, len(self.hosts) - len(bad), ""
+                )
+        return "gate passed" if text == "gate" else ""
+
+    @staticmethod
+    def steps() -> list[Step]:
+        def run(t: str) -> Run:
+            return Run("r", (Shell.raw(t),))
+
+        return [
+            Step("switch", "r", run("switch"), run("undo switch")),
+            Step("post-switch-gate", None, run("gate")),
+            Step("commit", "r", run("commit")),
+        ]
+
+
+def test_hosts_failing_after_the_switch_within_the_budget_are_taken_out(tmp_path: Path) -> None:
+    run = PostSwitch({"b"}, set())
+    taken: list[dict[str, str]] = []
+
+    def take_out(hosts: dict[str, str]) -> str:
+        taken.append(dict(hosts))
+        return f"{', '.join(hosts)} taken out"
+
+    out = _saga(tmp_path, run.steps(), run, max_failures=1, take_out=take_out).run()
+    assert out.failed is None and list(out.left_out) == ["b"]
+    assert "post-switch: 503" in out.left_out["b"]
+    assert taken == [{"b": out.left_out["b"]}]
+    assert run.ran == ["switch", "gate", "gate", "commit"]  # gated again without b
+    gate = next(r for r in out.records if r.name == "post-switch-gate")
+    assert gate.detail == "b taken out; then gate passed"
+
+
+def test_hosts_failing_after_the_switch_beyond_the_budget_switch_everything_back(
+    tmp_path: Path,
+) -> None:
+    for failing, allowed in (({"b", "c"},), 1), (({"b"}, {"c"}), 1), (({"b"},), 0):
+        run = PostSwitch(*failing)
+        out = _saga(tmp_path, run.steps(), run, max_failures=allowed, take_out=str).run()
+        assert isinstance(out.error, GateFailed), (failing, allowed)
+        assert run.ran[-1] == "undo switch" and "commit" not in run.ran
+    run = PostSwitch({"b"}, {"a", "b", "c", "d"})  # the gate fails again without b
+    out = _saga(tmp_path, run.steps(), run, max_failures=2, take_out=str).run()
+    assert str(out.error) == "every host fails" and run.ran[-1] == "undo switch"
+
+
+def test_hosts_are_undone_in_parallel_lanes_each_in_reverse(tmp_path: Path) -> None:
+    class SlowUndo(Slow):
+        def __call__(self, action: Any) -> str:
+            if action.commands[0].text.startswith("undo"):
+                time.sleep(0.2)  # e.g. a host that answers slowly
+            return super().__call__(action)
+
+    hosts = ["a", "b", "c", "d"]
+    run = SlowUndo(0.0, {"start d": CommandFailed("d", "start", 1, "broke")})
+    t0 = time.monotonic()
+    out = _saga(tmp_path, _lane_steps(hosts), run, workers=4).run()
+    took = time.monotonic() - t0
+    assert out.failed is not None and out.compensated
+    for h in hosts:
+        mine = [r for r in run.ran if r.startswith("undo") and r.endswith(f" {h}")]
+        assert mine == [f"undo start {h}", f"undo ship {h}", f"undo stop {h}"]
+    assert took < 1.5, took  # 3 undos a lane at once, not 12 in a row (2.4 s)
 
 
 def test_a_signal_stops_lanes_between_steps_and_undoes_all(tmp_path: Path) -> None:

@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -21,119 +20,24 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ROOT, Deploy, write_playbook
+from conftest import FLEET_HOSTS, ROOT, Deploy, write_playbook
+from fleetbed import doc_of, release_json, set_playbook, versions_served
 from loadgen import Load
-
-sys.path.insert(0, str(ROOT / "scripts"))
-from netns import NetnsFleet, permitted
+from netns import NetnsFleet
 
 pytestmark = [pytest.mark.testbed, pytest.mark.slow]
 
-_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
-HOSTS = ["web1", "web2", "web3"]
-
-
-@pytest.fixture(scope="module")
-def fleet(bed: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetnsFleet]:
-    why = permitted()
-    if why is not None:
-        pytest.skip(f"no network namespaces: {why}")
-    root = tmp_path_factory.mktemp("fleet")
-    f = NetnsFleet(
-        root, len(HOSTS), subnet=11 + 50 * _WORKER, tag=f"w{_WORKER}", client_key=bed.client_key
-    )
-    try:
-        f.up()
-        yield f
-    finally:
-        f.down()
-        time.sleep(0.3)  # namespace deletion is asynchronous
-        assert not f.leftovers(), f.leftovers()
-
-
-@pytest.fixture
-def fdeploy(bed: Any, fleet: NetnsFleet, tmp_path: Path) -> Iterator[Deploy]:
-    """The demo playbook on the three namespace hosts, routed by the bed's nginx (the bed's
-    own sshd is the router host). Per host and version, a file can make the app misbehave."""
-    for h in fleet.hosts:
-        fleet.mend(h.name)
-        fleet.kill(h.name)
-        for f in h.dir.glob("fault-*"):
-            f.unlink()
-    bed.reset_router()
-    doc = bed.playbook(Path("/unused"), tmp_path / "journal")
-    router = dict(doc["hosts"][0], name="lb", runs_app=False)
-    doc["hosts"] = [router] + [
-        {
-            "name": h.name,
-            "address": h.address,
-            "user": "root",
-            "key": str(bed.client_key),
-            "known_hosts": str(fleet.known_hosts),
-        }
-        for h in fleet.hosts
-    ]
-    doc["router"]["host"] = "lb"
-    doc["vars"]["root"] = f"{fleet.root}/${{host}}/app"
-    # fault-VERSION under a host's dir: the app's extra arguments (unhealthy-after, slow-after,
-    # health-delay) for that version only
-    doc["service"]["start"] = (
-        "APP_HOST=0.0.0.0 ${root}/${color}/appctl.sh start ${root} ${color} ${port} ${version} "
-        f"$(cat {fleet.root}/${{host}}/fault-${{version}} 2>/dev/null || echo -1)"
-    )
-    doc["fleet"] = {"connect_timeout": "2s", "connect_attempts": 2}
-    doc["gates"]["pre_switch"].update({"budget": "6s", "timeout": "1s"})
-    doc["gates"]["post_switch"].update({"window": "3s", "timeout": "1s"})
-    path = write_playbook(tmp_path / "fleet.yml", doc)
-    d = Deploy(bed, path, fleet.root)
-    try:
-        yield d
-    finally:
-        for h in fleet.hosts:
-            fleet.mend(h.name)
-            fleet.kill(h.name)
-
-
-def _doc(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
-    assert proc.stdout, proc.stderr
-    return dict(json.loads(proc.stdout))
-
-
-def _set(d: Deploy, **changes: Any) -> None:
-    import yaml
-
-    doc = yaml.safe_load(d.path.read_text())
-    for key, value in changes.items():
-        doc[key] = {**doc.get(key, {}), **value} if isinstance(value, dict) else value
-    write_playbook(d.path, doc)
-
-
-def _versions_served(d: Deploy, n: int = 30) -> dict[str, int]:
-    """Versions in ``n`` answers through the router (a request that fails, e.g. to a host
-    cut off while still in the upstream, is counted as "error")."""
-    seen: dict[str, int] = {}
-    with httpx.Client(trust_env=False, timeout=5) as c:
-        for _ in range(n):
-            try:
-                v = str(c.get(d.url + "/health").json()["version"])
-            except (httpx.HTTPError, ValueError, KeyError):
-                v = "error"
-            seen[v] = seen.get(v, 0) + 1
-    return seen
-
-
-def _release(d: Deploy, version: str) -> subprocess.CompletedProcess[str]:
-    return d.run("-o", "json", "release", "-p", str(d.path), "--version", version, timeout=240)
+HOSTS = FLEET_HOSTS
 
 
 def test_a_healthy_three_host_release_under_load(fdeploy: Deploy) -> None:
-    assert _release(fdeploy, "v1").returncode == 0
+    assert release_json(fdeploy, "v1").returncode == 0
     with Load(fdeploy.url + "/", rate=100, threads=2, seconds=60) as load:
         t0 = time.monotonic()
-        proc = _release(fdeploy, "v2")
+        proc = release_json(fdeploy, "v2")
         took = time.monotonic() - t0
         load.stop.set()
-    doc = _doc(proc)
+    doc = doc_of(proc)
     assert proc.returncode == 0, doc["message"]
     assert [(h["host"], h["outcome"]) for h in doc["hosts"]] == [(h, "released") for h in HOSTS]
     starts = [s for s in doc["steps"] if s["name"] == "start"]
@@ -143,40 +47,40 @@ def test_a_healthy_three_host_release_under_load(fdeploy: Deploy) -> None:
         f"\n3-host release under load: {took:.1f}s, {load.stats.requests} requests, {errors} errors"
     )
     assert errors == 0, (load.stats.statuses, load.stats.failures[:3])
-    assert _versions_served(fdeploy) == {"v2": 30}
-    status = _doc(fdeploy.run("-o", "json", "status", "-p", str(fdeploy.path)))
+    assert versions_served(fdeploy) == {"v2": 30}
+    status = doc_of(fdeploy.run("-o", "json", "status", "-p", str(fdeploy.path)))
     assert [(h["host"], h["in_rotation"], h["health"]) for h in status["hosts"]] == [
         (h, True, "ok") for h in HOSTS
     ]
 
 
 def test_one_host_broken_after_the_switch_switches_every_host_back(fdeploy: Deploy) -> None:
-    assert _release(fdeploy, "v1").returncode == 0
+    assert release_json(fdeploy, "v1").returncode == 0
     # web2's v2 passes its pre-switch gate (3 checks), then answers 503 (and / with 500).
     # The router's gate samples need not reach web2 at all (round robin in step with the
     # load's clients): the post-switch gate's direct probe of each host must catch it.
     (fdeploy.root / "web2" / "fault-v2").write_text("3")
     with Load(fdeploy.url + "/", rate=100, threads=2, seconds=60) as load:
-        proc = _release(fdeploy, "v2")
+        proc = release_json(fdeploy, "v2")
         load.stop.set()
-    doc = _doc(proc)
+    doc = doc_of(proc)
     assert proc.returncode == 4, doc["message"]
     assert "web2" in doc["message"] and "web1" not in doc["message"].split("own:")[-1]
     assert {h["outcome"] for h in doc["hosts"]} == {"switched_back"}
-    assert _versions_served(fdeploy) == {"v1": 30}
+    assert versions_served(fdeploy) == {"v1": 30}
     print(
         f"\nbroken host after the switch: {load.stats.server_errors} 5xx of {load.stats.requests}"
     )
 
 
 def test_a_hanging_app_is_left_out_within_max_failures(fdeploy: Deploy) -> None:
-    assert _release(fdeploy, "v1").returncode == 0
-    _set(fdeploy, fleet={"max_failures": 1})
+    assert release_json(fdeploy, "v1").returncode == 0
+    set_playbook(fdeploy, fleet={"max_failures": 1})
     (fdeploy.root / "web3" / "fault-v2").write_text("-1 0 30")  # /health hangs for 30 s
     with Load(fdeploy.url + "/", rate=100, threads=2, seconds=60) as load:
-        proc = _release(fdeploy, "v2")
+        proc = release_json(fdeploy, "v2")
         load.stop.set()
-    doc = _doc(proc)
+    doc = doc_of(proc)
     assert proc.returncode == 0, doc["message"]
     outcome = {h["host"]: h for h in doc["hosts"]}
     assert (
@@ -184,21 +88,21 @@ def test_a_hanging_app_is_left_out_within_max_failures(fdeploy: Deploy) -> None:
     )
     assert "left out of the router: web3" in doc["message"]
     assert load.stats.server_errors == 0 and not load.stats.failures
-    assert _versions_served(fdeploy) == {"v2": 30}  # one version served, web3 out
-    status = _doc(fdeploy.run("-o", "json", "status", "-p", str(fdeploy.path)))
+    assert versions_served(fdeploy) == {"v2": 30}  # one version served, web3 out
+    status = doc_of(fdeploy.run("-o", "json", "status", "-p", str(fdeploy.path)))
     rotation = {h["host"]: h["in_rotation"] for h in status["hosts"]}
     assert rotation == {"web1": True, "web2": True, "web3": False}
     # the next release brings web3 back once it is healthy
-    assert _release(fdeploy, "v3").returncode == 0
-    status = _doc(fdeploy.run("-o", "json", "status", "-p", str(fdeploy.path)))
+    assert release_json(fdeploy, "v3").returncode == 0
+    status = doc_of(fdeploy.run("-o", "json", "status", "-p", str(fdeploy.path)))
     assert all(h["in_rotation"] for h in status["hosts"])
 
 
 def test_a_host_cut_mid_prepare_is_named_and_the_policy_decides(
     fdeploy: Deploy, fleet: NetnsFleet
 ) -> None:
-    assert _release(fdeploy, "v1").returncode == 0
-    _set(fdeploy, fleet={"max_failures": 1})
+    assert release_json(fdeploy, "v1").returncode == 0
+    set_playbook(fdeploy, fleet={"max_failures": 1})
     import yaml
 
     doc = yaml.safe_load(fdeploy.path.read_text())
@@ -218,11 +122,11 @@ def test_a_host_cut_mid_prepare_is_named_and_the_policy_decides(
         cutter = threading.Thread(target=cut_when_warming)
         cutter.start()
         t0 = time.monotonic()
-        proc = _release(fdeploy, "v2")
+        proc = release_json(fdeploy, "v2")
         took = time.monotonic() - t0
         cutter.join()
         load.stop.set()
-    res = _doc(proc)
+    res = doc_of(proc)
     assert proc.returncode == 0, res["message"]
     outcome = {h["host"]: h for h in res["hosts"]}
     assert outcome["web2"]["outcome"] == "left_out", outcome
@@ -233,14 +137,14 @@ def test_a_host_cut_mid_prepare_is_named_and_the_policy_decides(
         f"{load.stats.server_errors} 5xx, {len(load.stats.failures)} failures"
     )
     assert took < 60  # bounded: dead-peer detection and connection retries, not forever
-    assert _versions_served(fdeploy) == {"v2": 30}
+    assert versions_served(fdeploy) == {"v2": 30}
 
 
 def test_a_host_cut_mid_window_rolls_back_and_recover_finishes_once_it_is_back(
     fdeploy: Deploy, fleet: NetnsFleet
 ) -> None:
-    assert _release(fdeploy, "v1").returncode == 0
-    _set(fdeploy, gates={"post_switch": {"window": "5s", "timeout": "1s"}})
+    assert release_json(fdeploy, "v1").returncode == 0
+    set_playbook(fdeploy, gates={"post_switch": {"window": "5s", "timeout": "1s"}})
     with Load(fdeploy.url + "/", rate=50, threads=2, seconds=90) as load:
         proc = fdeploy.spawn(
             "-o",
@@ -268,20 +172,20 @@ def test_a_host_cut_mid_window_rolls_back_and_recover_finishes_once_it_is_back(
     # could not run while it was cut off: said so (needs recovery) or done
     assert proc.returncode in (4, 6), res["message"]
     assert "web2" in json.dumps(res["hosts"]) + res["message"]
-    served = _versions_served(fdeploy, 12)
+    served = versions_served(fdeploy, 12)
     assert served.get("v1") and set(served) <= {"v1", "error"}, served  # web2 is still cut
     # status says so, without failing (a status that exits 7 because one host is down
     # is no help while it is down)
     status = fdeploy.run("-o", "json", "status", "-p", str(fdeploy.path), timeout=60)
     assert status.returncode == 0, status.stdout + status.stderr
-    health = {h["host"]: h["health"] for h in _doc(status)["hosts"]}
+    health = {h["host"]: h["health"] for h in doc_of(status)["hosts"]}
     assert health["web1"] == "ok" and health["web2"] != "ok", health
     fleet.mend("web2")
     if proc.returncode == 6:
         rec = fdeploy.run("-o", "json", "recover", "-p", str(fdeploy.path), timeout=120)
         assert rec.returncode == 0, rec.stdout + rec.stderr
     assert fdeploy.run("status", "-p", str(fdeploy.path)).returncode == 0
-    assert _release(fdeploy, "v3").returncode == 0  # nothing left half-done
+    assert release_json(fdeploy, "v3").returncode == 0  # nothing left half-done
 
 
 # ----- two routers (a pair of load balancers) in front of the three namespace hosts -----
@@ -345,15 +249,15 @@ def test_two_routers_switch_together_under_load(
     fdeploy: Deploy, two_routers: dict[str, Any]
 ) -> None:
     urls, lbs = two_routers["urls"], two_routers["dir"]
-    assert _release(fdeploy, "v1").returncode == 0
+    assert release_json(fdeploy, "v1").returncode == 0
     with (
         Load(urls["lb1"] + "/", rate=60, threads=2, seconds=60) as load1,
         Load(urls["lb2"] + "/", rate=60, threads=2, seconds=60) as load2,
     ):
-        proc = _release(fdeploy, "v2")
+        proc = release_json(fdeploy, "v2")
         load1.stop.set()
         load2.stop.set()
-    doc = _doc(proc)
+    doc = doc_of(proc)
     assert proc.returncode == 0, doc["message"]
     errors = sum(ld.stats.server_errors + len(ld.stats.failures) for ld in (load1, load2))
     print(f"\ntwo routers: {load1.stats.requests + load2.stats.requests} requests, {errors} errors")
@@ -361,7 +265,7 @@ def test_two_routers_switch_together_under_load(
     for name, url in urls.items():
         assert _served_by(url) == {"v2": 20}, name
         assert "version=v2" in (lbs / name / "upstream.conf").read_text()
-    status = _doc(fdeploy.run("-o", "json", "status", "-p", str(fdeploy.path)))
+    status = doc_of(fdeploy.run("-o", "json", "status", "-p", str(fdeploy.path)))
     assert [(r["host"], r["live_version"]) for r in status["routers"]] == [
         ("lb1", "v2"),
         ("lb2", "v2"),
@@ -372,7 +276,7 @@ def test_nginx_t_failing_on_one_of_two_routers_reloads_nothing_anywhere(
     fdeploy: Deploy, two_routers: dict[str, Any]
 ) -> None:
     urls, lbs = two_routers["urls"], two_routers["dir"]
-    assert _release(fdeploy, "v1").returncode == 0
+    assert release_json(fdeploy, "v1").returncode == 0
     before = {n: (lbs / n / "upstream.conf").read_bytes() for n in urls}
     workers = {n: _workers(lbs, n) for n in urls}
     conf = lbs / "lb2" / "nginx.conf"
@@ -380,9 +284,9 @@ def test_nginx_t_failing_on_one_of_two_routers_reloads_nothing_anywhere(
     conf.write_text(good + "\nbogus_directive on;\n")  # someone's broken edit on lb2
     try:
         with Load(urls["lb1"] + "/", rate=60, threads=2, seconds=60) as load:
-            proc = _release(fdeploy, "v2")
+            proc = release_json(fdeploy, "v2")
             load.stop.set()
-        doc = _doc(proc)
+        doc = doc_of(proc)
         print(f"\none router rejects: {doc['message']}")
         assert proc.returncode == 3, doc["message"]
         assert "lb2" in doc["message"] and "nothing was reloaded on any router" in doc["message"]
@@ -395,8 +299,8 @@ def test_nginx_t_failing_on_one_of_two_routers_reloads_nothing_anywhere(
         assert load.stats.server_errors == 0 and not load.stats.failures
     finally:
         conf.write_text(good)
-    proc = _release(fdeploy, "v2")  # once lb2's config is fixed, the release goes through
-    assert proc.returncode == 0, _doc(proc)["message"]
+    proc = release_json(fdeploy, "v2")  # once lb2's config is fixed, the release goes through
+    assert proc.returncode == 0, doc_of(proc)["message"]
     assert all(_served_by(u) == {"v2": 20} for u in urls.values())
 
 
@@ -404,9 +308,9 @@ def test_routers_that_disagree_are_refused_and_a_killed_release_is_undone_on_eac
     fdeploy: Deploy, two_routers: dict[str, Any]
 ) -> None:
     urls, lbs = two_routers["urls"], two_routers["dir"]
-    assert _release(fdeploy, "v1").returncode == 0
+    assert release_json(fdeploy, "v1").returncode == 0
     # a killed release: each router's dead-man timer puts v1 back by itself
-    _set(fdeploy, router={"dead_man_margin": "2s"})  # 3 s window + 1 s timeout + 2 s
+    set_playbook(fdeploy, router={"dead_man_margin": "2s"})  # 3 s window + 1 s timeout + 2 s
     proc = fdeploy.spawn("release", "-p", str(fdeploy.path), "--version", "v2")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -431,16 +335,16 @@ def test_routers_that_disagree_are_refused_and_a_killed_release_is_undone_on_eac
     (lbs / "lb2" / "upstream.conf").write_text(
         (lbs / "lb2" / "upstream.conf").read_text().replace("version=v1", "version=v0")
     )
-    proc = _release(fdeploy, "v3")
-    doc = _doc(proc)
+    proc = release_json(fdeploy, "v3")
+    doc = doc_of(proc)
     assert proc.returncode == 3, doc["message"]
     assert "routers disagree" in doc["message"] and "lb2" in doc["message"]
-    status = _doc(fdeploy.run("-o", "json", "status", "-p", str(fdeploy.path)))
+    status = doc_of(fdeploy.run("-o", "json", "status", "-p", str(fdeploy.path)))
     assert {r["host"]: r["live_version"] for r in status["routers"]} == {"lb1": "v1", "lb2": "v0"}
     # a router just added (no deployer upstream yet) does not disagree: the release writes it
     (lbs / "lb2" / "upstream.conf").write_text("upstream demo {\n    server 127.0.0.1:9 down;\n}\n")
-    proc = _release(fdeploy, "v3")
-    assert proc.returncode == 0, _doc(proc)["message"]
+    proc = release_json(fdeploy, "v3")
+    assert proc.returncode == 0, doc_of(proc)["message"]
     assert all(_served_by(u) == {"v3": 20} for u in urls.values())
 
 
@@ -452,7 +356,7 @@ def test_sigterm_then_kill_9_mid_parallel_prepare_leave_every_host_clean(
     journal, and `recover` undoes every lane it names."""
     import yaml
 
-    assert _release(fdeploy, "v1").returncode == 0
+    assert release_json(fdeploy, "v1").returncode == 0
     doc = yaml.safe_load(fdeploy.path.read_text())
     doc["ship"].append({"name": "warm caches", "run": "touch ${root}/../warming && sleep 2"})
     write_playbook(fdeploy.path, doc)
@@ -472,7 +376,7 @@ def test_sigterm_then_kill_9_mid_parallel_prepare_leave_every_host_clean(
         return proc
 
     def green_running() -> list[str]:
-        status = _doc(fdeploy.run("-o", "json", "status", "-p", str(fdeploy.path)))
+        status = doc_of(fdeploy.run("-o", "json", "status", "-p", str(fdeploy.path)))
         assert status["lock"] is None and status["unfinished"] is None, status
         idle = status["idle_color"]
         return [h["host"] for h in status["hosts"] if h["colors"][idle]["running"]]
@@ -494,8 +398,8 @@ def test_sigterm_then_kill_9_mid_parallel_prepare_leave_every_host_clean(
         load.stop.set()
     assert set(load.stats.versions) == {"v1"}, load.stats.versions
     assert load.stats.server_errors == 0 and not load.stats.failures, load.stats.statuses
-    assert _release(fdeploy, "v4").returncode == 0  # nothing left half-done
-    assert _versions_served(fdeploy) == {"v4": 30}
+    assert release_json(fdeploy, "v4").returncode == 0  # nothing left half-done
+    assert versions_served(fdeploy) == {"v4": 30}
 
 
 def _cut_under_load(d: Deploy, fleet: NetnsFleet, host: str, seconds: float) -> Any:
@@ -518,11 +422,11 @@ def test_nginx_stops_sending_users_to_a_dead_host_after_its_first_failure(
     """Passive health (router.max_fails, shared by nginx's workers through a zone): once a
     connection to the cut host has failed, no request waits on it for `fail_timeout`. With
     max_fails 0 (deployer's upstream before issue 14), users kept waiting on it."""
-    _set(fdeploy, router={"max_fails": 0})
-    assert _release(fdeploy, "v1").returncode == 0
+    set_playbook(fdeploy, router={"max_fails": 0})
+    assert release_json(fdeploy, "v1").returncode == 0
     before = _cut_under_load(fdeploy, fleet, "web3", 6.0)
-    _set(fdeploy, router={"max_fails": 1, "fail_timeout": "20s"})
-    assert _release(fdeploy, "v2").returncode == 0  # web3 back: the upstream rewritten
+    set_playbook(fdeploy, router={"max_fails": 1, "fail_timeout": "20s"})
+    assert release_json(fdeploy, "v2").returncode == 0  # web3 back: the upstream rewritten
     upstream = fdeploy.bed.upstream_file.read_text()
     assert "zone deployer_demo" in upstream and "max_fails=1 fail_timeout=20s" in upstream
     after = _cut_under_load(fdeploy, fleet, "web3", 6.0)
@@ -554,7 +458,7 @@ def test_a_host_cut_during_its_upload_is_named_while_waited_on_and_left_out(
 
     import yaml
 
-    assert _release(fdeploy, "v1").returncode == 0
+    assert release_json(fdeploy, "v1").returncode == 0
     src = tmp_path / "app"
     shutil.copytree(ROOT / "examples" / "app", src)
     (src / "blob.bin").write_bytes(os.urandom(3_000_000))  # incompressible: 12 s at 2 Mbit/s
@@ -587,4 +491,4 @@ def test_a_host_cut_during_its_upload_is_named_while_waited_on_and_left_out(
     assert "left out of the router: web2" in out, out
     assert took < 60, out  # seconds (dead-peer detection), not the 15 minutes of issue 14
     fleet.mend("web2")
-    assert _versions_served(fdeploy) == {"big2": 30}
+    assert versions_served(fdeploy) == {"big2": 30}

@@ -36,6 +36,8 @@ DEFAULT_TIMEOUT = 120.0
 CONNECT_ATTEMPTS = 3
 #: a host that stops answering mid-command is declared lost after about this many seconds
 DEAD_PEER_SECONDS = 15
+#: a host whose connection dropped gets one attempt of at most this many seconds to come back
+REACQUIRE_TIMEOUT = 5.0
 
 
 #: what a held session runs: the script (exports, then the command) is read from stdin up
@@ -179,6 +181,18 @@ class SshRunner:
         self._connecting = threading.Lock()
         #: set once the host could not be reached again: later commands fail at once
         self._lost: str | None = None
+        #: set when the connection dropped under a command: the next connection gets one
+        #: short attempt, not the full retries (the hosts still up wait on this one)
+        self._dropped: str | None = None
+
+    @property
+    def lost(self) -> str | None:
+        """Why this host is lost (its connection dropped, or it cannot be reached), or None."""
+        return self._lost or self._dropped
+
+    def _drop(self, why: str) -> None:
+        self._conn = None
+        self._dropped = why
 
     def _connect(self) -> Any:
         if self._conn is not None:
@@ -188,10 +202,18 @@ class SshRunner:
                 raise HostError(f"{self._lost} (not tried again in this operation)")
             if self._conn is None:
                 try:
-                    self._conn = self._open_retrying()
+                    if self._dropped is not None:  # seen lost: one short attempt
+                        self._conn = self._open(min(self._timeout, REACQUIRE_TIMEOUT))
+                    else:
+                        self._conn = self._open_retrying()
                 except Unreachable as exc:
-                    self._lost = str(exc)
+                    self._lost = (
+                        f"{exc} (after its connection dropped: {self._dropped})"
+                        if self._dropped
+                        else str(exc)
+                    )
                     raise
+                self._dropped = None  # it came back
             return self._conn
 
     def _open_retrying(self) -> Any:
@@ -213,15 +235,16 @@ class SshRunner:
         )
         return retrying(self._open)
 
-    def _open(self) -> Any:
+    def _open(self, timeout: float | None = None) -> Any:
         import paramiko
         from fabric import Config, Connection
 
+        timeout = self._timeout if timeout is None else timeout
         kwargs: dict[str, Any] = {
             "look_for_keys": False,
             "allow_agent": False,
-            "banner_timeout": self._timeout,
-            "auth_timeout": self._timeout,
+            "banner_timeout": timeout,
+            "auth_timeout": timeout,
         }
         if self._key is not None:
             kwargs["key_filename"] = str(self._key)
@@ -232,7 +255,7 @@ class SshRunner:
                 user=self._host.user,
                 port=self._host.port,
                 config=config,
-                connect_timeout=self._timeout,
+                connect_timeout=timeout,
                 connect_kwargs=kwargs,
             )
         except (UnicodeDecodeError, ValueError, paramiko.SSHException) as exc:
@@ -314,7 +337,7 @@ class SshRunner:
                 self.name, command.shown, 124, f"timed out after {timeout}s"
             ) from None
         except (OSError, EOFError) as exc:
-            self._conn = None
+            self._drop(_why(exc))
             raise HostError(f"{self.label}: connection lost ({_why(exc)})") from exc
         self._check_alive(conn, command)
         return ran
@@ -360,7 +383,7 @@ class SshRunner:
         stopped answering, which is not the command failing."""
         transport = conn.client.get_transport()
         if transport is None or not transport.is_active():
-            self._conn = None
+            self._drop(f"it stopped answering during `{command.shown[:80]}`")
             raise HostError(
                 f"{self.label}: stopped answering during `{command.shown[:80]}` (connection lost)"
             )
@@ -394,6 +417,9 @@ class SshRunner:
 
             sftp.putfo(io.BytesIO(data), remote_path, callback=sent, confirm=True)
         except (OSError, EOFError) as exc:
+            transport = conn.client.get_transport()
+            if transport is None or not transport.is_active():
+                self._drop(f"the connection closed during an upload ({_why(exc)})")
             raise HostError(f"{self.label}: upload to {remote_path} failed: {exc}") from exc
 
     def close(self) -> None:

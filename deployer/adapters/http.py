@@ -64,7 +64,7 @@ def probe_each(urls: dict[str, str], expect: Expectation, timeout: float) -> dic
 
 
 class _Gone(Exception):
-    pass
+    """The service is not running (``alive`` said False), or its host is lost (a reason)."""
 
 
 def pre_switch(
@@ -73,7 +73,7 @@ def pre_switch(
     expect: Expectation,
     *,
     client: httpx.Client | None = None,
-    alive: Callable[[], bool] | None = None,
+    alive: Callable[[], bool | str] | None = None,
     headers: dict[str, str] | None = None,
     cancel: Callable[[], None] | None = None,
 ) -> GateResult:
@@ -83,7 +83,8 @@ def pre_switch(
     host's lane, which the signal handler cannot interrupt).
 
     After a failed probe, ``alive`` (the service's status command) is asked, at most once a
-    second: a process that is gone fails the gate at once instead of after the budget.
+    second: a process that is gone (False), or a host that is lost (a string: why), fails
+    the gate at once instead of after the budget.
     With ``spec.max_p95``, the passing probes' p95 latency must be under it too.
     """
     result = GateResult("pre_switch", url, passed=False)
@@ -119,8 +120,9 @@ def pre_switch(
             result.last_failure = failure
             if alive is not None and time.monotonic() - asked >= 1.0:
                 asked = time.monotonic()
-                if not alive():
-                    raise _Gone
+                said = alive()
+                if said is False or isinstance(said, str):
+                    raise _Gone(said if isinstance(said, str) else "")
         return streak
 
     max_attempts = int(spec.budget / max(spec.interval, 0.01)) + spec.successes + 1
@@ -138,9 +140,11 @@ def pre_switch(
             f"no {spec.successes} consecutive successes within {spec.budget:g}s "
             f"(last: {result.last_failure or 'none'})"
         )
-    except _Gone:
+    except _Gone as gone:
         result.reason = (
-            f"the new process is not running (its status command failed; "
+            f"its host is lost ({gone}; last probe: {result.last_failure})"
+            if str(gone)
+            else f"the new process is not running (its status command failed; "
             f"last probe: {result.last_failure})"
         )
     finally:

@@ -10,7 +10,7 @@ from deployer.adapters import http
 from deployer.engine.hosts import HostPool
 from deployer.engine.migrations import MigrationSteps
 from deployer.engine.signals import SignalGuard
-from deployer.errors import DeployerError, GateFailed
+from deployer.errors import DeployerError, GateFailed, HostsFailed
 from deployer.errors import DrillVerdict as DrillVerdictError
 from deployer.gates import GateResult
 from deployer.plan import (
@@ -95,23 +95,20 @@ class Actions:
                     return done
         raise DeployerError(f"unknown action {action!r}")
 
-    def _alive(self, host: str, status: Shell) -> Callable[[], bool]:
-        def check() -> bool:
+    def _alive(self, host: str, status: Shell) -> Callable[[], bool | str]:
+        """For a pre-switch gate: is the new process running (True/False)? A host whose
+        connection is lost (dead-peer detection: ~15 s without an answer) is a reason to
+        end the gate at once; anything else that prevents an answer lets the probes decide."""
+
+        def check() -> bool | str:
+            runner = self.hosts.runner(host)
             try:
-                return self.hosts.runner(host).run(status, check=False, timeout=20).ok
-            except DeployerError:
-                return True  # cannot tell: let the probes decide
+                return runner.run(status, check=False, timeout=20).ok
+            except DeployerError as exc:
+                lost = getattr(runner, "lost", None)
+                return str(exc) if lost else True
 
         return check
-
-    def _diagnose(self, gate: Gate) -> str:
-        """After a gate through the router failed: which hosts answer badly on their own."""
-        if not gate.diagnose:
-            return ""
-        timeout = min(self.pb.gates.post_switch.timeout, 3.0)
-        seen = http.probe_each(dict(gate.diagnose), gate.expect, timeout)
-        bad = [f"{h}: {why}" for h, why in seen.items() if why != "ok"]
-        return f" (hosts failing on their own: {'; '.join(bad)})" if bad else ""
 
     def _gate(self, gate: Gate, cancel: Callable[[], None] | None = None) -> str:
         results = []
@@ -135,31 +132,48 @@ class Actions:
             results.append(res)
             if not res.passed:
                 about = f" {gate.about}" if gate.about else ""
-                raise GateFailed(
-                    f"{gate.kind.replace('_', '-')} gate failed{about} on {url}: {res.reason}"
-                    + self._diagnose(gate)
-                )
-        if gate.kind == "post_switch" and len(gate.diagnose) > 1:
-            self._each_host(gate)
-        return "; ".join(r.summary() for r in results)
+                failed = f"{gate.kind.replace('_', '-')} gate failed{about} on {url}: {res.reason}"
+                raise GateFailed(failed + self._each_host(gate, "", failed))
+        passed = "; ".join(r.summary() for r in results)
+        if gate.kind == "post_switch" and len(self._probed(gate)) > 1:
+            self._each_host(gate, passed)
+        return passed
 
-    def _each_host(self, gate: Gate) -> None:
-        """A fleet's post-switch gate passed through the router; each host is then probed
-        once directly. The router's samples need not reach every host (round robin in step
-        with other clients sent all 60 of a gate's probes to one host of three in a test),
-        and nginx's passive health routes around a host that refuses connections: a host
-        broken by the release must fail it all the same."""
+    def _probed(self, gate: Gate) -> dict[str, str]:
+        """The hosts a fleet's post-switch gate probes directly: those not left out."""
         out = set(getattr(self.target, "left_out", {}) or {})
-        targets = {h: u for h, u in gate.diagnose if h not in out}
+        return {h: u for h, u in gate.diagnose if h not in out}
+
+    def _each_host(self, gate: Gate, passed: str, failed: str = "") -> str:
+        """Each host of a fleet probed once directly, after its post-switch gate through the
+        router passed (``passed``: what it saw) or failed (``failed``: why). The router's
+        samples need not reach every host (round robin in step with other clients sent all
+        60 of a gate's probes to one host of three in a test), and nginx's passive health
+        routes around a host that refuses connections: a host broken by the release must
+        fail all the same. Some hosts failing while the others pass raises HostsFailed (the
+        saga may take them out within max_failures); otherwise, after a failure, what the
+        hosts said is returned for the error message."""
+        targets = self._probed(gate)
+        if not targets:
+            return ""
         timeout = min(self.pb.gates.post_switch.timeout, 3.0)
         seen = http.probe_each(targets, gate.expect, timeout)
-        bad = [f"{h}: {why}" for h, why in seen.items() if why != "ok"]
-        if bad:
-            about = f" {gate.about}" if gate.about else ""
-            raise GateFailed(
-                f"post-switch gate{about}: the router's samples passed, but probed directly "
-                f"{len(bad)} host(s) fail: {'; '.join(bad)}"
-            )
+        failing = {h: why for h, why in seen.items() if why != "ok"}
+        if not failing:
+            return ""
+        named = "; ".join(f"{h}: {why}" for h, why in failing.items())
+        about = f" {gate.about}" if gate.about else ""
+        message = (
+            f"{failed} (hosts failing on their own: {named})"
+            if failed
+            else f"post-switch gate{about}: the router's samples passed, but probed "
+            f"directly {len(failing)} host(s) fail: {named}"
+        )
+        if len(failing) < len(seen):
+            raise HostsFailed(message, failing, len(seen) - len(failing), passed)
+        if not failed:
+            raise GateFailed(message)
+        return f" (hosts failing on their own: {named})"
 
 
 def in_order(commands: tuple[Shell, ...]) -> Shell:

@@ -184,6 +184,7 @@ class Engine:
                     max_failures=fleet.failures_allowed(len(self.pb.app_hosts)) if fleet else 0,
                     workers=fleet.parallel if fleet else 1,
                     on_left_out=self.target.leave_out,
+                    take_out=self.target.take_out,
                     left_out=dict(observed.extra.get("unreachable") or {}),
                 )
                 out = saga.run()

@@ -16,6 +16,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from deployer.engine.lanes import lanes_of, run_group
@@ -25,7 +26,7 @@ from deployer.engine.outcome import (
     describe_error,
     not_applied,
 )
-from deployer.errors import DeployerError
+from deployer.errors import DeployerError, GateFailed, HostsFailed
 from deployer.plan import Action, Step
 from deployer.ports import Journal, Reporter
 
@@ -88,6 +89,7 @@ class Saga:
         workers: int = 32,
         on_left_out: Callable[[dict[str, str]], None] | None = None,
         left_out: dict[str, str] | None = None,
+        take_out: Callable[[dict[str, str]], str] | None = None,
     ):
         self.op_id, self.steps, self.execute = op_id, steps, execute
         self.journal, self.reporter = journal, SafeReporter(reporter)
@@ -96,6 +98,8 @@ class Saga:
         #: hosts whose lane may fail while the release goes on without them
         self.max_failures, self.workers = max_failures, workers
         self.on_left_out = on_left_out or (lambda hosts: None)
+        #: takes hosts out of the router's upstream after the switch (None: cannot)
+        self.take_out = take_out
         self._journal_lock = threading.Lock()
         #: hosts out before anything ran (unreachable when observed, within max_failures)
         self.initially_left_out = dict(left_out or {})
@@ -188,7 +192,10 @@ class Saga:
             return False, exc, None
         try:
             self.reporter.step_started(step.name, step.host)
-            detail = self.execute(step.do)
+            try:
+                detail = self.execute(step.do)
+            except HostsFailed as exc:  # within the budget: the release goes on without them
+                detail = self._without(step, exc, out)
         except (Exception, KeyboardInterrupt) as exc:
             self._fail(step, exc, time.monotonic() - t0, out)
             applied = not not_applied(exc)
@@ -212,6 +219,43 @@ class Saga:
         if _switches(step.do):
             out.switched, out.switched_at = True, time.monotonic()
         return True, None, None
+
+    def _without(self, step: Step, exc: HostsFailed, out: SagaOutcome) -> str:
+        """After the switch, hosts failing on their own while the other hosts pass: within
+        ``max_failures`` they are taken out of the router and the gate runs again without
+        them (the release goes on as a mixed fleet, said in the result); beyond it, or when
+        the gate fails again, the error stands and everything is switched back."""
+        taken: list[str] = []
+        while True:
+            new = {
+                h: f"post-switch: {why}" for h, why in exc.hosts.items() if h not in out.left_out
+            }
+            within = len(out.left_out) + len(new) <= self.max_failures
+            if self.take_out is None or not new or exc.remaining == 0 or not within:
+                raise exc
+            before = dict(out.left_out)
+            out.left_out.update(new)
+            self.on_left_out(dict(out.left_out))
+            try:
+                taken.append(self.take_out(dict(out.left_out)))
+            except Exception as err:
+                out.left_out.clear()
+                out.left_out.update(before)
+                self.on_left_out(dict(before))
+                raise GateFailed(
+                    f"{exc}; taking them out of the router failed: {describe_error(err)}"
+                ) from err
+            self.reporter.note(
+                f"left out (max_failures {self.max_failures}): "
+                + "; ".join(f"{h}: {why}" for h, why in new.items())
+                + "; gating again without them"
+            )
+            try:
+                again = self.execute(step.do)
+            except HostsFailed as more:
+                exc = more
+                continue
+            return f"{'; '.join(taken)}; then {again}"
 
     def _group(self, group: list[Step], done: list[Step], out: SagaOutcome) -> bool:
         """Run one parallel group; False when the saga stopped (and was compensated)."""
@@ -267,37 +311,61 @@ class Saga:
 
     def compensate(self, done: list[Step], out: SagaOutcome) -> None:
         """Undo ``done`` in reverse. Never interrupted; a journal that cannot be written
-        does not stop an undo (users come first), it is reported."""
-        for step in reversed(done):
-            if step.undo is None:
+        does not stop an undo (users come first), it is reported. The steps of a parallel
+        group are undone as they ran: one lane per host (each host's in reverse), so one
+        host that stopped answering does not hold the others' undos up."""
+        steps = [s for s in reversed(done) if s.undo is not None]
+        i = 0
+        while i < len(steps):
+            j = i + 1
+            if steps[i].group:
+                while j < len(steps) and steps[j].group == steps[i].group:
+                    j += 1
+            lanes = lanes_of(steps[i:j])
+            i = j
+            if len(lanes) == 1:
+                for step in next(iter(lanes.values())):
+                    self._undo(step, out)
                 continue
-            name = f"undo {step.name}"
-            t0 = time.monotonic()
-            try:
-                self._log(step, "undo-start")
-            except Exception as exc:
-                out.warnings.append(f"journal: {describe_error(exc)}")
-            self.reporter.step_started(name, step.host)
-            try:
-                detail = self.execute(step.undo)
-            except (Exception, KeyboardInterrupt) as exc:
-                seconds = time.monotonic() - t0
-                reason = describe_error(exc)
-                try:
-                    self._log(step, "undo-failed", error=reason)
-                except Exception as log_exc:
-                    out.warnings.append(f"journal: {describe_error(log_exc)}")
-                out.undo_errors.append(f"{step.key}: {reason}")
-                out.records.append(StepRecord(name, step.host, "undo-failed", seconds, reason))
-                self.reporter.step_finished(name, step.host, "failed", seconds, reason)
-                continue
-            seconds = time.monotonic() - t0
-            if _switches(step.undo):
-                out.restored_at = time.monotonic()
-            try:
-                self._log(step, "undone", detail=detail)
-            except Exception as exc:
-                out.warnings.append(f"journal: {describe_error(exc)}")
-            out.records.append(StepRecord(name, step.host, "undone", seconds, detail))
-            self.reporter.step_finished(name, step.host, "ok", seconds, detail)
+            with ThreadPoolExecutor(
+                max_workers=max(1, min(self.workers, len(lanes))), thread_name_prefix="undo"
+            ) as pool:
+                for f in [pool.submit(self._undo_lane, lane, out) for lane in lanes.values()]:
+                    f.result()
         out.compensated = not out.undo_errors
+
+    def _undo_lane(self, lane: list[Step], out: SagaOutcome) -> None:
+        for step in lane:
+            self._undo(step, out)
+
+    def _undo(self, step: Step, out: SagaOutcome) -> None:
+        assert step.undo is not None
+        name = f"undo {step.name}"
+        t0 = time.monotonic()
+        try:
+            self._log(step, "undo-start")
+        except Exception as exc:
+            out.warnings.append(f"journal: {describe_error(exc)}")
+        self.reporter.step_started(name, step.host)
+        try:
+            detail = self.execute(step.undo)
+        except (Exception, KeyboardInterrupt) as exc:
+            seconds = time.monotonic() - t0
+            reason = describe_error(exc)
+            try:
+                self._log(step, "undo-failed", error=reason)
+            except Exception as log_exc:
+                out.warnings.append(f"journal: {describe_error(log_exc)}")
+            out.undo_errors.append(f"{step.key}: {reason}")
+            out.records.append(StepRecord(name, step.host, "undo-failed", seconds, reason))
+            self.reporter.step_finished(name, step.host, "failed", seconds, reason)
+            return
+        seconds = time.monotonic() - t0
+        if _switches(step.undo):
+            out.restored_at = time.monotonic()
+        try:
+            self._log(step, "undone", detail=detail)
+        except Exception as exc:
+            out.warnings.append(f"journal: {describe_error(exc)}")
+        out.records.append(StepRecord(name, step.host, "undone", seconds, detail))
+        self.reporter.step_finished(name, step.host, "ok", seconds, detail)

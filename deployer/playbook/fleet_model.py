@@ -56,10 +56,11 @@ class Fleet(Strict):
     )
     max_failures: Count = Field(
         "0",
-        description="Hosts that may fail to be prepared (unreachable, a failed ship or "
-        "start, a pre-switch gate that fails or times out) while the release goes on: they "
-        "are left out of the router (the others serve one version) and named. More, and the "
-        "release is undone everywhere.",
+        description="Hosts that may fail (unreachable, a failed ship or start, a pre-switch "
+        "gate that fails or times out; after the switch, a host whose direct probe fails "
+        "while the others pass) while the release goes on: they are left out of the router "
+        "(the others serve one version) and named. More, and the release is undone "
+        "everywhere.",
     )
 
     connect_timeout: Duration = Field(

@@ -47,6 +47,8 @@ class NginxTarget:
         self.ctx, self.pb, self.hosts = ctx, ctx.pb, hosts
         self.canary: list[dict[str, Any]] = []  # each canary step's measurements and verdict
         self.left_out: dict[str, str] = {}
+        #: the upstream this release last switched to, before hosts were left out of it
+        self._forward: str | None = None
         #: the operation this target works for (its id marks every upstream it writes, and
         #: fences every switch back: see :meth:`_fenced`)
         self.op: dict[str, Any] = {}
@@ -60,6 +62,18 @@ class NginxTarget:
 
     def leave_out(self, hosts: dict[str, str]) -> None:
         self.left_out = dict(hosts)
+
+    def take_out(self, hosts: dict[str, str]) -> str:
+        """The upstream this release last switched to, without ``hosts``' servers (the
+        same graceful switch; the op id stays on it, so a switch back is still fenced)."""
+        if self._forward is None:
+            raise DeployerError("this release switched no upstream to take hosts out of")
+        new = sorted(set(hosts) - set(self.left_out))
+        self.left_out = dict(hosts)
+        out = sorted(self.left_out)
+        addresses = [a for h in out for a in self.ctx.host_servers(h)]
+        seconds = self.hosts.router.switch(nginx.leave_out(self._forward, out, addresses))
+        return f"{', '.join(new)} taken out of the router after {seconds:.3f}s"
 
     # ----- what serves -----
     def observe(self, *, tolerant: bool = False) -> Observed:
@@ -225,7 +239,7 @@ class NginxTarget:
                 if not conf:
                     return "no previous upstream to restore"
                 if forward:
-                    conf = self._marked(conf)
+                    conf = self._forward = self._marked(conf)
                 else:
                     done = self._fenced(conf)
                     if done is not None:

@@ -534,6 +534,9 @@ class VercelTarget:
     def leave_out(self, hosts: dict[str, str]) -> None:
         pass  # no hosts: a deployment is one unit
 
+    def take_out(self, hosts: dict[str, str]) -> str:
+        raise DeployerError("a Vercel project has no hosts to take out")
+
     def dead_man_off(self) -> Shell | None:
         return None
 
