@@ -284,6 +284,24 @@ def test_left_out_hosts_leave_the_upstream_and_are_named() -> None:
     assert "10.200.2.2" not in out and "10.200.1.2:8001" in out
     assert nginx.left_out(out) == ["web2"] and nginx.parse_live(out) == ("green", "v2")
     assert nginx.leave_out(conf, [], []) == conf
+    assert nginx.servers(out) == ["10.200.1.2:8001"]  # what status reads rotation from
+
+
+def test_status_reads_who_is_routed_from_the_upstream_servers() -> None:
+    mixed = nginx.batch_conf(
+        "shop",
+        ("blue", "v1"),
+        ("green", "v2"),
+        [("10.0.0.1:8002", True), ("10.0.0.2:8001", False)],
+        (1, 2),
+        8,
+        (1, 10.0),
+    )
+    assert nginx.servers(mixed) == ["10.0.0.1:8002", "10.0.0.2:8001"]
+    weighted = nginx.canary_conf(
+        "shop", ("blue", "v1", ["h:8001"]), ("green", "v2", ["h:8002"]), 10, 0
+    )
+    assert nginx.servers(weighted) == ["h:8001", "h:8002"]
 
 
 def test_a_batch_upstream_still_names_the_old_color_live() -> None:

@@ -165,9 +165,32 @@ def test_a_host_lost_after_the_switch_is_taken_out_within_the_budget(
     # timeout): none reaches a user as an error
     assert bad <= 4, (load.stats.statuses, load.stats.failures[:3])
     assert versions_served(fdeploy) == {"v2": 30}
-    status = doc_of(fdeploy.run("-o", "json", "status", "-p", str(fdeploy.path), timeout=60))
-    rotation = {h["host"]: h["in_rotation"] for h in status["hosts"]}
+    # status never guesses: web2 cannot be asked (unknown, not "not running"), and it is out
+    # of rotation because the router's upstream does not name it
+    status = doc_of(fdeploy.run("status", "-p", str(fdeploy.path), "-o", "json", timeout=60))
+    seen = {h["host"]: h for h in status["hosts"]}
+    rotation = {h: s["in_rotation"] for h, s in seen.items()}
     assert rotation == {"web1": True, "web2": False, "web3": True}, status["hosts"]
+    assert not seen["web2"]["reachable"] and seen["web2"]["unreachable"]
+    assert seen["web2"]["colors"]["green"] == {
+        "version": None,
+        "running": None,
+        "routed": False,
+        "live": False,
+    }
+    assert seen["web1"]["reachable"] and seen["web1"]["colors"]["green"] == {
+        "version": "v2",
+        "running": True,
+        "routed": True,
+        "live": True,
+    }
+    assert seen["web1"]["colors"]["blue"]["routed"] is False
+    text = fdeploy.run("status", "-p", str(fdeploy.path), "--color", "never", timeout=60)
+    assert text.returncode == 0, text.stderr
+    rows = [line.split("\t") for line in text.stdout.splitlines() if line.startswith("web")]
+    assert ["web2", "no", "no", "green", "unknown", "unknown", ""] in rows, text.stdout
+    assert ["web1", "yes", "yes", "green", "v2", "yes", "live"] in rows, text.stdout
+    assert "web2: unreachable:" in text.stdout
     fleet.mend("web2")
     assert release_json(fdeploy, "v3").returncode == 0  # web2 back in the next release
     assert versions_served(fdeploy) == {"v3": 30}

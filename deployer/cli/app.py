@@ -63,6 +63,9 @@ class Application:
         self.output = output
         self.evidence_url = evidence_url
         self.state_url = state_url
+        self.set_color(color)
+
+    def set_color(self, color: str) -> None:
         self.color = color
         self.out = _console(sys.stdout, color)
         self.err = _console(sys.stderr, color)

@@ -6,6 +6,8 @@ Heavy imports (fabric, httpx, the engine) happen inside commands so `deployer --
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import click
 from rich.markup import escape
 
@@ -181,6 +183,15 @@ def unlock(app: Application, playbook: str, reason: str, accept_new_host_key: bo
     _operate(app, engine, lambda: unlock(engine, reason))
 
 
+def _iso(epoch: object) -> str:
+    """An epoch time as ISO 8601 UTC ("" when there is none): never raw seconds."""
+    import time
+
+    if not isinstance(epoch, int | float) or isinstance(epoch, bool):
+        return ""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
 @cli.command()
 @PLAYBOOK
 @ACCEPT
@@ -197,30 +208,45 @@ def status(app: Application, playbook: str, accept_new_host_key: bool) -> None:
         app.emit_json(doc)
         return
     table = Table(title=f"{doc['app']} ({doc['environment']})", title_justify="left")
-    for col in ("host", "color", "version", "running", "live"):
+    for col in ("host", "reachable", "in rotation", "color", "version", "running", "routed"):
         table.add_column(col)
     for h in doc["hosts"]:
+        reachable = h.get("reachable", True)
         for color, c in h["colors"].items():
+            running = c["running"]
             table.add_row(
                 h["host"],
+                "yes" if reachable else "[bold red]no[/]",
+                "yes" if h.get("in_rotation") else "no",
                 color,
-                c["version"] or "-",
-                "yes" if c["running"] else "no",
+                escape(c["version"] or "-") if reachable else "unknown",
+                "unknown" if running is None else "yes" if running else "no",
                 "[bold green]live[/]"
                 if c["live"]
                 else "[bold red]routed, not running[/]"
+                if c.get("routed") and running is False
+                else "[yellow]routed, unknown[/]"
                 if c.get("routed")
                 else "",
             )
     if doc["hosts"]:
         app.print_table(table)
+    for h in doc["hosts"]:
+        if not h.get("reachable", True):
+            app.out.print(f"[red]{escape(h['host'])}: unreachable:[/] {escape(h['unreachable'])}")
+        elif h.get("health") not in (None, "ok"):
+            app.out.print(f"[yellow]{escape(h['host'])}: health:[/] {escape(str(h['health']))}")
     for line in doc.get("lines", []):  # what the target has to say beyond hosts and colors
         app.out.print(line, markup=False)
     lock = doc["lock"]
     if not lock:
         app.out.print("lock: free")
     elif lock["state"] == "held":
-        app.out.print(f"lock: held by {lock['owner']}@{lock['host']} (pid {lock['pid']})")
+        since = _iso(lock.get("acquired_at"))
+        app.out.print(
+            f"lock: held by {escape(str(lock['owner']))}@{escape(str(lock['host']))} "
+            f"(pid {lock['pid']}{', since ' + since if since else ''})"
+        )
     else:
         app.out.print(
             f"[red]lock: {escape(lock['path'])} holds no readable holder record[/]: "
@@ -232,10 +258,8 @@ def status(app: Application, playbook: str, accept_new_host_key: bool) -> None:
         app.out.print(f"[red]unfinished operation {doc['unfinished']}: run deployer recover[/]")
     deferred = doc.get("deferred_contract")
     if deferred and deferred.get("revisions"):
-        import time as _time
-
         by = (deferred.get("brought_by") or {}).get("version") or "?"
-        when = _time.strftime("%Y-%m-%dT%H:%M:%SZ", _time.gmtime(deferred.get("not_before", 0)))
+        when = _iso(deferred.get("not_before", 0))
         app.out.print(
             f"deferred contract revisions {', '.join(deferred['revisions'])} (brought by "
             f"{by}): `deployer migrate --contract` once {when} has passed and "
@@ -316,32 +340,51 @@ _plan_command.register(cli)
 _report_command.register(cli)
 
 
-def _set_output(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
-    app = ctx.find_object(Application)
-    if value is not None and app is not None:
-        app.output = value
+def _set(attr: str) -> Callable[[click.Context, click.Parameter, str | None], None]:
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+        app = ctx.find_object(Application)
+        if value is None or app is None:
+            return
+        if attr == "color":
+            app.set_color(value)
+        else:
+            setattr(app, attr, value)
+
+    return callback
 
 
-def _output_everywhere(group: click.Group) -> None:
-    """`-o json` works after the subcommand too (`deployer status -p X -o json`)."""
+#: the group's options, accepted after the subcommand too (the value given last wins)
+_GLOBAL = (
+    (("--output", "-o"), "output", click.Choice(["text", "json"])),
+    (("--color",), "color", click.Choice(["auto", "always", "never"])),
+    (("--evidence-url",), "evidence_url", click.STRING),
+    (("--state-url",), "state_url", click.STRING),
+)
+
+
+def _global_options_everywhere(group: click.Group) -> None:
+    """`deployer status -p X -o json --color never` works as `deployer -o json --color never
+    status -p X` does."""
     for command in group.commands.values():
         if isinstance(command, click.Group):
-            _output_everywhere(command)
+            _global_options_everywhere(command)
             continue
-        if any("--output" in getattr(p, "opts", ()) for p in command.params):
-            continue
-        command.params.append(
-            click.Option(
-                ["--output", "-o"],
-                type=click.Choice(["text", "json"]),
-                default=None,
-                expose_value=False,
-                callback=_set_output,
-                help="text for people, json for CI (also accepted before the subcommand).",
+        taken = {o for p in command.params for o in getattr(p, "opts", ())}
+        for opts, attr, kind in _GLOBAL:
+            if taken & set(opts):
+                continue
+            command.params.append(
+                click.Option(
+                    list(opts),
+                    type=kind,
+                    default=None,
+                    expose_value=False,
+                    callback=_set(attr),
+                    help=f"As `deployer {opts[0]} ...` (before the subcommand).",
+                )
             )
-        )
 
 
-_output_everywhere(cli)
+_global_options_everywhere(cli)
 
 __all__ = ["cli"]

@@ -121,6 +121,14 @@ def left_out(conf: str) -> list[str]:
     return m.group(1).split(",") if m else []
 
 
+SERVER = re.compile(r"^\s*server\s+(\S+?)(?:;|\s)", re.MULTILINE)
+
+
+def servers(conf: str) -> list[str]:
+    """The addresses (``host:port``) an upstream file sends traffic to, in its order."""
+    return SERVER.findall(conf)
+
+
 def log_size(path: str) -> Shell:
     """The access log's size in bytes (0 when it does not exist yet)."""
     return Shell.raw(f"stat -c %s {join([path]).text} 2>/dev/null || echo 0")

@@ -348,19 +348,31 @@ class NginxTarget:
 
     # ----- status -----
     def status(self, observed: Observed) -> dict[str, Any]:
-        out = set(nginx.left_out(observed.upstream_text))
+        """Per host: reachable or not (and why), in rotation or not (from the servers the
+        router's upstream actually names), each color's recorded version and whether it
+        runs (None: unknown, the host could not be asked), and whether the router sends it
+        traffic. Nothing is inferred from the live color alone."""
+        routed_to = set(nginx.servers(observed.upstream_text))
         unreachable = dict(observed.extra.get("unreachable") or {})
         health = self._health(observed)
-        hosts = [
-            {
-                "host": h.name,
-                "address": h.reach,
-                "in_rotation": bool(observed.live_color) and h.name not in out,
-                "health": unreachable.get(h.name) or health.get(h.name),
-                "colors": {c: _color_status(observed, h.name, c) for c in COLORS},
-            }
-            for h in self.pb.app_hosts
-        ]
+        hosts = []
+        for h in self.pb.app_hosts:
+            why = unreachable.get(h.name)
+            routed = {c for c in COLORS if f"{h.reach}:{self.pb.colors.port(c)}" in routed_to}
+            hosts.append(
+                {
+                    "host": h.name,
+                    "address": h.reach,
+                    "reachable": why is None,
+                    "unreachable": why,
+                    "in_rotation": bool(routed),
+                    "health": why or health.get(h.name),
+                    "colors": {
+                        c: _color_status(observed, h.name, c, c in routed, known=why is None)
+                        for c in COLORS
+                    },
+                }
+            )
         doc: dict[str, Any] = {"hosts": hosts}
         lives = observed.extra.get("routers")
         if lives:
@@ -407,14 +419,16 @@ class NginxTarget:
         return out
 
 
-def _color_status(observed: Observed, host: str, color: str) -> dict[str, Any]:
-    """A color is live on a host only if the router sends it traffic *and* it runs there;
-    routed to but not running (a host added since, a crashed process) is said as such."""
-    running = observed.running.get(host, {}).get(color, False)
-    routed = color == observed.live_color
+def _color_status(
+    observed: Observed, host: str, color: str, routed: bool, *, known: bool
+) -> dict[str, Any]:
+    """A color is live on a host only if the router's upstream names it *and* it runs
+    there; routed to but not running (a host added since, a crashed process) is said as
+    such. ``known`` False (the host could not be asked): its version and running are None."""
+    running = observed.running.get(host, {}).get(color, False) if known else None
     return {
-        "version": observed.versions.get(host, {}).get(color),
+        "version": observed.versions.get(host, {}).get(color) if known else None,
         "running": running,
         "routed": routed,
-        "live": routed and running,
+        "live": routed and running is True,
     }
