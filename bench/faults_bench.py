@@ -7,9 +7,11 @@ Rows:
   killed broken, no dead-man   deployer SIGKILLed 1 s into the post-switch window of a broken
                                release, `router.dead_man_margin: 0s` (no timer), nobody runs
                                `recover`: how long users get the broken version (watched 40 s)
-  killed broken, dead-man      the same with the dead-man timer (window 5 s + timeout 2 s +
-                               margin 3 s = 10 s after arming; the gate's error budget is 50%
-                               so that it has not judged yet when the kill comes)
+  killed broken, dead-man      the same with the dead-man watchdog (a heartbeat: deployer's
+                               session to the router closes with it, and the watchdog switches
+                               back at once; its backstop deadline is window 5 s + timeout 2 s
+                               + margin 3 s; the gate's error budget is 50% so that it has not
+                               judged yet when the kill comes)
   slow release 1.5 s / 5 s     the new version's health route answers in 1.5 s or 5 s
                                (window 10 s, timeout 2 s, max_p95 1 s): how long it stays live
   drill / drill --broken       `deployer drill`: time to restore, what users saw
@@ -126,7 +128,7 @@ def main() -> int:
                     time.sleep(0.05)
                 load.stop.set()
             still = watch.samples[-1].version != good
-            label = "no dead-man" if margin == "0s" else "dead-man (deadline 10 s)"
+            label = "no dead-man" if margin == "0s" else "dead-man (heartbeat)"
             note = "still broken when watching stopped" if still else "restored by the router"
             s = load.stats
             bad = s.requests - s.statuses[200]

@@ -1,23 +1,26 @@
 #!/usr/bin/env python3
-"""A release across 20 hosts: deployer against ansible-playbook doing the same steps, in
-one run on the same hosts (not a test).
+"""What a release costs beyond its waits: deployer against a hand-written parallel rollout,
+on 1, 20, 50 and 100 separate hosts (and optionally ansible-playbook), in one run on the same
+hosts (not a test).
 
-    .venv/bin/python bench/fleet_bench.py [--hosts 20] [--runs 2]
+    .venv/bin/python bench/fleet_bench.py [--sizes 1,20,50,100] [--runs 2] [--ansible]
 
 Each host is a network namespace with its own address (10.200.151+i.2) and sshd
 (scripts/netns.py, guard route first, everything removed at the end); the router is the
-bed's nginx, reached over the bed's loopback sshd. Both tools, per host: stop the idle
+bed's nginx, reached over the bed's loopback sshd. Both sides, per host: stop the idle
 color, ship the example app as an archive, link it, start it, probe its health until it
 answers; then rewrite the router's upstream file and reload nginx. deployer also journals
-every step, holds the lock, gates through the router (a 1 s window: the shortest useful
-one) and schedules the old color's stop; those are counted in its time, not Ansible's.
+every step, holds the lock, waits for the old nginx workers to drain, gates through the
+router and schedules the old color's stop.
 
-Ansible: ansible-core from the package index, installed into a virtualenv under the bench's
-own temporary directory, `pipelining = True`, `forks` = the number of hosts (its default,
-5, would be unfair), strict host keys with the same known_hosts; its temporary files and
-SSH control sockets live under the bench directory, and its control masters are stopped
-afterwards. Printed: both wall times per run and their ratio (target: deployer at least 3x
-faster), and deployer's time for 1, 5 and 20 hosts (growth with fleet size).
+Printed per size: deployer's wall time, the waits its playbook configures (the post-switch
+window, and the pre-switch gate's successes x interval), its own cost (wall minus those
+waits), the hand-written rollout's wall time (bench/fleet_handwritten.sh: one SSH session
+per host, all at once, tar on stdin, start, probe every 0.05 s, one upstream rewrite and
+reload), and `deployer status` on the fleet. Target (issue 24): deployer's own cost at most
+the hand-written rollout's whole wall time at 1, 20 and 50 hosts; 100 hosts released, with
+`status` under 2 s. With --ansible, ansible-core from the package index releases the same
+steps at the largest size <= 20 (`pipelining = True`, `forks` = the hosts, strict host keys).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -87,14 +91,126 @@ def install_ansible(work: Path) -> Path:
     return venv / "bin" / "ansible-playbook"
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hosts", type=int, default=20)
-    parser.add_argument("--runs", type=int, default=2)
-    parser.add_argument(
-        "--no-ansible", action="store_true", help="deployer and the hand-written rollout only"
+def ansible_side_by_side(
+    bed: Testbed, fleet: NetnsFleet, n: int, archive: Path, work: Path, control: Path, runs: int
+) -> list[tuple[str, float, float]]:
+    """deployer and ansible-playbook releasing the same steps to the first ``n`` hosts."""
+    ansible = install_ansible(work)
+    inventory = work / "inventory.ini"
+    merged = work / "known_hosts"
+    merged.write_text(fleet.known_hosts.read_text() + bed.known_hosts.read_text())
+    lines = ["[app]"] + [
+        f"{h.name} ansible_host={h.address} ansible_user=root" for h in fleet.hosts[:n]
+    ]
+    router = f"lb ansible_host=127.0.0.1 ansible_port={BENCH_PORTS.ssh} ansible_user=root"
+    lines += ["[router]", router]
+    inventory.write_text("\n".join(lines) + "\n")
+    cfg = work / "ansible.cfg"
+    cfg.write_text(
+        "[defaults]\n"
+        f"forks = {n}\n"
+        "host_key_checking = True\n"
+        f"private_key_file = {bed.client_key}\n"
+        f"local_tmp = {work}/ansible-local\n"
+        f"remote_tmp = {work}/ansible-remote\n"
+        "interpreter_python = /usr/bin/python3\n"
+        "[ssh_connection]\n"
+        "pipelining = True\n"
+        f"control_path_dir = {control}\n"
+        f"ssh_args = -o ControlMaster=auto -o ControlPersist=60s "
+        f"-o UserKnownHostsFile={merged} -o StrictHostKeyChecking=yes\n"
     )
+    yml = work / "release.yml"
+    text = (REPO / "bench" / "fleet_ansible.yml").read_text()
+    for name, value in {
+        "@FLEET@": str(fleet.root),
+        "@ARCHIVE@": str(archive),
+        "@UPSTREAM@": str(bed.upstream_file),
+        "@RELOAD@": bed.nginx_cmd("-s", "reload"),
+    }.items():
+        text = text.replace(name, value)
+    yml.write_text(text)
+    pb = str(work / f"size{n}.yml")
+    env = {**os.environ, "ANSIBLE_CONFIG": str(cfg), "ANSIBLE_NOCOLOR": "1"}
+    rows = []
+    for run in range(runs):
+        d_took, _ = deployer("release", "-p", pb, "--version", f"d{run}")
+        live = "blue" if "live=blue" in bed.upstream_file.read_text() else "green"
+        idle = "green" if live == "blue" else "blue"
+        port = BENCH_PORTS.green if idle == "green" else BENCH_PORTS.blue
+        servers = "".join(f"    server {h.address}:{port};\n" for h in fleet.hosts[:n])
+        conf = f"# deployer: live={idle} version=a{run}\nupstream demo {{\n{servers}}}\n"
+        extra = {
+            "version": f"a{run}",
+            "live": live,
+            "ports": {"blue": BENCH_PORTS.blue, "green": BENCH_PORTS.green},
+            "upstream_conf": conf,
+        }
+        t0 = time.monotonic()
+        proc = subprocess.run(
+            [str(ansible), "-i", str(inventory), str(yml), "-e", json.dumps(extra)],
+            env=env, capture_output=True, text=True, timeout=900, check=False,
+        )  # fmt: skip
+        a_took = time.monotonic() - t0
+        if proc.returncode != 0:
+            raise SystemExit(f"ansible-playbook failed:\n{proc.stdout[-2000:]}")
+        rows.append((f"{n} hosts, run {run + 1}", d_took, a_took))
+    return rows
+
+
+def handwritten(bed: Testbed, fleet: NetnsFleet, n: int, archive: Path, version: str) -> float:
+    """The hand-written rollout of ``version`` to the first ``n`` hosts: its wall time."""
+    live = "blue" if "live=blue" in bed.upstream_file.read_text() else "green"
+    known = fleet.root / "known_hosts-all"
+    known.write_text(fleet.known_hosts.read_text() + bed.known_hosts.read_text())
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        ["bash", str(REPO / "bench" / "fleet_handwritten.sh"), str(bed.client_key), str(known),
+         str(BENCH_PORTS.ssh), str(fleet.root), str(archive), str(bed.upstream_file),
+         bed.nginx_cmd("-s", "reload"), version, live,
+         str(BENCH_PORTS.blue), str(BENCH_PORTS.green),
+         *(h.address for h in fleet.hosts[:n])],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    took = time.monotonic() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"the hand-written rollout failed: {proc.stderr[-2000:]}")
+    return took
+
+
+def stop_idle(bed: Testbed, fleet: NetnsFleet, n: int) -> None:
+    """Before each timed run, untimed: the idle color's app stopped on every host, so both
+    sides start where a finished deployer release leaves a fleet (its old color stopped
+    after keep_warm). The hand-written rollout never stops the color it leaves; without
+    this, deployer's next release paid for stopping a hundred apps the other side left."""
+    time.sleep(2.0)  # deployer's keep_warm (1 s) timer has stopped the old color by then
+    live = "blue" if "live=blue" in bed.upstream_file.read_text() else "green"
+    idle = "green" if live == "blue" else "blue"
+    for h in fleet.hosts[:n]:
+        fleet.kill(h.name, f"--color {idle} ")
+    time.sleep(0.5)
+
+
+def waits(doc: dict[str, Any]) -> float:
+    """The waits a release's playbook configures: the post-switch window(s), and the
+    pre-switch gate's successes x interval (each host's gate runs at once with the others)."""
+    window = sum(
+        float(g.get("window_s") or 0) for g in doc.get("gates") or [] if g["name"] == "post_switch"
+    )
+    return window + PRE_SUCCESSES * PRE_INTERVAL
+
+
+PRE_SUCCESSES, PRE_INTERVAL = 3, 0.1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    parser.add_argument("--sizes", default="1,20,50,100")
+    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--ansible", action="store_true", help="ansible-playbook too (<= 20)")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a kill still cleans up
+    sizes = sorted({int(x) for x in args.sizes.split(",")})
     why = permitted()
     if why is not None:
         raise SystemExit(f"needs network namespaces: {why}")
@@ -103,14 +219,16 @@ def main() -> int:
     fleet: NetnsFleet | None = None
     control = work / "cp"
     control.mkdir()
-    rows: list[tuple[str, float, float, float]] = []
+    rows: list[tuple[int, float, float, float, float]] = []  # n, wall, waits, hand, status
+    ansible_rows: list[tuple[str, float, float]] = []
     breakdown: tuple[int, float, dict[str, Any]] | None = None
-    sizes: dict[int, list[float]] = {}
+    archive = work / "app.tar.gz"
+    subprocess.run(["tar", "-czf", str(archive), "-C", str(REPO / "examples/app"), "."], check=True)
     try:
         bed.up({"ssh", "nginx"})
         bed.reset_router()
         fleet = NetnsFleet(
-            work / "fleet", args.hosts, subnet=150, tag="bn", client_key=bed.client_key
+            work / "fleet", max(sizes), subnet=150, tag="bn", client_key=bed.client_key
         )
         fleet.up()
 
@@ -126,118 +244,36 @@ def main() -> int:
             doc["vars"]["root"] = f"{fleet.root}/${{host}}/app"
             doc["service"]["start"] = START
             doc["gates"]["post_switch"].update(window="1s")
-            doc["gates"]["pre_switch"].update(budget="30s")  # twenty apps start on 2 cores
+            doc["gates"]["pre_switch"].update(
+                budget="60s", successes=PRE_SUCCESSES, interval=f"{PRE_INTERVAL}s"
+            )  # a hundred apps start on 2 cores
             doc["rollback"] = {"keep_warm": "1s"}
-            doc["fleet"] = {"parallel": max(n, 1)}
+            doc["fleet"] = {"parallel": n}  # every host at once, as the hand-written rollout
             return str(write_playbook(work / f"{name}.yml", doc))
 
-        # deployer's growth with fleet size: 1, 5, 20 hosts (a first release, then measured)
         version = 0
-        for n in sorted({1, min(5, args.hosts), args.hosts}):
+        for n in sizes:
             pb = playbook(n, f"size{n}")
             bed.reset_router()
             for h in fleet.hosts:
                 fleet.kill(h.name)
             version += 1
-            deployer("release", "-p", pb, "--version", f"s{version}")
+            deployer("release", "-p", pb, "--version", f"s{version}")  # first: both colors
             for _ in range(args.runs):
                 version += 1
+                stop_idle(bed, fleet, n)
                 took, doc = deployer("release", "-p", pb, "--version", f"s{version}")
-                sizes.setdefault(n, []).append(took)
-            breakdown = (n, took, doc)
-        ansible = None if args.no_ansible else install_ansible(work)
-
-        # side by side, same hosts, same steps
-        archive = work / "app.tar.gz"
-        subprocess.run(
-            ["tar", "-czf", str(archive), "-C", str(REPO / "examples/app"), "."], check=True
-        )
-        inventory = work / "inventory.ini"
-        key, known = bed.client_key, fleet.known_hosts
-        lines = ["[app]"] + [
-            f"{h.name} ansible_host={h.address} ansible_user=root" for h in fleet.hosts
-        ]
-        lines += [
-            "[router]",
-            f"lb ansible_host=127.0.0.1 ansible_port={BENCH_PORTS.ssh} ansible_user=root",
-        ]
-        inventory.write_text("\n".join(lines) + "\n")
-        # the router's loopback sshd is in the bed's known_hosts: both files, for the others
-        merged = work / "known_hosts"
-        merged.write_text(known.read_text() + bed.known_hosts.read_text())
-        cfg = work / "ansible.cfg"
-        cfg.write_text(
-            "[defaults]\n"
-            f"forks = {args.hosts}\n"
-            "host_key_checking = True\n"
-            f"private_key_file = {key}\n"
-            f"local_tmp = {work}/ansible-local\n"
-            f"remote_tmp = {work}/ansible-remote\n"
-            "interpreter_python = /usr/bin/python3\n"
-            "[ssh_connection]\n"
-            "pipelining = True\n"
-            f"control_path_dir = {control}\n"
-            f"ssh_args = -o ControlMaster=auto -o ControlPersist=60s "
-            f"-o UserKnownHostsFile={merged} -o StrictHostKeyChecking=yes\n"
-        )
-        yml = work / "release.yml"
-        text = (REPO / "bench" / "fleet_ansible.yml").read_text()
-        for name, value in {
-            "@FLEET@": str(fleet.root),
-            "@ARCHIVE@": str(archive),
-            "@UPSTREAM@": str(bed.upstream_file),
-            "@RELOAD@": bed.nginx_cmd("-s", "reload"),
-        }.items():
-            text = text.replace(name, value)
-        yml.write_text(text)
-        pb = playbook(args.hosts, "side")
-        env = {**os.environ, "ANSIBLE_CONFIG": str(cfg), "ANSIBLE_NOCOLOR": "1"}
-
-        def live_color() -> str:
-            return "blue" if "live=blue" in bed.upstream_file.read_text() else "green"
-
-        for run in range(args.runs):
-            # deployer: the fleet from the last size run is live; release a new version
-            version += 1
-            d_took, _ = deployer("release", "-p", pb, "--version", f"s{version}")
-            # hand-written: the same steps to the other color, one SSH session per host
-            t0 = time.monotonic()
-            proc = subprocess.run(
-                ["bash", str(REPO / "bench" / "fleet_handwritten.sh"), str(key), str(merged),
-                 str(BENCH_PORTS.ssh), str(fleet.root), str(archive), str(bed.upstream_file),
-                 bed.nginx_cmd("-s", "reload"), f"h{run}", live_color(),
-                 str(BENCH_PORTS.blue), str(BENCH_PORTS.green),
-                 *(h.address for h in fleet.hosts)],
-                capture_output=True, text=True, timeout=600, check=False,
-            )  # fmt: skip
-            h_took = time.monotonic() - t0
-            if proc.returncode != 0:
-                raise SystemExit(f"the hand-written rollout failed: {proc.stderr[-2000:]}")
-            a_took = float("nan")
-            if ansible is not None:
-                # ansible: the same steps to the other color, then the upstream rewritten
-                live = live_color()
-                idle = "green" if live == "blue" else "blue"
-                port = BENCH_PORTS.green if idle == "green" else BENCH_PORTS.blue
-                servers = "".join(f"    server {h.address}:{port};\n" for h in fleet.hosts)
-                conf = f"# deployer: live={idle} version=a{run}\nupstream demo {{\n{servers}}}\n"
-                extra = {
-                    "version": f"a{run}",
-                    "live": live,
-                    "ports": {"blue": BENCH_PORTS.blue, "green": BENCH_PORTS.green},
-                    "upstream_conf": conf,
-                }
+                version += 1
+                stop_idle(bed, fleet, n)
+                hand = handwritten(bed, fleet, n, archive, f"s{version}")
                 t0 = time.monotonic()
-                proc = subprocess.run(
-                    [str(ansible), "-i", str(inventory), str(yml), "-e", json.dumps(extra)],
-                    env=env, capture_output=True, text=True, timeout=900, check=False,
-                )  # fmt: skip
-                a_took = time.monotonic() - t0
-                if proc.returncode != 0:
-                    raise SystemExit(f"ansible-playbook failed:\n{proc.stdout[-2000:]}")
-            rows.append((f"run {run + 1}", d_took, h_took, a_took))
-            # the router now names the color the others made live: deployer's next release
-            # goes on from there (to the other color)
+                deployer("status", "-p", pb)
+                rows.append((n, took, waits(doc), hand, time.monotonic() - t0))
+                breakdown = (n, took, doc)
+                print(rows[-1], flush=True)
+        if args.ansible:
+            n = max(x for x in sizes if x <= 20)
+            ansible_rows = ansible_side_by_side(bed, fleet, n, archive, work, control, args.runs)
     finally:
         if breakdown is not None:
             print_breakdown(*breakdown)
@@ -249,23 +285,25 @@ def main() -> int:
             fleet.down()
         bed.down()
         shutil.rmtree(work, ignore_errors=True)
-    print(f"release across {args.hosts} hosts (network namespaces), {args.runs} run(s)\n")
-    print("| run | deployer s | hand-written s | deployer / hand-written | ansible-playbook s "
-          "| ansible / deployer |")  # fmt: skip
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for label, d, h, a in rows:
-        print(f"| {label} | {d:.1f} | {h:.1f} | {d / h:.2f}x | {a:.1f} | {a / d:.1f}x |")
-    d_med = statistics.median(r[1] for r in rows)
-    h_med = statistics.median(r[2] for r in rows)
-    a_med = statistics.median(r[3] for r in rows)
-    print(
-        f"\nmedian: deployer {d_med:.1f}s, hand-written {h_med:.1f}s ({d_med / h_med:.2f}x, "
-        f"target <= 1.5x), ansible {a_med:.1f}s ({a_med / d_med:.1f}x, target >= 3x)"
-    )
-    print("\n| hosts | deployer s (each run) | median |")
-    print("| ---: | --- | ---: |")
-    for n, times in sorted(sizes.items()):
-        print(f"| {n} | {', '.join(f'{t:.1f}' for t in times)} | {statistics.median(times):.1f} |")
+    print(f"\nrelease across 1-{max(sizes)} hosts (network namespaces), {args.runs} run(s) each\n")
+    print("| hosts | deployer wall s | configured waits s | deployer own cost s "
+          "| hand-written wall s | own cost / hand-written | status s |")  # fmt: skip
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for n in sizes:
+        mine = [r for r in rows if r[0] == n]
+        wall = statistics.median(r[1] for r in mine)
+        wait = statistics.median(r[2] for r in mine)
+        hand = statistics.median(r[3] for r in mine)
+        stat = statistics.median(r[4] for r in mine)
+        print(f"| {n} | {wall:.2f} | {wait:.2f} | {wall - wait:.2f} | {hand:.2f} "
+              f"| {(wall - wait) / hand:.2f}x | {stat:.2f} |")  # fmt: skip
+    each = "; ".join(f"{n}: {w:.2f}/{h:.2f}" for n, w, _, h, _ in rows)
+    print(f"\n(medians; each run, deployer/hand-written wall s: {each})")
+    if ansible_rows:
+        print("\n| run | deployer s | ansible-playbook s | ansible / deployer |")
+        print("| --- | ---: | ---: | ---: |")
+        for label, d, a in ansible_rows:
+            print(f"| {label} | {d:.1f} | {a:.1f} | {a / d:.1f}x |")
     return 0
 
 

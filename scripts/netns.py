@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -24,6 +25,8 @@ from pathlib import Path
 from testbed import sshd_config
 
 GUARD = "10.200.0.0/16"
+#: per-namespace files `ip netns exec` bind-mounts over /etc (see NetnsFleet._stock_root)
+NETNS_ETC = Path("/etc/netns")
 
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -98,10 +101,32 @@ class NetnsFleet:
             _ip("-n", h.ns, "link", "set", h.inner, "up")
             _ip("-n", h.ns, "link", "set", "lo", "up")
             _ip("-n", h.ns, "route", "add", "default", "via", h.gateway)
+            self._stock_root(h)
             lines.append(self._sshd(h))
         self.known_hosts.write_text("".join(lines))
         for h in self.hosts:
             self._wait(h.address, 22)
+
+    def _stock_root(self, h: NsHost) -> None:
+        """Root on the host gets a home of its own with Debian's stock rc files
+        (/etc/netns/NS/passwd, bind-mounted over /etc/passwd by `ip netns exec`). The hosts
+        share this machine's filesystem: its root's ``.bashrc`` runs ``pyenv init``, whose
+        rehash takes a lock in the one shared ~/.pyenv, so fifty "hosts" queued on one lock
+        (up to 3 s per SSH session), which separate hosts never do."""
+        home = h.dir / "home"
+        home.mkdir(parents=True, exist_ok=True)
+        for rc in (".bashrc", ".profile"):
+            skel = Path("/etc/skel") / rc
+            (home / rc).write_text(skel.read_text() if skel.is_file() else "")
+        users = []
+        for line in Path("/etc/passwd").read_text().splitlines():
+            fields = line.split(":")
+            if len(fields) == 7 and fields[0] == "root":
+                fields[5] = str(home)
+            users.append(":".join(fields))
+        etc = NETNS_ETC / h.ns
+        etc.mkdir(parents=True, exist_ok=True)
+        (etc / "passwd").write_text("\n".join(users) + "\n")
 
     def _sshd(self, h: NsHost) -> str:
         key = h.dir / "ssh_host_ed25519_key"
@@ -190,6 +215,7 @@ class NetnsFleet:
                     os.kill(int(pid), signal.SIGKILL)
             _ip("netns", "del", h.ns, check=False)
             _ip("link", "del", h.outer, check=False)
+            shutil.rmtree(NETNS_ETC / h.ns, ignore_errors=True)
         _ip("route", "del", "unreachable", GUARD, "metric", str(self.metric), check=False)
 
     def leftovers(self) -> list[str]:
@@ -197,6 +223,7 @@ class NetnsFleet:
         out = []
         names = _ip("netns", "list", check=False).stdout
         out += [h.ns for h in self.hosts if h.ns in names.split()]
+        out += [str(NETNS_ETC / h.ns) for h in self.hosts if (NETNS_ETC / h.ns).exists()]
         links = _ip("-o", "link", "show", check=False).stdout
         out += [h.outer for h in self.hosts if f" {h.outer}@" in links or f" {h.outer}:" in links]
         routes = _ip("route", "show", "type", "unreachable", check=False).stdout

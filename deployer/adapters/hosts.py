@@ -178,6 +178,8 @@ class SshRunner:
         self._conn: Any = None
         self._shell: RemoteShell | None = None  # one shell per host (ssh_shell.py)
         self._shell_opening = threading.Lock()
+        #: a held session opened ahead (warm(hold=True)), waiting for its script
+        self._spare: Any = None
         self._connecting = threading.Lock()
         #: set once the host could not be reached again: later commands fail at once
         self._lost: str | None = None
@@ -395,10 +397,18 @@ class SshRunner:
 
         conn = self._connect()
         exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in command.env)
+        transport = conn.client.get_transport()
+        with self._shell_opening:
+            spare, self._spare = self._spare, None
         try:
-            chan = conn.client.get_transport().open_session(timeout=30)
-            chan.settimeout(30)
-            chan.exec_command(HOLD_REMOTE)
+            if spare is not None and not spare.closed and spare.get_transport() is transport:
+                chan = spare  # opened ahead by warm(hold=True)
+            else:
+                if spare is not None:
+                    spare.close()
+                chan = transport.open_session(timeout=30)
+                chan.settimeout(30)
+                chan.exec_command(HOLD_REMOTE)
             chan.sendall((exports + command.text).encode() + b"\0")
         except (OSError, EOFError, paramiko.SSHException) as exc:
             raise HostError(
@@ -422,7 +432,31 @@ class SshRunner:
                 self._drop(f"the connection closed during an upload ({_why(exc)})")
             raise HostError(f"{self.label}: upload to {remote_path} failed: {exc}") from exc
 
+    def warm(self, hold: bool = False) -> None:
+        """Connect and open the host's shell now (from a thread, while the operation takes
+        its lock): the first command then finds both ready; ``hold``: a held session too,
+        waiting for its script (a router's dead-man watchdog starts through it). A failure
+        is left for the first command to meet (an unreachable host is remembered as lost,
+        as it would be then)."""
+        try:
+            conn = self._connect()
+            transport = conn.client.get_transport()
+            with self._shell_opening:
+                if self._shell is None or self._shell.chan.closed:
+                    self._shell = RemoteShell.open(transport, 30)
+                if hold and self._spare is None:
+                    chan = transport.open_session(timeout=30)
+                    chan.settimeout(30)
+                    chan.exec_command(HOLD_REMOTE)  # reads its script up to a NUL
+                    self._spare = chan
+        except Exception:
+            return
+
     def close(self) -> None:
+        if self._spare is not None:  # never given a script: it ends on EOF, running nothing
+            with contextlib.suppress(Exception):
+                self._spare.close()
+            self._spare = None
         if self._shell is not None:
             with contextlib.suppress(Exception):
                 self._shell.close()

@@ -72,6 +72,23 @@ class HostPool:
                 self._router = Routers(each, logs)
             return self._router
 
+    def warm(self, hold: bool = True) -> None:
+        """Every SSH host's connection and shell opened at once in the background (daemon
+        threads), while the operation takes its lock: connections cost most of a small
+        release's own time, and each host's first command would otherwise open its own in
+        turn. Errors are met again, and reported, by the first real command."""
+        routers = (
+            {h.name for h in getattr(self.ctx.pb, "router_hosts", None) or []} if hold else set()
+        )
+        for host in getattr(self.ctx.pb, "hosts", None) or []:
+            if getattr(host, "transport", "ssh") == "local":
+                continue
+            warm = getattr(self.runner(host.name), "warm", None)
+            if warm is not None:
+                threading.Thread(
+                    target=warm, args=(host.name in routers,), name=f"warm-{host.name}", daemon=True
+                ).start()
+
     def close(self) -> None:
         for runner in self._runners.values():
             runner.close()

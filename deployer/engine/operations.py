@@ -127,6 +127,7 @@ class Engine:
         with self.guard:
             started_at = time.time()
             op_id = new_id()
+            self.hosts.warm()  # every host's connection opens while the lock is taken
             try:
                 self.lock.acquire(op_id)
             except BaseException:
@@ -347,6 +348,7 @@ class Engine:
 
     # ----- status -----
     def status(self) -> dict[str, Any]:
+        self.hosts.warm(hold=False)
         try:
             observed = self.observe(tolerant=True)
             state = self.lock.state()
