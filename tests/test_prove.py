@@ -354,3 +354,45 @@ def test_a_revision_that_cannot_be_imported_is_one_line(pg_bed, tmp_path: Path) 
     assert "cannot load the revisions" in out.stderr and "not_installed_anywhere" in out.stderr
     assert "Traceback" not in out.stderr
     assert scratch_databases(pg_bed) == []
+
+
+def test_a_finding_is_confirmed_by_its_own_statement_not_the_revisions_others(
+    pg_bed, tmp_path: Path
+) -> None:
+    """Issue 25: a TRUNCATE earlier in a revision took ACCESS EXCLUSIVE on the table, and the
+    drop-column after it was "confirmed" by the TRUNCATE's lock. Each finding is now matched
+    to the statement that is its operation, and judged on that statement alone."""
+    versions = tmp_path / "versions"
+    versions.mkdir()
+    write_revision(
+        versions,
+        "r1",
+        None,
+        'op.create_table("accounts", sa.Column("id", sa.BigInteger, primary_key=True),\n'
+        '    sa.Column("legacy", sa.Text), sa.Column("n", sa.Integer))',
+    )
+    write_revision(
+        versions,
+        "r2",
+        "r1",
+        'op.execute("TRUNCATE accounts")\n'
+        'op.create_index("ix_accounts_n", "accounts", ["n"])\n'
+        'op.drop_column("accounts", "legacy")',
+    )
+    config = LintConfig(postgres_version=15, start_after="r1")
+    result = Linter(config).lint([versions])
+    run = prove(
+        result.migrations,
+        admin_url(pg_bed),
+        ProveOptions(rows=500, start_after="r1", lock_bound_s=5),
+    )
+    verdict = judge(result, run, load_rules(), 5)
+    (r2,) = run.revisions
+    truncate, index, drop = r2.statements
+    assert truncate.verb == "TRUNCATE" and index.verb == "CREATE" and drop.verb == "ALTER"
+    by_rule = {c.finding.rule: c for c in verdict.confirmations}
+    # the index build is judged on CREATE INDEX (statement 2), not on TRUNCATE (statement 1)
+    assert by_rule["require-concurrent-index"].confirmed is True
+    assert f"statement {index.index} (CREATE)" in by_rule["require-concurrent-index"].evidence
+    assert f"statement {drop.index} (ALTER)" in by_rule["drop-column"].evidence
+    assert f"statement {truncate.index} " not in by_rule["drop-column"].evidence

@@ -97,6 +97,13 @@ def register(cli: click.Group) -> None:
     help="--prove: a pg_dump --schema-only file at the --start-after revision.",
 )
 @click.option("--i-know", is_flag=True, help="--prove: the URL's database has tables; go on.")
+@click.option(
+    "--table-stats",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="A table-stats JSON file (`deployer lint stats URL` writes one): scans and builds "
+    "on tables below small_table_rows (default 10,000) are warnings.",
+)
 @click.pass_obj
 def lint(
     app: Application,
@@ -116,6 +123,7 @@ def lint(
     lock_bound: str,
     schema_from: str | None,
     i_know: bool,
+    table_stats: str | None,
 ) -> None:
     """Lint Alembic version scripts and .sql files for locks and old-color breakage.
 
@@ -127,14 +135,22 @@ def lint(
     URL's server) and exit 1 also means a rewrite, ACCESS EXCLUSIVE held longer than
     --lock-bound, or a revision that failed.
     Example: deployer lint --prove env:SCRATCH_PG_URL --rows 100000 migrations/versions
+
+    `deployer lint stats URL` writes the table-stats file of a database (row estimates and
+    sizes, read-only; URL or env:NAME) to stdout.
+    Example: deployer lint stats env:REPLICA_URL > migrations/table-stats.json
     """
     from pathlib import Path
 
     from deployer.errors import InputError
     from deployer.lint.config import load_config
+    from deployer.lint.files import default_paths
     from deployer.lint.rules import load_rules
-    from deployer.lint.runner import META, Linter, default_paths
+    from deployer.lint.runner import META, Linter
 
+    if paths[:1] == ("stats",) and not Path("stats").exists():
+        _stats(list(paths[1:]))
+        return
     rules = load_rules()
     if explain:
         if explain in rules:
@@ -159,6 +175,8 @@ def lint(
     if start_after is not None:
         config.start_after = start_after
     config.exclude = [*config.exclude, *exclude]
+    if table_stats is not None:
+        config.table_stats = Path(table_stats)
     targets = [Path(p) for p in paths]
     if not targets and config.paths:
         base = config.source.parent if config.source else Path.cwd()
@@ -198,6 +216,21 @@ def lint(
     if playbook is not None:
         _record_lint(app, playbook, result, started)
     sys.exit(1 if result.errors or (verdict is not None and verdict.failed) else 0)
+
+
+def _stats(args: list[str]) -> None:
+    """`deployer lint stats URL`: the database's table sizes as a table-stats file."""
+    import re
+
+    from deployer.errors import InputError
+    from deployer.prove.scratch import resolve_url
+    from deployer.prove.table_stats import read_database
+
+    if len(args) != 1:
+        raise InputError("usage: deployer lint stats URL (a postgresql:// URL, or env:NAME)")
+    url = re.sub(r"^postgres(ql)?\+\w+://", "postgresql://", resolve_url(args[0], "lint stats"))
+    doc = read_database(url)
+    sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
 
 
 def _prove_options(

@@ -3,7 +3,8 @@
 It walks ``upgrade()`` (and ``downgrade()`` on request) in order and turns ``op.*`` calls,
 ``with op.batch_alter_table(...)`` blocks, ``with op.get_context().autocommit_block():`` and
 SQL given to ``op.execute(...)`` / ``bind.execute(...)`` (a string or ``sa.text(...)``)
-into operations. Loops are read once; anything computed at run time is out of sight.
+into operations. A loop over constants is read once per value (deployer.lint.alembic_loops),
+any other loop once; anything computed at run time is out of sight.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from deployer.lint import alembic_loops as loops
 from deployer.lint import operations as k
 from deployer.lint.alembic_ast import (
     _arg,
@@ -42,6 +44,8 @@ class _Reader:
         self.errors: list[tuple[int, int, str]] = []  # SQL statements that did not parse
         self.constants: dict[str, ast.expr] = {}  # module-level NAME = "..." (resolved SQL)
         self.tables: dict[str, str] = {}  # NAME = sa.table("accounts", ...)
+        #: module-level NAME = ("a", "b") / [("s", "t"), ...]: what loops over constants run on
+        self.sequences: dict[str, list[Any]] = {}
         self.helpers: dict[str, ast.FunctionDef] = {}  # the file's other functions
         self.visiting: set[str] = set()
         #: local NAME = "..." / sa.text("...") / a Core statement, in the function being read
@@ -81,6 +85,14 @@ class _Reader:
         if isinstance(stmt, ast.If) and (branch := _dialect_branch(stmt.test)) is not None:
             # `if bind.dialect.name == "sqlite":` — only PostgreSQL's branch runs there
             self.body(stmt.body if branch else stmt.orelse, scope)
+            return
+        if isinstance(stmt, ast.For) and (
+            each := loops.bindings(stmt, self.sequences, self.sql_vars)
+        ):
+            strings = {n: v for n, e in self.constants.items() if isinstance(v := _const(e), str)}
+            for names in each:  # a loop over constants: its body once per value
+                self.body(loops.bound(stmt.body, {**strings, **names}), scope)
+            self.body(stmt.orelse, scope)
             return
         if isinstance(stmt, ast.For | ast.While | ast.If | ast.AsyncFor):
             self.calls_in(stmt.test if isinstance(stmt, ast.While | ast.If) else stmt.iter, scope)
@@ -200,8 +212,13 @@ class _Reader:
         kind = next(
             (c for c in reversed(chain) if c in ("update", "delete", "select", "insert")), None
         )
-        if kind in ("select", "insert"):  # Core SELECT / INSERT: no lock worth a rule
-            return []
+        if kind in ("select", "insert") or any(c.endswith("insert") for c in chain):
+            return []  # Core SELECT / INSERT (pg_insert too): no lock worth a rule
+        construct = next((c for c in chain if c in SA_DDL), None)
+        if construct is not None and SA_DDL[construct] is None:
+            return []  # CREATE SCHEMA / SEQUENCE and the like: no table lock
+        if construct is not None:
+            return [Operation(k.UNCHECKED_SQL, **base, name=f"SQLAlchemy {construct}")]
         if kind is not None:
             table = self._table_of(arg)
             return [
@@ -252,7 +269,10 @@ class _Reader:
             case "create_table":
                 add(Operation(k.CREATE_TABLE, **base, table=table_at(0, "table_name")))
             case "drop_table":
-                add(Operation(k.DROP_TABLE, **base, table=table_at(0, "table_name")))
+                gone = _const(_kw(call, "if_exists")) is True
+                add(
+                    Operation(k.DROP_TABLE, **base, table=table_at(0, "table_name"), if_exists=gone)
+                )
             case "rename_table":
                 add(
                     Operation(
@@ -387,6 +407,33 @@ class _Reader:
             self.ops.append(Operation(k.ALTER_OTHER, **base, table=table, name=column))
 
 
+#: SQLAlchemy DDL constructs given to execute(): None when they take no table lock (nothing
+#: to check); otherwise what to call them in the unchecked-sql warning
+SA_DDL: dict[str, str | None] = {
+    "CreateSchema": None,
+    "DropSchema": None,
+    "CreateSequence": None,
+    "DropSequence": None,
+    "CreateTable": "CreateTable",
+    "DropTable": "DropTable",
+    "CreateIndex": "CreateIndex",
+    "DropIndex": "DropIndex",
+    "AddConstraint": "AddConstraint",
+    "DropConstraint": "DropConstraint",
+    "CreateColumn": "CreateColumn",
+}
+
+
+def _revisions(node: ast.expr | None) -> tuple[str, ...]:
+    """``down_revision``: one id, a tuple or list of them (a merge), or None."""
+    value = _const(node) if node is not None else None
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(node, ast.Tuple | ast.List):
+        return tuple(v for v in (_const(e) for e in node.elts) if isinstance(v, str))
+    return ()
+
+
 def read_alembic(path: Path, source: str, *, include_downgrade: bool = False) -> Migration:
     mig = Migration(path)
     try:
@@ -402,6 +449,8 @@ def read_alembic(path: Path, source: str, *, include_downgrade: bool = False) ->
                 if isinstance(t, ast.Name) and t.id in ("revision", "down_revision"):
                     value = _const(node.value)
                     setattr(mig, t.id, value if isinstance(value, str) else None)
+                if isinstance(t, ast.Name) and t.id == "down_revision":
+                    mig.parents = _revisions(node.value)
     if "upgrade" not in funcs:
         mig.is_migration = False
         return mig
@@ -412,6 +461,8 @@ def read_alembic(path: Path, source: str, *, include_downgrade: bool = False) ->
             target = node.targets[0]
             if isinstance(target, ast.Name) and isinstance(_const(node.value), str):
                 reader.constants[target.id] = node.value
+            elif isinstance(target, ast.Name) and (seq := loops.literal(node.value)) is not None:
+                reader.sequences[target.id] = seq
             elif (
                 isinstance(target, ast.Name)
                 and isinstance(node.value, ast.Call)

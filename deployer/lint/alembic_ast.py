@@ -131,5 +131,7 @@ def _default_info(node: ast.AST | None) -> tuple[bool, bool, str]:
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
         # sa.func.gen_random_uuid()
         name = node.func.attr
+        if name == "next_value":  # sa.Sequence("s").next_value(): nextval() per row
+            return True, True, "nextval() of a sequence"
         return True, name in VOLATILE_SA, f"{name}()"
     return True, False, ast.unparse(node)

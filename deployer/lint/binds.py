@@ -18,8 +18,22 @@ _DOLLAR = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
 _SPECIAL = re.compile(r"['\"\-/$:\\%]")
 
 
-def _placeholder(length: int) -> str:
+def _placeholder(length: int, in_list: bool = False) -> str:
+    """A parameter of the same length (positions stay true); after IN, a parenthesized one:
+    psycopg and SQLAlchemy's expanding parameters turn ``IN %s`` / ``IN :ids`` with a tuple
+    into ``IN (1, 2, 3)``."""
+    if in_list:
+        return "($1)" + " " * max(0, length - 4)
     return "$1" + " " * (length - 2)
+
+
+_IN = re.compile(r"(?i)(?:^|[^A-Za-z0-9_])in\s*$")
+
+
+def _after_in(out: list[str]) -> bool:
+    """The text before this parameter ends with the keyword IN."""
+    tail = "".join(out[-3:])[-12:]
+    return _IN.search(tail) is not None
 
 
 def neutralize(sql: str) -> str:
@@ -67,16 +81,16 @@ def neutralize(sql: str) -> str:
             out.append(" :")
             i += 2
         elif c == ":" and (m := _NAME.match(sql, i + 1)) and not _word_before(sql, i):
-            out.append(_placeholder(m.end() - i))
+            out.append(_placeholder(m.end() - i, _after_in(out)))
             i = m.end()
         elif pyformat and two == "%%":
             out.append("% ")
             i += 2
         elif pyformat and two == "%s":
-            out.append("$1")
+            out.append("($1)" if _after_in(out) else "$1")
             i += 2
         elif pyformat and (m := _PYFORMAT.match(sql, i)):
-            out.append(_placeholder(m.end() - i))
+            out.append(_placeholder(m.end() - i, _after_in(out)))
             i = m.end()
         else:  # plain text up to the next character that may matter
             m = _SPECIAL.search(sql, i + 1)

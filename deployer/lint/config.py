@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from deployer.errors import InputError
+from deployer.lint.stats import MAX_SMALL_TABLE_ROWS, SMALL_TABLE_ROWS
 
 KEYS = {
     "enable",
@@ -20,6 +21,8 @@ KEYS = {
     "lock_timeout_in_env",
     "sql_in_transaction",
     "include_downgrade",
+    "table_stats",
+    "small_table_rows",
 }
 
 
@@ -36,6 +39,10 @@ class LintConfig:
     lock_timeout_in_env: bool = False
     sql_in_transaction: bool = False
     include_downgrade: bool = False
+    #: a table-stats file (deployer.lint.stats): findings whose hazard is a scan's or a
+    #: build's duration are warnings on tables below small_table_rows
+    table_stats: Path | None = None
+    small_table_rows: int = SMALL_TABLE_ROWS
     #: False: inline ignores suppress nothing (a rollback asks what *did* contract the schema)
     honor_ignores: bool = True
     source: Path | None = None
@@ -48,6 +55,11 @@ class LintConfig:
         for rule_id, sev in self.severity.items():
             if sev not in ("error", "warning", "off"):
                 raise InputError(f"{where}severity.{rule_id}: use error, warning or off")
+        if not 1 <= self.small_table_rows <= MAX_SMALL_TABLE_ROWS:
+            raise InputError(
+                f"{where}small_table_rows: {self.small_table_rows} is not between 1 and "
+                f"{MAX_SMALL_TABLE_ROWS:,}"
+            )
         if not 9 <= self.postgres_version <= 30:
             raise InputError(
                 f"{where}postgres_version: {self.postgres_version} is not a "
@@ -105,6 +117,8 @@ def load_config(start: Path, explicit: Path | None = None) -> LintConfig:
             lock_timeout_in_env=bool(table.get("lock_timeout_in_env", False)),
             sql_in_transaction=bool(table.get("sql_in_transaction", False)),
             include_downgrade=bool(table.get("include_downgrade", False)),
+            table_stats=path.parent / str(table["table_stats"]) if "table_stats" in table else None,
+            small_table_rows=int(table.get("small_table_rows", SMALL_TABLE_ROWS)),
             source=path,
         )
     except (TypeError, ValueError) as exc:

@@ -8,7 +8,8 @@ from typing import Any
 
 from deployer.errors import AbortedError
 from deployer.lint.config import LintConfig, load_config
-from deployer.lint.runner import Finding, Linter, default_paths
+from deployer.lint.files import default_paths
+from deployer.lint.runner import Finding, Linter
 
 CONTRACT_RULES = frozenset({"drop-column", "drop-table", "rename-column", "rename-table"})
 EXPAND_CONTRACT = (

@@ -98,6 +98,7 @@ class Operation:
     type_from: str | None = None
     type_to: str | None = None
     has_where: bool = True
+    if_exists: bool = False  # DROP ... IF EXISTS
     tx: int = 0  # transaction segment: same number and in_transaction = same transaction
     sql: str = ""
 
@@ -110,6 +111,8 @@ class Migration:
     operations: list[Operation] = field(default_factory=list)
     revision: str | None = None
     down_revision: str | None = None
+    #: every down_revision (a merge revision has several)
+    parents: tuple[str, ...] = ()
     parse_error: tuple[int, int, str] | None = None  # line, column, message (file unread)
     #: statements that did not parse (the rest of the file was still read)
     statement_errors: list[tuple[int, int, str]] = field(default_factory=list)

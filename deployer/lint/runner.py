@@ -3,20 +3,17 @@ rules with what earlier revisions established, apply inline ignores, report find
 
 from __future__ import annotations
 
-import configparser
-import fnmatch
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deployer.errors import InputError
 from deployer.lint import operations as k
-from deployer.lint.alembic import read_alembic
+from deployer.lint.chain import Chain, ancestors, order
 from deployer.lint.config import LintConfig
+from deployer.lint.files import collect, display, read
 from deployer.lint.operations import Migration, Operation
 from deployer.lint.rules import Context, Rule, load_rules
-from deployer.lint.sql import SqlError, sql_operations
+from deployer.lint.stats import load as load_stats
 from deployer.lint.suppress import find_ignores, suppressing
 
 #: findings about the lint run itself (documented by `--explain` too)
@@ -36,6 +33,17 @@ META = {
         "An inline ignore with no reason after it, like "
         "`# deployer: ignore[drop-column]`: say why it is safe.",
     ),
+    "duplicate-revision": (
+        "error",
+        "Two files declare the same revision id. Alembic refuses such a history; the "
+        "linter reads both (each file's operations are checked) and orders neither in the "
+        "chain.",
+    ),
+    "revision-cycle": (
+        "error",
+        "Revisions whose down_revision leads back to themselves. Alembic refuses such a "
+        "history; the linter checks their operations but cannot order them.",
+    ),
     "unused-ignore": (
         "warning",
         "An inline ignore that suppresses nothing (the hazard is gone, "
@@ -54,9 +62,14 @@ class Finding:
     message: str
     hint: str
     table: str | None = None  # the table the operation works on, when known
+    #: the flagged operation's kind and name (what --prove matches the statement by)
+    op_kind: str | None = field(default=None, compare=False)
+    op_name: str | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        doc = asdict(self)
+        del doc["op_kind"], doc["op_name"]
+        return doc
 
 
 @dataclass
@@ -70,134 +83,6 @@ class LintResult:
     @property
     def errors(self) -> int:
         return sum(1 for f in self.findings if f.severity == "error")
-
-
-def _display(path: Path) -> str:
-    try:
-        return os.path.relpath(path)
-    except ValueError:
-        return str(path)
-
-
-def default_paths(cwd: Path) -> list[Path]:
-    """The versions folder of the alembic.ini in ``cwd``, if there is one."""
-    ini = cwd / "alembic.ini"
-    if not ini.is_file():
-        return []
-    parser = configparser.ConfigParser(defaults={"here": str(cwd)})
-    parser.read(ini)
-    location = parser.get("alembic", "script_location", fallback=None)
-    if not location:
-        return []
-    folder = Path(location.replace("%(here)s", str(cwd)))
-    folder = folder if folder.is_absolute() else cwd / folder
-    return [folder / "versions" if (folder / "versions").is_dir() else folder]
-
-
-def _sqlite_history(folder: Path, cache: dict[Path, bool]) -> bool:
-    """A versions folder that migrates SQLite, not PostgreSQL: a folder named for it
-    (``versions/sqlite``), or an env.py / alembic.ini beside it that names sqlite and never
-    postgres."""
-    if folder not in cache:
-        named = "sqlite" in folder.name.lower()
-        texts = []
-        for f in (
-            folder.parent / "env.py",
-            folder.parent / "alembic.ini",
-            folder.parent.parent / "alembic.ini",
-        ):
-            try:
-                texts.append(f.read_text(encoding="utf-8", errors="replace").lower())
-            except OSError:
-                continue
-        text = "\n".join(texts)
-        cache[folder] = named or ("sqlite" in text and "postgres" not in text)
-    return cache[folder]
-
-
-def collect(
-    paths: list[Path], exclude: list[str] | None = None, skipped: dict[str, str] | None = None
-) -> list[Path]:
-    """The files to lint. Walking a folder skips ``exclude`` globs (matched against the path
-    below the folder) and SQLite histories (named in ``skipped``); a file given by name is
-    always linted."""
-    files: list[Path] = []
-    sqlite: dict[Path, bool] = {}
-    for p in paths:
-        if p.is_dir():
-            for f in sorted(p.rglob("*")):
-                parts = f.relative_to(p).parts
-                if (
-                    f.suffix not in (".py", ".sql")
-                    or not f.is_file()
-                    or any(x.startswith(".") or x == "__pycache__" for x in parts)
-                ):
-                    continue
-                rel = f.relative_to(p).as_posix()
-                if any(
-                    fnmatch.fnmatch(rel, g) or fnmatch.fnmatch(rel, g.rstrip("/") + "/*")
-                    for g in exclude or []
-                ):
-                    continue
-                if f.suffix == ".py" and _sqlite_history(f.parent, sqlite):
-                    if skipped is not None:
-                        skipped[_display(f.parent)] = "an SQLite history"
-                    continue
-                files.append(f)
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise InputError(f"{p}: no such file or directory")
-    return list(dict.fromkeys(files))
-
-
-def read(path: Path, config: LintConfig) -> tuple[Migration, str]:
-    try:
-        source = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        mig = Migration(path, parse_error=(1, 1, f"cannot read: {exc}"))
-        return mig, ""
-    if path.suffix == ".py":
-        return read_alembic(path, source, include_downgrade=config.include_downgrade), source
-    mig = Migration(path)
-    problems: list[SqlError] = []
-    mig.operations, _ = sql_operations(
-        source, in_transaction=config.sql_in_transaction, problems=problems
-    )
-    mig.statement_errors = [(p.line, p.column, f"SQL does not parse: {p}") for p in problems]
-    return mig, source
-
-
-def chain_order(migs: list[Migration]) -> list[Migration]:
-    """Alembic revisions in chain order (base first); anything else by file name."""
-    by_rev = {m.revision: m for m in migs if m.revision}
-    children: dict[str | None, list[Migration]] = {}
-    for m in migs:
-        if m.revision:
-            parent = m.down_revision if m.down_revision in by_rev else None
-            children.setdefault(parent, []).append(m)
-    ordered: list[Migration] = []
-    queue = sorted(children.get(None, []), key=lambda m: str(m.path))
-    while queue:
-        m = queue.pop(0)
-        ordered.append(m)
-        queue = sorted(children.get(m.revision, []), key=lambda x: str(x.path)) + queue
-    placed = {id(m) for m in ordered}
-    rest = sorted((m for m in migs if id(m) not in placed), key=lambda m: str(m.path))
-    return ordered + rest
-
-
-def skipped_by_start_after(migs: list[Migration], start_after: str | None) -> set[str]:
-    """``start_after`` and every revision before it."""
-    if not start_after:
-        return set()
-    by_rev = {m.revision: m for m in migs if m.revision}
-    skip: set[str] = set()
-    rev: str | None = start_after
-    while rev and rev in by_rev and rev not in skip:
-        skip.add(rev)
-        rev = by_rev[rev].down_revision
-    return skip
 
 
 def _env_sets_lock_timeout(folder: Path, cache: dict[Path, bool]) -> bool:
@@ -218,12 +103,24 @@ class Linter:
             for rid, r in sorted(self.rules.items())
             if rid in enabled and rid not in config.disable and config.severity.get(rid) != "off"
         ]
+        self.stats = load_stats(config.table_stats) if config.table_stats else None
         #: (rule, its check) per scope, split once: every operation meets every rule
         self._per_op = [(r, r.check) for r in self.active if r.scope == "operation"]
         self._per_migration = [r for r in self.active if r.scope == "migration"]
 
     def severity(self, rule: Rule) -> str:
         return self.config.severity.get(rule.id, rule.severity)
+
+    def _small(self, rule: Rule, table: str | None) -> str | None:
+        """Why a size-dependent finding is brief on ``table`` ("persona: ~200 rows: the
+        lock is brief"), from the table-stats file; None without stats, for a table they do
+        not list, or one at or above small_table_rows."""
+        if self.stats is None or not rule.size_dependent:
+            return None
+        rows = self.stats.rows(table)
+        if rows is None or rows >= self.config.small_table_rows:
+            return None
+        return f"{table}: ~{rows:,} rows: the lock is brief"
 
     def lint(self, paths: list[Path]) -> LintResult:
         skipped: dict[str, str] = {}
@@ -246,20 +143,35 @@ class Linter:
         linted: list[Migration] = []
         for folder, group in by_folder.items():
             sources = {m.path: src for _, m, src in group}
-            migs = chain_order([m for _, m, _ in group if m.is_migration])
-            skip = skipped_by_start_after(migs, self.config.start_after)
-            checks: dict[str, tuple[str, str]] = {}  # constraint -> (table, column)
-            validated: set[tuple[str, str]] = set()
-            for mig in migs:
+            chain = order([m for _, m, _ in group if m.is_migration])
+            skip = ancestors(chain, self.config.start_after)
+            findings += _chain_findings(chain, reported)
+            # what earlier revisions established (validated CHECK constraints): a revision
+            # knows its ancestors' facts (every parent's, after a merge); files outside the
+            # graph (SQL files, duplicates, cycles) what came before them by file name
+            after: dict[str, Facts] = {}
+            running: Facts = ({}, set())
+            for mig in chain.ordered:
+                if chain.in_graph(mig):
+                    assert mig.revision is not None
+                    facts = _merged(after[p] for p in chain.parents[mig.revision])
+                else:
+                    facts = (dict(running[0]), set(running[1]))
+                checks, validated = facts
                 if mig.revision in skip or mig.path not in reported:
                     self._learn(mig, checks, validated)
-                    continue
-                linted.append(mig)
-                env_lt = self.config.lock_timeout_in_env or _env_sets_lock_timeout(
-                    folder, env_cache
-                )
-                findings += self._lint_one(mig, sources[mig.path], set(validated), env_lt)
-                self._learn(mig, checks, validated)
+                else:
+                    linted.append(mig)
+                    env_lt = self.config.lock_timeout_in_env or _env_sets_lock_timeout(
+                        folder, env_cache
+                    )
+                    findings += self._lint_one(mig, sources[mig.path], set(validated), env_lt)
+                    self._learn(mig, checks, validated)
+                if chain.in_graph(mig):
+                    assert mig.revision is not None
+                    after[mig.revision] = facts
+                else:
+                    running = facts
         findings.sort(key=lambda f: (f.path, f.line, f.column, f.rule))
         revisions = {m.revision for _, m, _ in read_files if m.revision}
         return LintResult(findings, len(files), linted, revisions, skipped)
@@ -296,7 +208,7 @@ class Linter:
     def _lint_one(
         self, mig: Migration, source: str, validated: set[tuple[str, str]], env_lock_timeout: bool
     ) -> list[Finding]:
-        path = _display(mig.path)
+        path = display(mig.path)
         ignores = find_ignores(source, python=mig.path.suffix == ".py") if source else []
         if mig.parse_error:
             line, col, msg = mig.parse_error
@@ -320,6 +232,7 @@ class Linter:
         ctx.created_tables = set()
         for rule in self._per_migration:
             raw += [(rule, op, msg) for op, msg in rule.check(ctx)]
+        seen: set[Finding] = set()
         for rule, op, msg in raw:
             ig = suppressing(ignores, rule.id, op.line, op.end_line)
             if ig is not None and self.config.honor_ignores:
@@ -328,9 +241,16 @@ class Linter:
             hint = rule.hint
             if isinstance(msg, tuple):  # a rule may give a hint that fits this case
                 msg, hint = msg
-            out.append(
-                Finding(path, op.line, op.column, rule.id, self.severity(rule), msg, hint, op.table)
+            severity = self.severity(rule)
+            small = self._small(rule, op.table)
+            if small is not None and severity == "error":
+                severity, msg = "warning", f"{msg} ({small})"
+            finding = Finding(
+                path, op.line, op.column, rule.id, severity, msg, hint, op.table, op.kind, op.name
             )
+            if finding not in seen:  # the same finding on one spot (a loop's body) is one
+                seen.add(finding)
+                out.append(finding)
         if mig.linted_lines is not None:  # ignores in functions not linted are not judged
             ignores = [
                 ig for ig in ignores if any(a - 1 <= ig.line <= b for a, b in mig.linted_lines)
@@ -365,6 +285,59 @@ class Linter:
                         )
                     )
         return out
+
+
+#: constraint name -> (table, column) of CHECK (column IS NOT NULL); the validated pairs
+Facts = tuple[dict[str, tuple[str, str]], set[tuple[str, str]]]
+
+
+def _merged(parents: Any) -> Facts:
+    checks: dict[str, tuple[str, str]] = {}
+    validated: set[tuple[str, str]] = set()
+    for c, v in parents:
+        checks.update(c)
+        validated |= v
+    return checks, validated
+
+
+def _chain_findings(chain: Chain, reported: set[Path]) -> list[Finding]:
+    """A revision id declared twice, and revisions in (or after) a cycle: Alembic refuses
+    both, so each is an error, naming the files."""
+    out = []
+    for dup, first in chain.duplicates:
+        if dup.path in reported:
+            out.append(
+                Finding(
+                    display(dup.path),
+                    1,
+                    1,
+                    "duplicate-revision",
+                    "error",
+                    f"revision {dup.revision} is declared here and in {display(first.path)}: "
+                    "Alembic refuses a history with a revision id twice",
+                    "give one of them a new revision id (and fix its children's down_revision)",
+                )
+            )
+    if chain.cyclic and any(m.path in reported for m in chain.cyclic):
+        first = min(chain.cyclic, key=lambda m: str(m.path))
+        names = ", ".join(
+            f"{m.revision} ({display(m.path)})"
+            for m in sorted(chain.cyclic, key=lambda m: str(m.path))[:10]
+        )
+        more = f" and {len(chain.cyclic) - 10} more" if len(chain.cyclic) > 10 else ""
+        out.append(
+            Finding(
+                display(first.path),
+                1,
+                1,
+                "revision-cycle",
+                "error",
+                f"these revisions form a cycle (or come after one) through their "
+                f"down_revision: {names}{more}; Alembic refuses the history",
+                "break the cycle: one of them must name an earlier revision as its parent",
+            )
+        )
+    return out
 
 
 def _parse_error_severity(config: LintConfig) -> str | None:

@@ -188,6 +188,11 @@ def operations(name: str, body: dict[str, Any], base: dict[str, Any]) -> list[Op
             return _alter_table(body, b)
         case "CreateStmt":
             return [Operation(k.CREATE_TABLE, **b)]
+        case "CreateTableAsStmt" if body.get("objtype") in (None, "OBJECT_TABLE"):
+            into = (body.get("into") or {}).get("IntoClause") or body.get("into") or {}
+            return [Operation(k.CREATE_TABLE, **{**b, "table": _relname(into.get("rel"))})]
+        case "DoStmt":
+            return [Operation(k.UNCHECKED_SQL, **b, name="DO block")]
         case "IndexStmt":
             return [
                 Operation(
@@ -210,6 +215,7 @@ def operations(name: str, body: dict[str, Any], base: dict[str, Any]) -> list[Op
                         **{**b, "table": None if kind == k.DROP_INDEX else target},
                         name=target,
                         concurrently=bool(body.get("concurrent")),
+                        if_exists=bool(body.get("missing_ok")),
                     )
                 )
             return out

@@ -37,17 +37,17 @@ def _libs() -> tuple[Any, Any]:
     return psycopg, sqlalchemy
 
 
-def resolve_url(value: str) -> str:
+def resolve_url(value: str, what: str = "--prove") -> str:
     """The URL itself, or ``env:NAME`` to read it from the environment (a password in an
     argument shows in the process list)."""
     if value.startswith("env:"):
         name = value[4:]
         url = os.environ.get(name)
         if not url:
-            raise InputError(f"--prove env:{printable(name)}: the variable is not set")
+            raise InputError(f"{what} env:{printable(name)}: the variable is not set")
         value = url
     if not re.match(r"^postgres(ql)?(\+\w+)?://", value):
-        raise InputError("--prove takes a postgresql:// URL (or env:NAME)")
+        raise InputError(f"{what} takes a postgresql:// URL (or env:NAME)")
     return value
 
 

@@ -84,17 +84,68 @@ def _statements_of(rev: Revision, line: int) -> list[Statement]:
     return [s for s in lined if s.line == at]
 
 
+def _reads_as(s: Statement, kind: str, table: str | None, name: str | None) -> bool:
+    """The statement, read by the linter's own SQL front end, is the flagged operation: the
+    same kind, on the same table (and index, column or constraint, when the finding names
+    one)."""
+    from deployer.lint.sql import sql_operations
+
+    try:
+        ops, _ = sql_operations(s.sql)
+    except Exception:
+        return False
+    return any(
+        o.kind == kind
+        and (table is None or _bare(o.table) == _bare(table))
+        and (name is None or o.name is None or _bare(o.name) == _bare(name))
+        for o in ops
+    )
+
+
+def _flagged(
+    rev: Revision, line: int, kind: str | None, table: str | None, name: str | None
+) -> list[Statement] | None:
+    """The statements a finding is about: those that read as its operation (for a .sql file,
+    the one at its line first); None when no statement that ran reads as it."""
+    if kind is None:
+        return _statements_of(rev, line) if line else rev.statements
+    at = _statements_of(rev, line) if line else []
+    for group in (at, rev.statements):
+        hits = [s for s in group if _reads_as(s, kind, table, name)]
+        if hits:
+            return hits
+    return None
+
+
 def confirm(
-    claim: str | None, table: str | None, rev: Revision, line: int = 0
+    claim: str | None,
+    table: str | None,
+    rev: Revision,
+    line: int = 0,
+    kind: str | None = None,
+    name: str | None = None,
 ) -> tuple[bool | None, str]:
+    """Confirm or refute a finding's claim on the measurements of the statement it flags
+    (matched by its operation: kind, table, name), never on another statement of the same
+    revision."""
     if claim is None:
         return None, "nothing this rule claims can be measured"
     if not rev.ran:
         return None, "not run: an earlier revision failed"
-    sts = _statements_of(rev, line) if line else rev.statements
-    if claim == "fails":
+    flagged = _flagged(rev, line, kind, table, name)
+    if flagged is None:
         if rev.error:
+            return None, f"the revision failed before its statement ran: {rev.error}"
+        return None, f"no statement that ran reads as the flagged {kind} on {table or '?'}"
+    sts = flagged
+    if claim == "fails":
+        failed = [s for s in sts if s.error]
+        if failed:
+            return True, f"statement {failed[0].index} ({failed[0].verb}) failed: {failed[0].error}"
+        if rev.error and kind is None:
             return True, f"failed: {rev.error}"
+        if rev.error:
+            return None, f"another statement failed first: {rev.error}"
         return False, "the revision ran without error"
     if claim == "no-lock-timeout":
         first = next(
@@ -147,7 +198,8 @@ def judge(result: LintResult, run: ProveRun, rules: dict[str, Rule], bound_s: fl
         if rev is None:
             continue
         rule = rules.get(f.rule)
-        confirmed, evidence = confirm(rule.claim if rule else None, f.table, rev, f.line)
+        claim = rule.claim if rule else None
+        confirmed, evidence = confirm(claim, f.table, rev, f.line, f.op_kind, f.op_name)
         verdict.confirmations.append(
             Confirmation(f, rev.revision, rule.claim if rule else None, confirmed, evidence)
         )

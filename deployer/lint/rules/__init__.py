@@ -62,6 +62,9 @@ class Rule:
     #: finding is a contract-phase revision (deferred past the rollback window, see
     #: deployer.lint.phases); "expand": anything else
     phase: Literal["expand", "contract"] = "expand"
+    #: the hazard is the *duration* of a scan, rewrite or index build: on a table the
+    #: table-stats file says is small (deployer.lint.stats) the finding is a warning
+    size_dependent: bool = False
 
 
 #: what a rule claims, as `--prove` measures it on the finding's table
@@ -87,6 +90,7 @@ def rule(
     scope: Literal["operation", "migration"] = "operation",
     claim: str | None = None,
     phase: Literal["expand", "contract"] = "expand",
+    size_dependent: bool = False,
 ) -> Callable[[Any], Any]:
     assert claim is None or claim in CLAIMS, claim
 
@@ -95,7 +99,7 @@ def rule(
         doc = (module.__doc__ or "").strip()
         REGISTRY[id] = Rule(
             id, severity, doc.splitlines()[0] if doc else id, hint, doc, check, scope, claim,
-            phase,
+            phase, size_dependent,
         )  # fmt: skip
         return check
 

@@ -25,6 +25,7 @@ from deployer.lint.rules import Context, rule
     "error",
     "add it without the default, set the default separately, backfill in batches",
     claim="rewrite",
+    size_dependent=True,
 )
 def check(op: Operation, ctx: Context) -> str | None:
     if op.kind != k.ADD_COLUMN or ctx.is_new(op.table):

@@ -28,6 +28,7 @@ from deployer.lint.rules import Context, rule
     "error",
     "move the backfill to its own migration, batched, in an autocommit block",
     claim="backfill-under-lock",
+    size_dependent=True,
 )
 def check(op: Operation, ctx: Context) -> str | None:
     if op.kind not in (k.UPDATE, k.DELETE) or not op.in_transaction or ctx.is_new(op.table):

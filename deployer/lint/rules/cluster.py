@@ -12,7 +12,9 @@ from deployer.lint.operations import Operation
 from deployer.lint.rules import Context, rule
 
 
-@rule("cluster", "error", "pg_repack --order-by reorders online", claim="rewrite")
+@rule(
+    "cluster", "error", "pg_repack --order-by reorders online", claim="rewrite", size_dependent=True
+)
 def check(op: Operation, ctx: Context) -> str | None:
     if op.kind == k.CLUSTER:
         return "CLUSTER rewrites the table under ACCESS EXCLUSIVE"

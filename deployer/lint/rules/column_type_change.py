@@ -58,6 +58,7 @@ def metadata_only(old: str | None, new: str | None) -> bool:
     "expand/contract: add a new column, backfill, switch reads, drop the old one later",
     claim="rewrite",
     phase="contract",
+    size_dependent=True,
 )
 def check(op: Operation, ctx: Context) -> str | None:
     if op.kind != k.ALTER_COLUMN_TYPE or ctx.is_new(op.table):

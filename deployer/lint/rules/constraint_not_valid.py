@@ -26,6 +26,7 @@ from deployer.lint.rules import Context, rule
     "error",
     "add it with NOT VALID (postgresql_not_valid=True), VALIDATE in a later migration",
     claim="blocks-writes",
+    size_dependent=True,
 )
 def check(op: Operation, ctx: Context) -> str | None:
     if (

@@ -21,6 +21,10 @@ from deployer.lint.rules import Context, rule
     phase="contract",
 )
 def check(op: Operation, ctx: Context) -> str | None:
-    if op.kind == k.DROP_TABLE and not ctx.is_new(op.table):
-        return f"dropping table {op.table} breaks the old color, which still uses it"
-    return None
+    if op.kind != k.DROP_TABLE or ctx.is_new(op.table):
+        return None
+    if op.if_exists and any(
+        o.kind == k.CREATE_TABLE and o.table == op.table for o in ctx.operations
+    ):
+        return None  # DROP IF EXISTS then CREATE: a scratch table this revision rebuilds
+    return f"dropping table {op.table} breaks the old color, which still uses it"

@@ -17,6 +17,14 @@ from deployer.lint import operations as k
 from deployer.lint.operations import Operation
 from deployer.lint.rules import Context, rule
 
+#: what helps a CONCURRENTLY statement in an autocommit block (SET LOCAL ended with the
+#: transaction; a timed-out CREATE INDEX CONCURRENTLY leaves an INVALID index behind)
+CONCURRENT_HINT = (
+    "inside the autocommit block, SET lock_timeout = '2s' (session-level, not SET LOCAL: that "
+    "ended with the transaction); if it times out, DROP INDEX CONCURRENTLY IF EXISTS the "
+    "INVALID index it leaves, then retry"
+)
+
 
 @rule(
     "missing-lock-timeout",
@@ -25,7 +33,7 @@ from deployer.lint.rules import Context, rule
     scope="migration",
     claim="no-lock-timeout",
 )
-def check(ctx: Context) -> list[tuple[Operation, str]]:
+def check(ctx: Context) -> list[tuple[Operation, str | tuple[str, str]]]:
     if ctx.lock_timeout_in_env:
         return []
     created: set[str] = set()
@@ -37,5 +45,8 @@ def check(ctx: Context) -> list[tuple[Operation, str]]:
             continue
         if op.kind in k.LOCK_FREE_KINDS or (op.table in created):
             continue
-        return [(op, f"{op.kind.replace('_', ' ')} takes a lock with no lock_timeout set")]
+        what = f"{op.kind.replace('_', ' ')} takes a lock with no lock_timeout set"
+        if op.concurrently and not op.in_transaction:
+            return [(op, (f"{what} (CONCURRENTLY, outside a transaction)", CONCURRENT_HINT))]
+        return [(op, what)]
     return []

@@ -18,6 +18,7 @@ from deployer.lint.rules import Context, rule
     "error",
     "REINDEX ... CONCURRENTLY in an autocommit block",
     claim="blocks-writes",
+    size_dependent=True,
 )
 def check(op: Operation, ctx: Context) -> str | None:
     if op.kind == k.REINDEX and not op.concurrently:

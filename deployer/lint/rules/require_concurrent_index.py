@@ -23,7 +23,7 @@ from deployer.lint.rules import Context, rule
 HINT = "use CONCURRENTLY (postgresql_concurrently=True) inside op.get_context().autocommit_block()"
 
 
-@rule("require-concurrent-index", "error", HINT, claim="blocks-writes")
+@rule("require-concurrent-index", "error", HINT, claim="blocks-writes", size_dependent=True)
 def check(op: Operation, ctx: Context) -> str | None:
     if op.kind == k.CREATE_INDEX and not op.concurrently and not ctx.is_new(op.table):
         what = "unique index" if op.unique else "index"

@@ -29,6 +29,7 @@ from deployer.lint.rules import Context, rule
     "add CHECK (col IS NOT NULL) NOT VALID, VALIDATE it in a later migration, then SET NOT NULL",
     claim="access-exclusive",
     phase="contract",
+    size_dependent=True,
 )
 def check(op: Operation, ctx: Context) -> str | tuple[str, str] | None:
     if op.kind != k.SET_NOT_NULL or ctx.is_new(op.table):

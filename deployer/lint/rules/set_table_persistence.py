@@ -13,7 +13,13 @@ from deployer.lint.operations import Operation
 from deployer.lint.rules import Context, rule
 
 
-@rule("set-table-persistence", "error", "copy into a new table in batches instead", claim="rewrite")
+@rule(
+    "set-table-persistence",
+    "error",
+    "copy into a new table in batches instead",
+    claim="rewrite",
+    size_dependent=True,
+)
 def check(op: Operation, ctx: Context) -> str | None:
     if op.kind == k.SET_TABLE_PERSISTENCE and not ctx.is_new(op.table):
         return f"SET LOGGED/UNLOGGED rewrites {op.table} under ACCESS EXCLUSIVE"

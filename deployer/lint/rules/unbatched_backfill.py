@@ -19,6 +19,7 @@ from deployer.lint.rules import Context, rule
     "warning",
     "update in batches (WHERE id IN (... LIMIT 1000)), committing each batch",
     claim="blocks-row-writes",
+    size_dependent=True,
 )
 def check(op: Operation, ctx: Context) -> str | None:
     if op.kind in (k.UPDATE, k.DELETE) and not op.has_where and not ctx.is_new(op.table):

@@ -22,6 +22,13 @@ from deployer.lint.rules import Context, rule
     "write the SQL as a literal, or acknowledge it: # deployer: ignore[unchecked-sql] <why>",
 )
 def check(op: Operation, ctx: Context) -> str | None:
-    if op.kind == k.UNCHECKED_SQL:
-        return "SQL built at run time is not checked (an f-string, .format or a variable)"
-    return None
+    if op.kind != k.UNCHECKED_SQL:
+        return None
+    if op.name == "DO block":
+        return (
+            "a DO block's statements are PL/pgSQL and are not read: check the DDL in it by "
+            "hand (or run it with --prove)"
+        )
+    if op.name:
+        return f"a {op.name} construct is not read: check the DDL it emits by hand"
+    return "SQL built at run time is not checked (an f-string, .format or a variable)"

@@ -24,6 +24,7 @@ from deployer.lint.rules import Context, rule
     "error",
     "CREATE UNIQUE INDEX CONCURRENTLY, then ADD CONSTRAINT ... USING INDEX",
     claim="access-exclusive",
+    size_dependent=True,
 )
 def check(op: Operation, ctx: Context) -> str | None:
     if (

@@ -13,7 +13,13 @@ from deployer.lint.operations import Operation
 from deployer.lint.rules import Context, rule
 
 
-@rule("vacuum-full", "error", "plain VACUUM, or pg_repack to rebuild online", claim="rewrite")
+@rule(
+    "vacuum-full",
+    "error",
+    "plain VACUUM, or pg_repack to rebuild online",
+    claim="rewrite",
+    size_dependent=True,
+)
 def check(op: Operation, ctx: Context) -> str | None:
     if op.kind == k.VACUUM_FULL:
         return f"VACUUM FULL {op.table or ''} rewrites under ACCESS EXCLUSIVE".replace("  ", " ")

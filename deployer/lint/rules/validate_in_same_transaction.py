@@ -18,6 +18,7 @@ from deployer.lint.rules import Context, rule
     "error",
     "move the VALIDATE to a later migration",
     claim="blocks-writes",
+    size_dependent=True,
 )
 def check(op: Operation, ctx: Context) -> str | None:
     if op.kind != k.VALIDATE_CONSTRAINT or not op.in_transaction:
