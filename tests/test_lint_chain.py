@@ -243,3 +243,48 @@ def test_concurrently_in_an_autocommit_block_says_what_helps(tmp_path: Path) -> 
     found = [f for f in lint_paths([tmp_path]).findings if f.rule == "missing-lock-timeout"]
     assert len(found) == 1 and "CONCURRENTLY" in found[0].message
     assert "not SET LOCAL" in found[0].hint and "INVALID index" in found[0].hint
+
+
+def test_only_what_runs_on_postgresql_is_read(tmp_path: Path) -> None:
+    """Dialect tests real histories write: a URL's prefix, a helper that returns the
+    dialect test, and an early return on every database but one."""
+    (tmp_path / "r1.py").write_text(
+        'from alembic import op\nimport sqlalchemy as sa\nrevision = "r1"\ndown_revision = None\n'
+        "\n\ndef is_postgres():\n"
+        '    return op.get_context().dialect.name == "postgresql"\n'
+        "\n\ndef upgrade():\n" + LOCK + "    url = str(op.get_bind().engine.url)\n"
+        '    if url.startswith("mysql"):\n'
+        '        op.execute("ALTER TABLE t MODIFY c DATETIME(6)")\n'
+        "    if is_postgres():\n"
+        '        op.drop_index("ix_a", "t")\n'
+        "    else:\n"
+        '        op.execute("DROP INDEX IF EXISTS ix_b")\n'
+        "    if not is_postgres():\n"
+        '        op.execute("PRAGMA foreign_keys=OFF")\n'
+    )
+    (tmp_path / "r2.py").write_text(
+        'from alembic import op\nimport sqlalchemy as sa\nrevision = "r2"\ndown_revision = "r1"\n'
+        "\n\ndef upgrade():\n"
+        "    bind = op.get_bind()\n"
+        "    if bind.dialect.name != 'mysql':\n"
+        "        return\n"
+        "    for table in ('a', 'b'):\n"
+        "        op.execute(f'ALTER TABLE {table} CONVERT TO CHARACTER SET utf8mb4')\n"
+    )
+    found = [(Path(f.path).name, f.rule, f.table) for f in lint_paths([tmp_path]).findings]
+    assert not [f for f in found if f[1] == "parse-error"], found
+    assert ("r1.py", "require-concurrent-index", "t") in found  # ix_a, table given positionally
+    assert not [f for f in found if f[0] == "r2.py"], found
+
+
+def test_a_local_list_of_column_lists_is_unrolled(tmp_path: Path) -> None:
+    (tmp_path / "r1.py").write_text(
+        'from alembic import op\nrevision = "r1"\ndown_revision = None\n\n\n'
+        "def upgrade():\n" + LOCK + "    tbl_name = 'nodes'\n"
+        "    indexes = [(['reservation'], 'reservation_idx'), (['driver'], 'driver_idx')]\n"
+        "    for fields, idx_name in indexes:\n"
+        "        op.create_index(idx_name, tbl_name, fields, unique=False)\n"
+    )
+    found = [(f.rule, f.table, f.message) for f in lint_paths([tmp_path]).findings]
+    built = [m for r, t, m in found if r == "require-concurrent-index" and t == "nodes"]
+    assert len(built) == 2 and any("driver_idx" in m for m in built), found

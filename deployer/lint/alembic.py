@@ -52,9 +52,20 @@ class _Reader:
         self.sql_vars: dict[str, ast.expr] = {}
 
     # ---- statements in order ----
-    def body(self, stmts: list[ast.stmt], scope: _Scope) -> None:
+    def body(self, stmts: list[ast.stmt], scope: _Scope) -> bool:
+        """Read ``stmts`` in order; True when they return on PostgreSQL (what follows does
+        not run there: ``if bind.dialect.name != "mysql": return`` ends a MySQL-only
+        revision's reading)."""
         for stmt in stmts:
+            if isinstance(stmt, ast.Return):
+                return True
+            if isinstance(stmt, ast.If) and (branch := self._dialect(stmt.test)) is not None:
+                # `if bind.dialect.name == "sqlite":` — only PostgreSQL's branch runs there
+                if self.body(stmt.body if branch else stmt.orelse, scope):
+                    return True
+                continue
             self.statement(stmt, scope)
+        return False
 
     def statement(self, stmt: ast.stmt, scope: _Scope) -> None:
         if isinstance(stmt, ast.With):
@@ -78,18 +89,19 @@ class _Reader:
         if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
             target = stmt.targets[0]
             if isinstance(target, ast.Name):  # the latest value wins, in reading order
-                if isinstance(stmt.value, ast.Constant | ast.JoinedStr | ast.Call):
+                sql = isinstance(stmt.value, ast.Constant | ast.JoinedStr | ast.Call)
+                if sql or loops.literal(stmt.value) is not None:  # or what a loop runs over
                     self.sql_vars[target.id] = stmt.value
                 else:
                     self.sql_vars.pop(target.id, None)
-        if isinstance(stmt, ast.If) and (branch := _dialect_branch(stmt.test)) is not None:
-            # `if bind.dialect.name == "sqlite":` — only PostgreSQL's branch runs there
+        if isinstance(stmt, ast.If) and (branch := self._dialect(stmt.test)) is not None:
             self.body(stmt.body if branch else stmt.orelse, scope)
             return
         if isinstance(stmt, ast.For) and (
             each := loops.bindings(stmt, self.sequences, self.sql_vars)
         ):
-            strings = {n: v for n, e in self.constants.items() if isinstance(v := _const(e), str)}
+            known = {**self.constants, **self.sql_vars}  # module constants, then locals
+            strings = {n: v for n, e in known.items() if isinstance(v := _const(e), str)}
             for names in each:  # a loop over constants: its body once per value
                 self.body(loops.bound(stmt.body, {**strings, **names}), scope)
             self.body(stmt.orelse, scope)
@@ -104,6 +116,20 @@ class _Reader:
                 self.body(block, scope)
             return
         self.calls_in(stmt, scope)
+
+    def _dialect(self, test: ast.expr) -> bool | None:
+        """:func:`_dialect_branch`, also through a helper of this file that returns such a
+        test (``def is_postgres(): return op.get_context().dialect.name == "postgresql"``)."""
+        negated = isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not)
+        call = test.operand if isinstance(test, ast.UnaryOp) and negated else test
+        if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and not call.args:
+            helper = self.helpers.get(call.func.id)
+            body = [n for n in helper.body if not isinstance(n, ast.Expr)] if helper else []
+            if len(body) == 1 and isinstance(body[0], ast.Return) and body[0].value is not None:
+                branch = _dialect_branch(body[0].value)
+                if branch is not None:
+                    return not branch if negated else branch
+        return _dialect_branch(test)
 
     def calls_in(self, node: ast.AST, scope: _Scope) -> None:
         if (  # the common statement, `op.x(...)`: no need to walk its arguments
@@ -299,7 +325,7 @@ class _Reader:
                         k.DROP_INDEX,
                         **base,
                         name=arg(0, "index_name"),
-                        table=_const(_kw(call, "table_name")) or batch_table,
+                        table=_const(_arg(call, 1, "table_name")) or batch_table,
                         concurrently=conc,
                     )
                 )

@@ -24,8 +24,23 @@ def _const(node: ast.AST | None) -> Any:
 
 
 def _dialect_branch(test: ast.expr) -> bool | None:
-    """For ``X.dialect.name == "name"`` (or ``!=``, or ``in (...)``): whether the body is
-    what runs on PostgreSQL (True) or the else branch (False); None for any other test."""
+    """For ``X.dialect.name == "name"`` (or ``!=``, or ``in (...)``), or a URL's
+    ``url.startswith("mysql")`` (``url = str(bind.engine.url)``, as CTFd writes it): whether
+    the body is what runs on PostgreSQL (True) or the else branch (False); None for any other
+    test."""
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        inner = _dialect_branch(test.operand)
+        return None if inner is None else not inner
+    if (
+        isinstance(test, ast.Call)
+        and isinstance(test.func, ast.Attribute)
+        and test.func.attr == "startswith"
+        and len(test.args) == 1
+        and isinstance(prefix := _const(test.args[0]), str)
+        and prefix.split("+")[0] in ("postgresql", "postgres", "mysql", "sqlite", "mssql", "oracle")
+        and "url" in ast.unparse(test.func.value).lower()
+    ):
+        return prefix.startswith("postgres")
     if not (isinstance(test, ast.Compare) and len(test.ops) == 1):
         return None
     left, op, right = test.left, test.ops[0], test.comparators[0]

@@ -44,7 +44,7 @@ def literal(node: ast.expr | None) -> Any:
 
 def bindings(
     stmt: ast.For, sequences: dict[str, list[Any]], local: dict[str, ast.expr]
-) -> list[dict[str, Value]] | None:
+) -> list[dict[str, Any]] | None:
     """One name -> value map per iteration, or None when the loop is not over constants."""
     it = stmt.iter
     values = None
@@ -65,13 +65,16 @@ def bindings(
     return out
 
 
-def _unpack(target: ast.expr, value: Any) -> dict[str, Value] | None:
-    if isinstance(target, ast.Name):
-        return {target.id: value} if isinstance(value, Value) else None
+def _unpack(target: ast.expr, value: Any) -> dict[str, Any] | None:
+    if isinstance(target, ast.Name):  # a constant, or a tuple of them (a column list)
+        plain = isinstance(value, Value) or (
+            isinstance(value, tuple) and all(isinstance(v, Value) for v in value)
+        )
+        return {target.id: value} if plain else None
     if isinstance(target, ast.Tuple | ast.List) and isinstance(value, tuple):
         if len(target.elts) != len(value):
             return None
-        out: dict[str, Value] = {}
+        out: dict[str, Any] = {}
         for t, v in zip(target.elts, value, strict=True):
             part = _unpack(t, v)
             if part is None:
@@ -82,12 +85,16 @@ def _unpack(target: ast.expr, value: Any) -> dict[str, Value] | None:
 
 
 class _Bind(ast.NodeTransformer):
-    def __init__(self, names: dict[str, Value]):
+    def __init__(self, names: dict[str, Any]):
         self.names = names
 
     def visit_Name(self, node: ast.Name) -> ast.AST:
         if isinstance(node.ctx, ast.Load) and node.id in self.names:
-            return ast.copy_location(ast.Constant(self.names[node.id]), node)
+            value = self.names[node.id]
+            if isinstance(value, tuple):  # a column list: ["a", "b"]
+                elts: list[ast.expr] = [ast.Constant(v) for v in value]
+                return ast.copy_location(ast.List(elts, ast.Load()), node)
+            return ast.copy_location(ast.Constant(value), node)
         return node
 
     def visit_JoinedStr(self, node: ast.JoinedStr) -> ast.AST:
@@ -108,7 +115,7 @@ class _Bind(ast.NodeTransformer):
         return ast.copy_location(ast.Constant("".join(parts)), node)
 
 
-def bound(stmts: list[ast.stmt], names: dict[str, Value]) -> list[ast.stmt]:
+def bound(stmts: list[ast.stmt], names: dict[str, Any]) -> list[ast.stmt]:
     """A copy of ``stmts`` with ``names`` put in place and f-strings of constants folded."""
     binder = _Bind(names)
     out = []
