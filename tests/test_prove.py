@@ -396,3 +396,19 @@ def test_a_finding_is_confirmed_by_its_own_statement_not_the_revisions_others(
     assert f"statement {index.index} (CREATE)" in by_rule["require-concurrent-index"].evidence
     assert f"statement {drop.index} (ALTER)" in by_rule["drop-column"].evidence
     assert f"statement {truncate.index} " not in by_rule["drop-column"].evidence
+
+
+def test_prove_takes_each_tables_rows_from_the_stats_file(pg_bed, tmp_path: Path) -> None:
+    """--prove with --table-stats: each touched table gets its own row count from the file,
+    at most --rows; a table the file does not list gets --rows."""
+    from deployer.lint.stats import TableStats
+
+    bad = tmp_path / "0001.sql"
+    bad.write_text(
+        "SET lock_timeout = '1s';\nCREATE INDEX ix_a ON accounts (email);\n"
+        "CREATE INDEX ix_o ON orders (total);\nCREATE INDEX ix_t ON t (a);\n"
+    )
+    stats = TableStats({"accounts": (120, None), "public.orders": (5_000_000, None)})
+    verdict = run_prove(pg_bed, tmp_path, [bad], rows=3000, stats=stats)
+    (rev,) = verdict.run.revisions
+    assert rev.filled == {"public.accounts": 120, "public.orders": 3000, "public.t": 3000}

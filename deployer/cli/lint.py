@@ -81,7 +81,8 @@ def register(cli: click.Group) -> None:
     type=click.IntRange(0, 10_000_000),
     default=10_000,
     show_default=True,
-    help="--prove: rows inserted into each table a revision touches.",
+    help="--prove: rows inserted into each table a revision touches (with --table-stats, "
+    "each table its own count from the file, at most this many).",
 )
 @click.option(
     "--lock-bound",
@@ -191,6 +192,10 @@ def lint(
     options = None
     if prove_url is not None:
         options = _prove_options(config, rows, lock_bound, schema_from, i_know)
+        if config.table_stats is not None:  # each table its own size, at most --rows
+            from deployer.lint.stats import load as load_stats
+
+            options.stats = load_stats(config.table_stats)
     started = time.time()
     result = Linter(config).lint(targets)
     fmt = fmt or ("json" if app.json else "text")

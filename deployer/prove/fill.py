@@ -12,6 +12,7 @@ cannot make) is reported and left empty: locks and rewrites are still measured.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 COLUMNS_SQL = """
@@ -66,16 +67,19 @@ def fill(
     psycopg: Any,
     schema: str,
     table: str,
-    rows: int,
+    rows: int | Callable[[str, str], int],
     done: dict[str, int],
     problems: list[str],
     depth: int = 0,
 ) -> None:
-    """Insert ``rows`` rows into an empty ``schema.table`` (committed)."""
+    """Insert ``rows`` rows into an empty ``schema.table`` (committed); ``rows`` may be a
+    function of (schema, table): each table its own count (a table-stats file's)."""
     sql = psycopg.sql
     key = f"{schema}.{table}"
     if key in done or depth > 5:
         return
+    count = rows
+    rows = count(schema, table) if callable(count) else count
     done[key] = 0
     name = sql.Identifier(schema, table)
     if conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(name)).fetchone()[0]:
@@ -101,7 +105,7 @@ def fill(
             if not not_null:
                 continue
             ref_table, ref_col = ref.split(".", 1)
-            fill(conn, psycopg, ref_schema, ref_table, rows, done, problems, depth + 1)
+            fill(conn, psycopg, ref_schema, ref_table, count, done, problems, depth + 1)
             alias = sql.Identifier(f"r{len(joins)}")
             joins.append(
                 sql.SQL(

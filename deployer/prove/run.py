@@ -25,6 +25,7 @@ from deployer import redaction
 from deployer.errors import InputError, printable
 from deployer.lint.operations import Migration
 from deployer.lint.sql import split_statements
+from deployer.lint.stats import TableStats
 from deployer.prove.fill import fill
 from deployer.prove.instrument import Probe, Revision, relations
 from deployer.prove.scratch import Server
@@ -48,6 +49,13 @@ class ProveOptions:
     start_after: str | None = None
     i_know: bool = False
     sql_in_transaction: bool = False
+    #: a table-stats file's sizes: each touched table gets its own row count, at most
+    #: ``rows`` (a table it does not list gets ``rows``)
+    stats: TableStats | None = None
+
+    def rows_of(self, schema: str, table: str) -> int:
+        known = self.stats.rows(f"{schema}.{table}") if self.stats is not None else None
+        return self.rows if known is None else min(known, self.rows)
 
 
 @dataclass
@@ -124,7 +132,7 @@ class _Runner:
                 self.psycopg,
                 schema,
                 table,
-                self.options.rows,
+                self.options.rows_of,
                 self.filled,
                 rev.fill_problems,
             )
