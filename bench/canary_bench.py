@@ -11,7 +11,9 @@ failed requests users saw from the
 start of the release until traffic was fully back on the old color (the load runs through
 the whole release). Blue-green's post-switch gate: window 5 s, 20 samples/s, error budget 5%
 (the project's defaults scaled down); the canary: 5% for up to 10 s, judged on the access
-log every 250 ms, failing fast after 5 errors over the limits.
+log every 250 ms by the statistical judge (deployer/analysis/judge.py), which fails the step
+as soon as the canary's errors are clearly worse than the stable color's (or after 5 errors
+over the limits, whichever comes first).
 """
 
 from __future__ import annotations
@@ -77,8 +79,10 @@ def main() -> int:
             doc["strategy"] = {
                 "kind": "canary",
                 "steps": [{"weight": 5, "pause": "10s"}, {"weight": 100}],
-                "analysis": {"interval": "250ms"},
-                "inconclusive": "proceed",  # the good release before runs without load
+                # the good release before runs without load: no evidence either way, so
+                # proceed once the pause is over (max_pause = pause)
+                "analysis": {"interval": "250ms", "max_pause": "10s"},
+                "inconclusive": "proceed",
             }
         return str(write_playbook(work / f"{strategy}.yml", doc))
 

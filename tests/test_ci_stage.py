@@ -66,6 +66,19 @@ def test_the_summary_says_outcome_steps_gates_restore_and_the_chain_head(tmp_pat
     assert lines[1] == "::warning title=deployer::the old color stays warm%0Afor 60s"
 
 
+def test_the_summary_says_why_each_canary_step_was_judged_as_it_was() -> None:
+    from deployer.analysis.judge import Rules, Sample, judge
+
+    canary, stable = Sample(400, 60, [100.0] * 400), Sample(3000, 15, [100.0] * 3000)
+    step = {"weight": 5, "verdict": "fail", "judge": judge(canary, stable, Rules()).to_dict()}
+    dry = {**step, "dry_run": {"would": "abort"}}
+    text = summary(_doc(target={"canary": [step, dry]}))
+    assert "| 5% | errors | fail | 60/400 (15.00%) | 15/3000 (0.50%) | difference +14.50% |" in (
+        text
+    )
+    assert "fail (dry-run: would abort)" in text and "| 5% | step | fail |" in text
+
+
 def test_no_summary_outside_github_actions(tmp_path: Path) -> None:
     err = io.StringIO()
     report(_doc(), env={"GITHUB_STEP_SUMMARY": str(tmp_path / "s.md")}, err=err)

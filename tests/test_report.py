@@ -24,3 +24,21 @@ def test_hostile_values_are_escaped() -> None:
     for tag in ("<script", "<img"):  # as text (escaped) only, never as markup
         assert tag not in page
     assert "&lt;script&gt;" in page
+
+
+def test_the_canary_steps_say_each_verdict_and_the_dry_run_beside_the_outcome() -> None:
+    from deployer.analysis.judge import Rules, Sample, judge
+
+    canary, stable = Sample(400, 60, [100.0] * 400), Sample(3000, 15, [100.0] * 3000)
+    judged = judge(canary, stable, Rules()).to_dict()
+    step = {
+        "weight": 5, "verdict": "fail", "judge": judged, "dry_run": {"would": "abort"},
+        "new": {"requests": 400, "errors": 60, "p95_ms": 100.0},
+        "old": {"requests": 3000, "errors": 15, "p95_ms": 100.0, "note": HOSTILE},
+    }  # fmt: skip
+    rec = {"kind": "release", "outcome": "succeeded", "target": {"canary": [step]}}
+    chain = {"ok": True, "records": 1, "problem": "", "head": "1:x"}
+    page = operation_page(rec, chain, {"items": []}, {})
+    assert "Canary analysis" in page
+    assert "fail (dry-run: would abort; the release succeeded)" in page
+    assert "60/400 (15.00%)" in page and "threshold +1.0%" in page

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deployer import progress
+from deployer.analysis.judge import Rules, Sample, Verdict
+from deployer.analysis.judge import judge as judge_sprt
 from deployer.commands import nginx
 from deployer.errors import GateFailed
 from deployer.gates import percentile
@@ -169,10 +171,19 @@ def run_step(router: Any, step: Any, record: list[dict[str, Any]]) -> str:
     sides = {step.color: Side(), step.old_color: Side()}
     started = time.monotonic()
     a = step.analysis
+    rules = Rules(
+        error_margin=a.error_margin,
+        latency_margin=a.latency_margin,
+        latency_slack_ms=a.latency_slack * 1000,
+        min_requests=min(a.min_requests, 100),
+    )
+    max_pause = max(step.pause, a.max_pause)
     verdict, why = None, ""
+    stats: Verdict | None = None
     prom_values: dict[str, Any] = {}
     while True:
-        final = time.monotonic() - started >= step.pause
+        elapsed = time.monotonic() - started
+        final, bound = elapsed >= step.pause, elapsed >= max_pause
         for line in (line for reader in readers for line in reader.lines()):
             seen = attribute(line, servers)
             if seen is not None and seen[0] in sides:
@@ -181,11 +192,12 @@ def run_step(router: Any, step: Any, record: list[dict[str, Any]]) -> str:
                 side.errors += seen[1]
                 side.latencies_ms.append(seen[2])
         new, old = sides[step.color], sides[step.old_color]
+        stats = statistical(new, old, rules)
         progress.emit(
             "canary", weight=step.weight, new=new.to_dict(), old=old.to_dict(),
-            elapsed=time.monotonic() - started, pause=step.pause,
+            elapsed=elapsed, pause=step.pause, judge=stats.verdict,
         )  # fmt: skip
-        verdict, why = judge(new, old, a, final)
+        verdict, why = decide(new, old, a, stats, final, bound)
         if verdict in ("pass", "inconclusive") and step.queries:
             prom_verdict, prom_why, prom_values = prometheus(
                 a.prometheus.url, step.queries, a.prometheus.timeout
@@ -194,7 +206,11 @@ def run_step(router: Any, step: Any, record: list[dict[str, Any]]) -> str:
                 verdict, why = prom_verdict, prom_why
         if verdict is not None:
             break
-        time.sleep(min(a.interval, max(0.0, step.pause - (time.monotonic() - started))) or 0.05)
+        wait = step.pause - elapsed if not final else max_pause - elapsed
+        time.sleep(min(a.interval, max(0.0, wait)) or 0.05)
+    acted = verdict
+    if a.mode == "dry-run" and verdict in ("fail", "inconclusive"):
+        acted = "pass"  # recorded, never acted on: only the post-switch gate acts
     entry: dict[str, Any] = {
         "weight": step.weight,
         "color": step.color,
@@ -204,7 +220,11 @@ def run_step(router: Any, step: Any, record: list[dict[str, Any]]) -> str:
         "old": old.to_dict(),
         "verdict": verdict,
         "reason": why,
+        "judge": stats.to_dict() if stats is not None else None,
     }
+    if a.mode == "dry-run":
+        would = verdict == "fail" or (verdict == "inconclusive" and step.inconclusive == "abort")
+        entry["dry_run"] = {"would": "abort" if would else "proceed"}
     if step.queries:
         entry["prometheus"] = prom_values
     record.append(entry)
@@ -213,6 +233,42 @@ def run_step(router: Any, step: Any, record: list[dict[str, Any]]) -> str:
         f"{new.p95_ms:.0f} ms; {step.old_color}: {old.requests} req, {old.errors} 5xx, p95 "
         f"{old.p95_ms:.0f} ms"
     )
-    if verdict == "fail" or (verdict == "inconclusive" and step.inconclusive == "abort"):
+    if acted == "fail" or (acted == "inconclusive" and step.inconclusive == "abort"):
         raise GateFailed(f"canary step {step.weight}% failed: {why} ({summary})")
+    if a.mode == "dry-run" and acted != verdict:
+        return summary + f" (dry-run: the judge said {verdict}: {why}; would have aborted)"
     return summary + (f" (inconclusive: {why}; proceeding)" if verdict == "inconclusive" else "")
+
+
+def statistical(new: Side, old: Side, rules: Rules) -> Verdict:
+    return judge_sprt(
+        Sample(new.requests, new.errors, new.latencies_ms),
+        Sample(old.requests, old.errors, old.latencies_ms),
+        rules,
+    )
+
+
+def decide(
+    new: Side, old: Side, a: Any, stats: Verdict, final: bool, bound: bool
+) -> tuple[str | None, str]:
+    """The step's verdict now, or None to keep watching. A clear failure acts at once: the
+    statistical judge's fail, or `fail_fast_errors` 5xx over the error limits. A pass needs
+    the judge's pass (every metric shown not worse by its margin), `pause` over, and the
+    canary's p95 under `max_pause`'s absolute `max_p95` if set. "Not yet" extends the step
+    up to `max_pause`, where it is inconclusive. (The thresholds alone used to decide at the
+    end of `pause`: on thin traffic they failed healthy canaries on noise and passed bad ones
+    for lack of data.)"""
+    fast, why = judge(new, old, a, final=False)
+    if fast == "fail":
+        return "fail", why
+    if stats.verdict == "fail":
+        return "fail", stats.why()
+    if not final:
+        return None, ""
+    if stats.verdict == "pass":
+        if a.max_p95 is not None and new.p95_ms > a.max_p95 * 1000:
+            return "fail", f"p95 {new.p95_ms:.0f} ms over {a.max_p95 * 1000:.0f} ms"
+        return "pass", stats.why()
+    if bound:
+        return "inconclusive", f"no verdict within max_pause {a.max_pause:g}s: {stats.why()}"
+    return None, ""

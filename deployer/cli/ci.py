@@ -62,6 +62,27 @@ def summary(doc: dict[str, Any]) -> str:
             lines.append(
                 f"| {_cell(g['name'])} | {g['probes']} | {g['errors']} | {g['p95_ms']} | {result} |"
             )
+    steps = (doc.get("target") or {}).get("canary") or []
+    if steps:
+        lines += [
+            "",
+            "| canary step | metric | verdict | canary | stable | observed | threshold | LLR |",
+            "| ---: | --- | --- | --- | --- | --- | --- | ---: |",
+        ]
+        for c in steps:
+            judged = c.get("judge") or {}
+            would = (c.get("dry_run") or {}).get("would")
+            tag = f" (dry-run: would {would})" if would else ""
+            for m in judged.get("metrics") or []:
+                lines.append(
+                    f"| {c.get('weight')}% | {_cell(m.get('name'))} | "
+                    f"{_cell(m.get('verdict'))}{tag} | {_cell(m.get('canary'))} | "
+                    f"{_cell(m.get('stable'))} | {_cell(m.get('difference'))} | "
+                    f"{_cell(m.get('threshold'))} | {m.get('llr')} |"
+                )
+            lines.append(
+                f"| {c.get('weight')}% | step | {_cell(c.get('verdict'))}{tag} | | | | | |"
+            )
     for w in doc.get("warnings") or []:
         lines.append(f"\n> ⚠️ {_cell(w)}")
     return "\n".join(lines) + "\n"

@@ -205,6 +205,44 @@ def _lint_section(rec: dict[str, Any]) -> str:
     return "".join(parts)
 
 
+def _canary_section(steps: list[dict[str, Any]], outcome: str) -> str:
+    """Each canary step: the judge's verdict per metric with its numbers and, in dry-run
+    mode, what it would have done beside what the release actually did."""
+    rows = []
+    for c in steps:
+        judged = c.get("judge") or {}
+        would = (c.get("dry_run") or {}).get("would")
+        verdict = _e(c.get("verdict"))
+        if would:
+            verdict += f" (dry-run: would {_e(would)}; the release {_e(outcome)})"
+        new, old = c.get("new") or {}, c.get("old") or {}
+        rows.append(
+            [
+                f"{_e(c.get('weight'))}%",
+                "step",
+                verdict,
+                f"{_e(new.get('requests'))} req, {_e(new.get('errors'))} 5xx, "
+                f"p95 {_e(new.get('p95_ms'))} ms",
+                f"{_e(old.get('requests'))} req, {_e(old.get('errors'))} 5xx, "
+                f"p95 {_e(old.get('p95_ms'))} ms",
+                _e(judged.get("decided_by") or c.get("reason") or ""),
+            ]
+        )
+        for m in judged.get("metrics") or []:
+            rows.append(
+                [
+                    "",
+                    _e(m.get("name")),
+                    _e(m.get("verdict")),
+                    _e(m.get("canary")),
+                    _e(m.get("stable")),
+                    f"{_e(m.get('difference'))}; threshold {_e(m.get('threshold'))}; "
+                    f"log-likelihood ratio {_e(m.get('llr'))} {_e(m.get('note') or '')}",
+                ]
+            )
+    return _table(["weight", "metric", "verdict", "canary", "stable", "why"], rows)
+
+
 def operation_page(
     rec: dict[str, Any],
     chain: dict[str, Any],
@@ -262,6 +300,10 @@ def operation_page(
         for g in rec.get("gates") or []
     ]
     body.append(_table(["gate", "url", "samples", "errors", "p95", "result"], gate_rows))
+    canary = (rec.get("target") or {}).get("canary") or []
+    if canary:
+        body.append("<h2>Canary analysis</h2>")
+        body.append(_canary_section(canary, str(outcome)))
     body.append("<h2>Migrations</h2>")
     body.append(_lint_section(rec))
     body.append("<h2>Evidence chain</h2>")

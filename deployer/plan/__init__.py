@@ -230,7 +230,11 @@ def switch_steps(ctx: Context, observed: Observed, color: str, version: str) -> 
     dead_man = bool(margin and observed.live_color and observed.upstream_text)
     canary = canary_steps(ctx, observed, color, version)
     deadline = post.window + post.timeout + margin
-    deadline += sum(float(getattr(s.do, "pause", 0.0)) + 10.0 for s in canary)
+    # a canary step with no verdict yet goes on up to its analysis's max_pause
+    deadline += sum(
+        max(float(getattr(s.do, "pause", 0.0)), float(pb.strategy.analysis.max_pause)) + 10.0
+        for s in canary
+    )
     if pb.fleet.failures_allowed(len(pb.app_hosts)):  # hosts taken out: the gate runs again
         deadline += post.window + post.timeout
     # one gate per host, in the lane that started it (the same group as "start")

@@ -49,7 +49,7 @@ class LogAnalysis(Strict):
     log format), new color against old color in the same window."""
 
     min_requests: int = Field(
-        20, ge=1, description="Requests the new color must have answered before a pass."
+        20, ge=1, description="Requests the new color must have answered before any verdict."
     )
     max_error_rate: float = Field(
         0.05, ge=0, le=1, description="The new color's 5xx rate must stay at or below this."
@@ -69,15 +69,57 @@ class LogAnalysis(Strict):
     )
     max_p95: Duration | None = Field(None, description="The new color's p95 limit.")
     max_p95_ratio: float = Field(
-        2.0, ge=1, description="The new color's p95 at most the old color's times this."
+        2.0,
+        ge=1,
+        description="Kept for old playbooks; no longer decides (the latency judge, "
+        "`latency_margin`, replaced it).",
     )
     p95_slack: Duration = Field(
         0.05,
         ge=0,
-        description="...and slower than the old color's p95 by more than this (a ratio of a "
-        "few milliseconds is noise).",
+        description="Kept for old playbooks; no longer decides (see `latency_slack`).",
     )
     interval: Duration = Field(0.5, gt=0, description="How often the access log is read.")
+    error_margin: float = Field(
+        0.01,
+        gt=0,
+        le=0.5,
+        description="The statistical judge (deployer/analysis/judge.py, a sequential "
+        "probability ratio test against the stable color over the same interval): a step "
+        "fails when the canary's error ratio is worse than the stable color's by this much "
+        "(0.01: one percentage point; a healthy canary fails at most 0.5% of the time), and "
+        "passes once it is shown not to be (a canary worse by this much passes at most 10% "
+        "of the time).",
+    )
+    latency_margin: float = Field(
+        0.5,
+        gt=0,
+        le=10,
+        description="...and when its median latency is this much above the stable color's "
+        "(0.5: +50%), judged the same way.",
+    )
+    latency_slack: Duration = Field(
+        0.02,
+        ge=0,
+        le=10,
+        description="Latency differences below this are noise (nginx logs milliseconds; a "
+        "busy machine): a request counts as slow only past the stable median plus this.",
+    )
+    max_pause: Duration = Field(
+        3600.0,
+        gt=0,
+        le=86400,
+        description="A step whose evidence is not enough either way when its `pause` ends "
+        "(not yet) goes on until the judge decides, at most this long; then `inconclusive` "
+        "decides. At 0.2 canary requests a second a healthy canary needs ~25 minutes to be "
+        "shown no worse by one point (bench/canary_judge_bench.py).",
+    )
+    mode: Literal["enforce", "dry-run"] = Field(
+        "enforce",
+        description="`dry-run`: the whole analysis runs and each verdict is recorded with "
+        "what would have happened, but no step is aborted by it; only the post-switch gate "
+        "acts.",
+    )
     prometheus: PrometheusAnalysis | None = Field(
         None,
         description="Queries judged at the end of each step too: a value past its bound "
@@ -106,8 +148,8 @@ class Strategy(Strict):
     analysis: LogAnalysis = Field(default_factory=LogAnalysis, description="The rules.")
     inconclusive: Literal["abort", "proceed"] = Field(
         "abort",
-        description="When a step ends with too few requests for a verdict: abort (roll back) "
-        "or proceed to the next step.",
+        description="When a step reaches the analysis's `max_pause` with no verdict (the "
+        "evidence not enough either way): abort (roll back) or proceed to the next step.",
     )
 
     @model_validator(mode="after")

@@ -1,0 +1,204 @@
+"""The canary judge: the canary against the stable color over the same interval, per metric,
+as a sequential probability ratio test (Wald's SPRT), so that thin traffic decides as soon as
+the evidence allows and never before.
+
+Each metric weighs two hypotheses about the canary's requests, given what the stable color
+shows in the same interval:
+
+- **errors**: H0, the canary fails as often as the stable color (its rate ``p0``); H1, it
+  fails ``error_margin`` more often (``p0 + margin``: 1 percentage point by default). Every
+  canary request adds ``ln(p1/p0)`` (an error) or ``ln((1-p1)/(1-p0))`` (a success) to the
+  log-likelihood ratio. ``p0`` is the upper 90% (Wilson) bound of the stable color's rate, not
+  its point estimate: the baseline is itself measured, and a stable color with no errors yet
+  (said in the verdict) never makes one canary error decisive by itself.
+- **latency**: a request is "slow" when it takes longer than the stable color's median plus
+  ``latency_slack`` (20 ms: below that, differences are a clock's resolution or a busy
+  machine). H0, the canary's requests are slow as often as the stable color's; H1, the
+  canary is ``latency_margin`` slower (``+50%`` by default): then they are slow as often as
+  stable requests scaled by 1.5 would be, and at least 25 points more often (a fixed added
+  delay on fast requests). Both rates come from the stable samples themselves (a sign test
+  made sequential).
+
+The ratio crossing ``ln((1-beta)/alpha)`` is a **fail** (the canary is worse by the margin;
+``alpha`` the chance of failing a healthy canary, 0.5% per metric), crossing
+``ln(beta/(1-alpha))`` a
+**pass** for that metric (``beta`` the chance of passing one that is worse by the margin,
+5%); in between, **not yet**. A step fails as soon as one metric fails (fail-fast, on
+evidence, not a count) and passes when every metric has passed; neither happens before
+``min_requests`` canary requests, nor without a stable color to compare with. Wald's bounds
+keep both error rates near alpha and beta however often the ratio is looked at.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from deployer.gates import percentile
+
+
+@dataclass
+class Sample:
+    """What one color answered in the interval: outcomes and latencies, in order."""
+
+    requests: int = 0
+    errors: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+
+    def add(self, error: bool, latency_ms: float) -> None:
+        self.requests += 1
+        self.errors += bool(error)
+        self.latencies_ms.append(latency_ms)
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+
+@dataclass(frozen=True)
+class Rules:
+    error_margin: float = 0.01
+    latency_margin: float = 0.5
+    alpha: float = 0.005  # per metric: two metrics keep a healthy canary's fail rate <= 1%
+    beta: float = 0.10
+    min_requests: int = 10
+    min_stable: int = 100
+    #: latency differences below this are noise (a clock's resolution, a busy machine)
+    latency_slack_ms: float = 20.0
+
+
+@dataclass
+class Metric:
+    name: str
+    verdict: str  # "pass" | "fail" | "not yet"
+    llr: float
+    canary: str
+    stable: str
+    difference: str
+    threshold: str
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+
+    def text(self) -> str:
+        note = f"; {self.note}" if self.note else ""
+        return (
+            f"{self.name} {self.verdict}: canary {self.canary}, stable {self.stable}, "
+            f"{self.difference} (threshold {self.threshold}; log-likelihood ratio "
+            f"{self.llr:.2f}){note}"
+        )
+
+
+@dataclass
+class Verdict:
+    verdict: str  # "pass" | "fail" | "not yet"
+    metrics: list[Metric]
+    decided_by: str
+
+    def why(self) -> str:
+        return f"{self.decided_by}: " + "; ".join(m.text() for m in self.metrics)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict,
+            "decided_by": self.decided_by,
+            "metrics": [m.to_dict() for m in self.metrics],
+        }
+
+
+def bounds(rules: Rules) -> tuple[float, float]:
+    """(fail at or above, pass at or below) for the log-likelihood ratio."""
+    return math.log((1 - rules.beta) / rules.alpha), math.log(rules.beta / (1 - rules.alpha))
+
+
+def _decide(llr: float, rules: Rules) -> str:
+    upper, lower = bounds(rules)
+    return "fail" if llr >= upper else "pass" if llr <= lower else "not yet"
+
+
+def wilson_upper(k: int, n: int, z: float) -> float:
+    """The Wilson score interval's upper bound for ``k`` successes in ``n`` trials."""
+    if n == 0:
+        return 1.0
+    p = k / n
+    centre = p + z * z / (2 * n)
+    margin = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (centre + margin) / (1 + z * z / n)
+
+
+def errors(canary: Sample, stable: Sample, rules: Rules) -> Metric:
+    # the baseline is itself an estimate: its upper 90% bound (Wilson) is used, so that the
+    # stable color's own luck does not make a healthy canary look worse
+    p0 = wilson_upper(stable.errors, stable.requests, 1.2816)
+    note = (
+        f"no stable errors yet: baseline taken as {p0:.2%} (upper 90% bound)"
+        if stable.errors == 0
+        else ""
+    )
+    p0 = min(max(p0, 1e-6), 0.999 - rules.error_margin)
+    p1 = p0 + rules.error_margin
+    e, n = canary.errors, canary.requests
+    llr = e * math.log(p1 / p0) + (n - e) * math.log((1 - p1) / (1 - p0))
+    return Metric(
+        "errors",
+        _decide(llr, rules),
+        llr,
+        f"{e}/{n} ({canary.error_rate:.2%})",
+        f"{stable.errors}/{stable.requests} ({stable.error_rate:.2%})",
+        f"difference {canary.error_rate - stable.error_rate:+.2%}",
+        f"+{rules.error_margin:.1%}",
+        note,
+    )
+
+
+#: the least H1 asks of the slow rate, above the stable color's
+SHIFT = 0.25
+
+
+def latency(canary: Sample, stable: Sample, rules: Rules) -> Metric:
+    median = percentile(stable.latencies_ms, 50)
+    cut = median + rules.latency_slack_ms
+    scaled = 1 + rules.latency_margin
+    n = max(1, len(stable.latencies_ms))
+    # how often a request is slower than the cut: a stable one (H0), and a stable one
+    # scaled by the margin (H1), from the stable samples themselves
+    p0 = (sum(1 for x in stable.latencies_ms if x > cut) + 0.5) / (n + 1)
+    q1 = (sum(1 for x in stable.latencies_ms if x * scaled > cut) + 0.5) / (n + 1)
+    k = sum(1 for x in canary.latencies_ms if x > cut)
+    m = len(canary.latencies_ms)
+    cp50 = percentile(canary.latencies_ms, 50)
+    common = (
+        f"p50 {cp50:.0f} ms, {k}/{m} slower than {cut:.0f} ms",
+        f"p50 {median:.0f} ms",
+        f"p50 ratio {cp50 / median:.2f}" if median else "p50 ratio -",
+        f"+{rules.latency_margin:.0%} p50 and {rules.latency_slack_ms:.0f} ms",
+    )
+    # a shift the scaling misses (tiny stable latencies, a fixed added delay): a quarter more
+    # of the requests slow is a regression too
+    q1 = min(max(q1, p0 + SHIFT), 0.99)
+    llr = k * math.log(q1 / p0) + (m - k) * math.log((1 - q1) / (1 - p0))
+    return Metric("latency", _decide(llr, rules), llr, *common)
+
+
+def judge(canary: Sample, stable: Sample, rules: Rules) -> Verdict:
+    """The step's verdict now: "fail" as soon as a metric fails, "pass" once every metric
+    passed, "not yet" otherwise (never a verdict on too few requests)."""
+    if canary.requests < rules.min_requests or stable.requests < rules.min_stable:
+        metrics = [errors(canary, stable, rules), latency(canary, stable, rules)]
+        for m in metrics:
+            m.verdict = "not yet"
+        why = (
+            f"{canary.requests} canary and {stable.requests} stable request(s): a verdict "
+            f"needs {rules.min_requests} and {rules.min_stable}"
+        )
+        return Verdict("not yet", metrics, why)
+    metrics = [errors(canary, stable, rules), latency(canary, stable, rules)]
+    failed = [m for m in metrics if m.verdict == "fail"]
+    if failed:
+        return Verdict("fail", metrics, f"{failed[0].name}: worse by the margin (SPRT)")
+    if all(m.verdict == "pass" for m in metrics):
+        return Verdict("pass", metrics, "every metric: not worse by the margin (SPRT)")
+    waiting = [m.name for m in metrics if m.verdict == "not yet"]
+    return Verdict("not yet", metrics, f"not enough evidence yet on {', '.join(waiting)}")
