@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import Deploy
+from conftest import ROOT, Deploy
 from loadgen import Load
 
 pytestmark = [pytest.mark.testbed, pytest.mark.slow]
@@ -160,3 +160,76 @@ def test_an_unreachable_prometheus_is_inconclusive_never_a_pass(deploy: Deploy) 
     _, went_on = release(deploy, "v3")
     assert went_on["code"] == 0, went_on["message"]
     assert {s["verdict"] for s in went_on["target"]["canary"]} == {"inconclusive"}
+
+
+def _thin(deploy: Deploy, **analysis: Any) -> None:
+    """5 req/s in all, half of it to the canary, one step: the judge's margins wide enough
+    that the evidence of a minute or so decides (the simulator's prediction: a healthy
+    canary passes and an always-failing one fails, each in every one of 200 runs)."""
+    doc = yaml.safe_load(deploy.path.read_text())
+    doc["vars"].update(fail_every="0", slow_ms="0")
+    doc["service"]["start"] = START
+    doc["strategy"] = {
+        "kind": "canary",
+        "steps": [{"weight": 50, "pause": "2s"}, {"weight": 100}],
+        "analysis": {
+            "min_requests": 10, "interval": "250ms", "max_pause": "150s",
+            "error_margin": 0.2, "latency_margin": 1.0, **analysis,
+        },
+    }  # fmt: skip
+    deploy.path.write_text(yaml.safe_dump(doc))
+
+
+def _thin_release(deploy: Deploy, version: str, *var: str) -> tuple[Any, dict[str, Any]]:
+    extra = [a for v in var for a in ("--var", v)]
+    with Load(deploy.url + "/", rate=5, threads=2, seconds=200) as load:
+        proc = deploy.run("-o", "json", "release", "-p", str(deploy.path), "--version", version,
+                          *extra, timeout=240)  # fmt: skip
+        load.stop.set()
+    return load.stats, {"code": proc.returncode, **json.loads(proc.stdout)}
+
+
+@pytest.mark.slow
+def test_on_thin_traffic_the_judge_passes_a_healthy_canary_and_fails_a_broken_one(
+    deploy: Deploy,
+) -> None:
+    from deployer.analysis.judge import Rules
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    import canary_judge_bench as sim
+
+    rng = __import__("random").Random(26)
+    rules = Rules(error_margin=0.2, latency_margin=1.0)
+    predicted = {
+        bad: {sim.one_run(rng, 5.0, 0.5, bad, 150.0, rules)[0] for _ in range(200)}
+        for bad in ((0.0, 100.0), (1.0, 100.0))
+    }
+    assert predicted == {(0.0, 100.0): {"pass"}, (1.0, 100.0): {"fail"}}, predicted
+    _thin(deploy)
+    assert deploy.release("v1").returncode == 0
+    _, healthy = _thin_release(deploy, "v2")
+    assert healthy["code"] == 0, healthy["message"]
+    step = healthy["target"]["canary"][0]
+    assert step["verdict"] == "pass" and step["judge"]["verdict"] == "pass", step
+    stats, broken = _thin_release(deploy, "v3", "fail_every=1")
+    assert broken["code"] == 4, broken["message"]
+    # the fail-fast limit (5 errors over the limits) or the judge: whichever is first
+    assert "canary step 50% failed" in broken["message"], broken["message"]
+    assert deploy.live()["version"] == "v2"
+    print(
+        f"\nthin traffic: healthy passed in {step['seconds']:.0f}s; broken failed after "
+        f"{broken['target']['canary'][0]['seconds']:.0f}s, {stats.server_errors} 5xx seen"
+    )
+
+
+@pytest.mark.slow
+def test_dry_run_records_a_would_be_abort_while_the_release_completes(deploy: Deploy) -> None:
+    """One request in four to / fails on the canary: the judge says fail, dry-run records
+    it and goes on; the post-switch gate (samples /health, which stays fine) passes."""
+    _thin(deploy, mode="dry-run")
+    assert deploy.release("v1").returncode == 0
+    _, doc = _thin_release(deploy, "v2", "fail_every=4")
+    assert doc["code"] == 0, doc["message"]
+    step = doc["target"]["canary"][0]
+    assert step["verdict"] == "fail" and step["dry_run"] == {"would": "abort"}, step
+    assert deploy.live()["version"] == "v2"
