@@ -33,11 +33,13 @@ def canary(deploy: Deploy, **analysis: Any) -> None:
     deploy.path.write_text(yaml.safe_dump(doc))
 
 
-def release(deploy: Deploy, version: str, *var: str) -> tuple[Any, dict[str, Any]]:
+def release(
+    deploy: Deploy, version: str, *var: str, rate: float = 200, seconds: float = 60
+) -> tuple[Any, dict[str, Any]]:
     extra = [a for v in var for a in ("--var", v)]
-    with Load(deploy.url + "/", rate=200, threads=8, seconds=60) as load:
+    with Load(deploy.url + "/", rate=rate, threads=8 if rate > 20 else 2, seconds=seconds) as load:
         proc = deploy.run("-o", "json", "release", "-p", str(deploy.path), "--version", version,
-                          *extra)  # fmt: skip
+                          *extra, timeout=max(120, seconds + 40))  # fmt: skip
         load.stop.set()
     doc = json.loads(proc.stdout)
     return load.stats, {"code": proc.returncode, **doc}
@@ -180,15 +182,6 @@ def _thin(deploy: Deploy, **analysis: Any) -> None:
     deploy.path.write_text(yaml.safe_dump(doc))
 
 
-def _thin_release(deploy: Deploy, version: str, *var: str) -> tuple[Any, dict[str, Any]]:
-    extra = [a for v in var for a in ("--var", v)]
-    with Load(deploy.url + "/", rate=5, threads=2, seconds=200) as load:
-        proc = deploy.run("-o", "json", "release", "-p", str(deploy.path), "--version", version,
-                          *extra, timeout=240)  # fmt: skip
-        load.stop.set()
-    return load.stats, {"code": proc.returncode, **json.loads(proc.stdout)}
-
-
 @pytest.mark.slow
 def test_on_thin_traffic_the_judge_passes_a_healthy_canary_and_fails_a_broken_one(
     deploy: Deploy,
@@ -207,11 +200,11 @@ def test_on_thin_traffic_the_judge_passes_a_healthy_canary_and_fails_a_broken_on
     assert predicted == {(0.0, 100.0): {"pass"}, (1.0, 100.0): {"fail"}}, predicted
     _thin(deploy)
     assert deploy.release("v1").returncode == 0
-    _, healthy = _thin_release(deploy, "v2")
+    _, healthy = release(deploy, "v2", rate=5, seconds=200)
     assert healthy["code"] == 0, healthy["message"]
     step = healthy["target"]["canary"][0]
     assert step["verdict"] == "pass" and step["judge"]["verdict"] == "pass", step
-    stats, broken = _thin_release(deploy, "v3", "fail_every=1")
+    stats, broken = release(deploy, "v3", "fail_every=1", rate=5, seconds=200)
     assert broken["code"] == 4, broken["message"]
     # the fail-fast limit (5 errors over the limits) or the judge: whichever is first
     assert "canary step 50% failed" in broken["message"], broken["message"]
@@ -228,7 +221,7 @@ def test_dry_run_records_a_would_be_abort_while_the_release_completes(deploy: De
     it and goes on; the post-switch gate (samples /health, which stays fine) passes."""
     _thin(deploy, mode="dry-run")
     assert deploy.release("v1").returncode == 0
-    _, doc = _thin_release(deploy, "v2", "fail_every=4")
+    _, doc = release(deploy, "v2", "fail_every=4", rate=5, seconds=200)
     assert doc["code"] == 0, doc["message"]
     step = doc["target"]["canary"][0]
     assert step["verdict"] == "fail" and step["dry_run"] == {"would": "abort"}, step
