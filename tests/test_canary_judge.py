@@ -145,3 +145,21 @@ def test_not_yet_goes_on_past_pause_until_max_pause(monkeypatch: pytest.MonkeyPa
     few = _log(0, 5, 50)  # too few for any verdict
     with pytest.raises(GateFailed, match=r"no verdict within max_pause 0\.6s"):
         _run(monkeypatch, LogAnalysis(max_pause=0.6, interval=0.05), few)
+
+
+def test_the_live_view_shows_the_judges_current_verdict() -> None:
+    from deployer.cli.live import _gate_line
+
+    side = {"requests": 40, "errors": 0, "p95_ms": 3.0}
+    line = _gate_line(
+        {
+            "name": "canary",
+            "weight": 10,
+            "new": side,
+            "old": side,
+            "elapsed": 31.0,
+            "pause": 30.0,
+            "judge": "not yet",
+        }  # fmt: skip
+    )
+    assert line.endswith("(31/30s); judge: not yet"), line

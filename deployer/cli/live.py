@@ -116,6 +116,7 @@ def _gate_line(g: dict[str, Any]) -> str:
             f"canary {g['weight']}%: new {new['requests']} req, {new['errors']} 5xx, p95 "
             f"{new['p95_ms']:.0f} ms; old {old['requests']} req, {old['errors']} 5xx, p95 "
             f"{old['p95_ms']:.0f} ms ({g['elapsed']:.0f}/{g['pause']:.0f}s)"
+            + (f"; judge: {g['judge']}" if g.get("judge") else "")
         )
     if g.get("name") == "post_switch":
         left = max(0, g["allowed"] - g["errors"])
