@@ -151,15 +151,6 @@ def test_the_live_view_shows_the_judges_current_verdict() -> None:
     from deployer.cli.live import _gate_line
 
     side = {"requests": 40, "errors": 0, "p95_ms": 3.0}
-    line = _gate_line(
-        {
-            "name": "canary",
-            "weight": 10,
-            "new": side,
-            "old": side,
-            "elapsed": 31.0,
-            "pause": 30.0,
-            "judge": "not yet",
-        }  # fmt: skip
-    )
+    event = {"name": "canary", "weight": 10, "new": side, "old": side}
+    line = _gate_line({**event, "elapsed": 31.0, "pause": 30.0, "judge": "not yet"})
     assert line.endswith("(31/30s); judge: not yet"), line
