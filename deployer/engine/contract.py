@@ -43,11 +43,7 @@ def run_contract(engine: Engine) -> OperationResult:
         raise InputError("migrate --contract: the playbook has no migrate section")
     with engine.guard:
         op_id = new_id("migrate-")
-        try:
-            engine.lock.acquire(op_id)
-        except BaseException:
-            engine.close()
-            raise
+        engine.acquire(op_id)
         result = OperationResult("migration", pb.app, pb.environment, op_id)
         try:
             mig = engine.actions.mig

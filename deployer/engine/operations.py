@@ -63,6 +63,15 @@ class Engine:
         self.notes: list[str] = []
         self.lock, self.opstate = lock, opstate
 
+    def acquire(self, op_id: str) -> None:
+        """Take the deploy lock for ``op_id``; if it cannot be taken, close every connection
+        (nothing else ran) and let the error stand."""
+        try:
+            self.lock.acquire(op_id)
+        except BaseException:
+            self.close()
+            raise
+
     # ----- observe -----
     def observe(self, *, tolerant: bool = False) -> Observed:
         return self.target.observe(tolerant=tolerant)
@@ -128,11 +137,7 @@ class Engine:
             started_at = time.time()
             op_id = new_id()
             self.hosts.warm()  # every host's connection opens while the lock is taken
-            try:
-                self.lock.acquire(op_id)
-            except BaseException:
-                self.close()
-                raise
+            self.acquire(op_id)
             result: OperationResult | None = None
             try:
                 self.guard.check()

@@ -32,11 +32,7 @@ def recover(engine: Engine) -> OperationResult:
     pb = engine.pb
     with engine.guard:
         lock_id = new_id("recover-")
-        try:
-            engine.lock.acquire(lock_id)
-        except BaseException:
-            engine.close()
-            raise
+        engine.acquire(lock_id)
         result = OperationResult("recover", pb.app, pb.environment, "-")
         try:
             remote = engine.opstate.read()
