@@ -19,8 +19,11 @@ waits), the hand-written rollout's wall time (bench/fleet_handwritten.sh: one SS
 per host, all at once, tar on stdin, start, probe every 0.05 s, one upstream rewrite and
 reload), and `deployer status` on the fleet. Target (issue 24): deployer's own cost at most
 the hand-written rollout's whole wall time at 1, 20 and 50 hosts; 100 hosts released, with
-`status` under 2 s. With --ansible, ansible-core from the package index releases the same
-steps at the largest size <= 20 (`pipelining = True`, `forks` = the hosts, strict host keys).
+`status` under 2 s; and the CPU seconds deployer's own process used (the rest of the wall
+time is the hosts' sshd, shells and apps on the same cores, and waiting).
+DEPLOYER_BENCH_PROFILE=PREFIX writes cProfile files of the release and status. With
+--ansible, ansible-core from the package index releases the same steps at the largest
+size <= 20 (`pipelining = True`, `forks` = the hosts, strict host keys).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import signal
 import statistics
@@ -44,14 +48,26 @@ sys.path.insert(0, str(REPO / "scripts"))
 from netns import NetnsFleet, permitted  # noqa: E402
 from testbed import Ports, Testbed, write_playbook  # noqa: E402
 
+# DEPLOYER_BENCH_PROFILE=PREFIX runs deployer under cProfile: PREFIX-release, PREFIX-status
+PROFILE = os.environ.get("DEPLOYER_BENCH_PROFILE", "")
 BENCH_PORTS = Ports(ssh=22269, http=18489, pg=54379, blue=18401, green=18402)
 START = "APP_HOST=0.0.0.0 ${root}/${color}/appctl.sh start ${root} ${color} ${port} ${version} -1"
 
 
+def profiled(command: str) -> list[str]:
+    return ["-m", "cProfile", "-o", f"{PROFILE}-{command}"] if PROFILE else []
+
+
+def cpu_of_children() -> float:
+    use = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return use.ru_utime + use.ru_stime
+
+
 def deployer(*args: str) -> tuple[float, dict[str, Any]]:
-    t0 = time.monotonic()
+    """Run deployer; (wall s, its JSON with ``cpu_s``: the CPU seconds it used itself)."""
+    t0, cpu0 = time.monotonic(), cpu_of_children()
     proc = subprocess.run(
-        [sys.executable, "-m", "deployer", "-o", "json", *args],
+        [sys.executable, *profiled(args[0]), "-m", "deployer", "-o", "json", *args],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -66,7 +82,7 @@ def deployer(*args: str) -> tuple[float, dict[str, Any]]:
         raise SystemExit(f"deployer failed: {proc.stderr.strip()[-400:]}") from None
     if proc.returncode != 0:
         raise SystemExit(f"deployer exited {proc.returncode}: {doc.get('message')}")
-    return took, doc
+    return took, {**doc, "cpu_s": cpu_of_children() - cpu0}
 
 
 def print_breakdown(n: int, wall: float, doc: dict[str, Any]) -> None:
@@ -219,7 +235,8 @@ def main() -> int:
     fleet: NetnsFleet | None = None
     control = work / "cp"
     control.mkdir()
-    rows: list[tuple[int, float, float, float, float]] = []  # n, wall, waits, hand, status
+    # n, wall, waits, hand-written, status, deployer's CPU s in the release and in status
+    rows: list[tuple[int, float, float, float, float, float, float]] = []
     ansible_rows: list[tuple[str, float, float]] = []
     breakdown: tuple[int, float, dict[str, Any]] | None = None
     archive = work / "app.tar.gz"
@@ -267,8 +284,9 @@ def main() -> int:
                 stop_idle(bed, fleet, n)
                 hand = handwritten(bed, fleet, n, archive, f"s{version}")
                 t0 = time.monotonic()
-                deployer("status", "-p", pb)
-                rows.append((n, took, waits(doc), hand, time.monotonic() - t0))
+                _, seen = deployer("status", "-p", pb)
+                stat = time.monotonic() - t0
+                rows.append((n, took, waits(doc), hand, stat, doc["cpu_s"], seen["cpu_s"]))
                 breakdown = (n, took, doc)
                 print(rows[-1], flush=True)
         if args.ansible:
@@ -287,18 +305,25 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
     print(f"\nrelease across 1-{max(sizes)} hosts (network namespaces), {args.runs} run(s) each\n")
     print("| hosts | deployer wall s | configured waits s | deployer own cost s "
-          "| hand-written wall s | own cost / hand-written | status s |")  # fmt: skip
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+          "| hand-written wall s | own cost / hand-written | status s "
+          "| deployer CPU s (release / status) |")  # fmt: skip
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for n in sizes:
         mine = [r for r in rows if r[0] == n]
         wall = statistics.median(r[1] for r in mine)
         wait = statistics.median(r[2] for r in mine)
         hand = statistics.median(r[3] for r in mine)
         stat = statistics.median(r[4] for r in mine)
+        cpu = statistics.median(r[5] for r in mine), statistics.median(r[6] for r in mine)
         print(f"| {n} | {wall:.2f} | {wait:.2f} | {wall - wait:.2f} | {hand:.2f} "
-              f"| {(wall - wait) / hand:.2f}x | {stat:.2f} |")  # fmt: skip
-    each = "; ".join(f"{n}: {w:.2f}/{h:.2f}" for n, w, _, h, _ in rows)
-    print(f"\n(medians; each run, deployer/hand-written wall s: {each})")
+              f"| {(wall - wait) / hand:.2f}x | {stat:.2f} "
+              f"| {cpu[0]:.2f} / {cpu[1]:.2f} |")  # fmt: skip
+    each = "; ".join(f"{n}: {w:.2f}/{h:.2f}" for n, w, _, h, *_ in rows)
+    print(
+        f"\n(medians; each run, deployer/hand-written wall s: {each}; CPU: the user and "
+        "system seconds deployer's own process used, the hosts' sshd, shells and apps "
+        "share the same two cores)"
+    )
     if ansible_rows:
         print("\n| run | deployer s | ansible-playbook s | ansible / deployer |")
         print("| --- | ---: | ---: | ---: |")

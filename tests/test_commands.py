@@ -452,3 +452,83 @@ def test_a_timer_file_naming_our_timer_stops_it(tmp_path) -> None:
     while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
         time.sleep(0.05)
     assert not Path(f"/proc/{pid}").exists() and not marker.exists()
+
+
+def _owned_reference(paths: list[str]) -> str | None:
+    """check_owned's rule, written again from its docstring in Python (lstat, walking up):
+    the shell version must agree with it on every tree."""
+    import stat as st_
+
+    me = os.getuid()
+    for p in paths:
+        real = os.path.realpath(p)
+        for chain in [p] + ([real] if real != p else []):
+            cur, below = chain, False
+            while True:
+                if os.path.lexists(cur):
+                    s = os.lstat(cur)
+                    if s.st_uid not in (0, me):
+                        return f"{cur}: owned by uid {s.st_uid}"
+                    mode = st_.S_IMODE(s.st_mode)
+                    w = mode & 0o2 if s.st_gid == 0 else mode & 0o22
+                    sticky_pass = mode & 0o1000 and st_.S_ISDIR(s.st_mode) and below
+                    if not st_.S_ISLNK(s.st_mode) and w and not sticky_pass:
+                        return f"{cur}: writable by other users (mode {mode:o})"
+                    below = True
+                if cur == "/" or not cur.startswith("/"):
+                    break
+                cur = cur.rsplit("/", 1)[0] or "/"
+    return None
+
+
+def test_check_owned_agrees_with_the_rule_on_random_trees(tmp_path: Path) -> None:
+    """Random trees (modes, owners when root, links up and sideways, names with spaces
+    and newlines, missing and relative paths): the shell's verdict and message are the
+    reference's, for each of 300 seeded cases."""
+    import random
+
+    rng = random.Random(7)
+    tmp_path.chmod(0o755)
+    sticky = tmp_path / "stk"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    outcomes = {True: 0, False: 0}
+    for trial in range(300):
+        root = tmp_path / f"t{trial}"
+        root.mkdir()
+        cur = root
+        for i in range(rng.randint(1, 4)):
+            nxt = cur / (rng.choice(["a", "b c", "d\nnl", "sticky"]) + str(i))
+            if nxt.exists() or nxt.is_symlink():
+                break
+            if rng.random() < 0.15:
+                try:
+                    nxt.symlink_to(rng.choice([root, sticky, tmp_path, root / "nowhere"]))
+                except FileNotFoundError:  # below a link to nowhere
+                    break
+                cur = nxt
+                continue
+            if rng.random() < 0.1:
+                break  # what follows does not exist yet
+            try:
+                nxt.mkdir()
+            except FileNotFoundError:  # below a link to nowhere
+                break
+            nxt.chmod(rng.choice([0o755, 0o755, 0o775, 0o777, 0o1777, 0o700, 0o757]))
+            if os.getuid() == 0 and rng.random() < 0.2:
+                os.chown(nxt, rng.choice([0, 1, 65534]), rng.choice([0, 1]))
+            cur = nxt
+        paths = [str(cur), str(cur / "state")]
+        if rng.random() < 0.3:
+            paths.append("relative/x")
+        if rng.random() < 0.3:
+            paths.append(str(root / "missing" / "y"))
+        rng.shuffle(paths)
+        want = _owned_reference(paths)
+        out = subprocess.run(
+            ["bash", "-c", files.check_owned(paths).text], capture_output=True, text=True
+        )
+        got = out.stderr.strip().removeprefix("untrusted path ") if out.returncode else None
+        assert (out.returncode in (0, files.UNTRUSTED_PATH)) and got == want, (paths, out)
+        outcomes[want is None] += 1
+    assert min(outcomes.values()) > 50  # both verdicts were exercised

@@ -154,25 +154,35 @@ def check_owned(paths: list[str]) -> Shell:
     entry that exists and is owned right (others cannot rename or remove it); a path still
     to be created directly in one is refused (anyone could create it first). Nothing is
     changed."""
+    # Three forks whatever the depth (id, realpath, stat), not two per directory: on a
+    # fleet of small hosts the check ran ~30 processes per host before every release and
+    # status (measured: 0.4-0.6 s per host with 20 hosts on two cores).
     script = (
-        "me=$(id -u); bad=; "
-        "_own() { cur=$1; below=0; while :; do "
-        'if [ -e "$cur" ] || [ -L "$cur" ]; then '
-        's=$(stat -c \'%u %g %a\' -- "$cur") || { bad="$cur: cannot stat"; return; }; '
-        "u=${s%% *}; r=${s#* }; g=${r%% *}; v=$((0${r#* })); "
-        'if [ "$u" != 0 ] && [ "$u" != "$me" ]; then bad="$cur: owned by uid $u"; return; fi; '
-        # group or others may write (group root counts as root); a sticky directory is
-        # passed through an entry below it that exists and is owned right
-        'w=$((v & 18)); [ "$g" = 0 ] && w=$((v & 2)); '
-        'if [ ! -L "$cur" ] && [ "$w" != 0 ] && '
-        '! { [ $((v & 512)) != 0 ] && [ -d "$cur" ] && [ "$below" = 1 ]; }; then '
-        'bad="$cur: writable by other users (mode $(stat -c %a -- "$cur"))"; return; fi; '
-        "below=1; fi; "
+        "me=$(id -u); bad=; L=(); B=(); "
+        # the entries that exist on the way up from $1 (itself first), each with whether an
+        # existing entry lies below it on that way (a sticky directory is passed only so)
+        "_up() { cur=$1; below=0; while :; do "
+        'if [ -e "$cur" ] || [ -L "$cur" ]; then L+=("$cur"); B+=("$below"); below=1; fi; '
         '[ "$cur" = / ] && return; case $cur in /*) ;; *) return;; esac; '
         'cur=${cur%/*}; [ -z "$cur" ] && cur=/; done; }; '
-        'for p in "$@"; do _own "$p"; [ -n "$bad" ] && break; '
-        'r=$(realpath -m -- "$p" 2>/dev/null) && [ "$r" != "$p" ] && _own "$r"; '
-        '[ -n "$bad" ] && break; done; '
+        # where each path resolves to, NUL-separated (any byte but NUL may be in a name)
+        "R=(); while IFS= read -r -d '' r; do R+=(\"$r\"); done "
+        '< <(realpath -zm -- "$@" 2>/dev/null); '
+        'if [ "${#R[@]}" != "$#" ]; then bad="$*: cannot resolve"; else i=0; '
+        'for p in "$@"; do _up "$p"; [ "${R[i]}" != "$p" ] && _up "${R[i]}"; '
+        "i=$((i + 1)); done; fi; "
+        'if [ -z "$bad" ] && [ "${#L[@]}" != 0 ]; then '
+        'S=$(stat -c \'%u %g %a %F\' -- "${L[@]}") || bad="${L[*]}: cannot stat"; fi; '
+        'if [ -z "$bad" ] && [ "${#L[@]}" != 0 ]; then mapfile -t S <<<"$S"; '
+        '[ "${#S[@]}" = "${#L[@]}" ] || bad="${L[*]}: cannot stat"; fi; '
+        'if [ -z "$bad" ]; then for i in "${!L[@]}"; do cur=${L[i]}; '
+        'read -r u g a t <<<"${S[i]}"; v=$((0$a)); '
+        'if [ "$u" != 0 ] && [ "$u" != "$me" ]; then bad="$cur: owned by uid $u"; break; fi; '
+        # group or others may write (group root counts as root)
+        'w=$((v & 18)); [ "$g" = 0 ] && w=$((v & 2)); '
+        'if [ "$t" != "symbolic link" ] && [ "$w" != 0 ] && '
+        '! { [ $((v & 512)) != 0 ] && [ "$t" = directory ] && [ "${B[i]}" = 1 ]; }; then '
+        'bad="$cur: writable by other users (mode $a)"; break; fi; done; fi; '
         f'if [ -n "$bad" ]; then echo "untrusted path $bad" >&2; exit {UNTRUSTED_PATH}; fi'
     )
     return Shell.raw(f"set -- {join(paths).text}; {script}") if paths else Shell.raw("true")

@@ -359,15 +359,15 @@ class Engine:
             state = self.lock.state()
             remote = self.opstate.read()
             target = self.target.status(observed)
+            try:  # on the router's open connection (after close it would open another)
+                deferred = self.opstate.read_deferred()
+            except DeployerError as exc:
+                deferred = {"error": str(exc)}
         finally:
             self.close()
         local = self.journal.unfinished()
         pending = remote
         problems = list(self.journal.problems)
-        try:
-            deferred = self.opstate.read_deferred()
-        except DeployerError as exc:
-            deferred = {"error": str(exc)}
         if local is not None and (remote is None or remote.get("id") != local.get("id")):
             problems.append(
                 f"{self.journal.path}: holds {printable(local.get('id'))} open, which "
