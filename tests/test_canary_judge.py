@@ -14,7 +14,14 @@ from typing import Any
 import pytest
 
 from deployer.analysis import canary
-from deployer.analysis.judge import Rules, Sample, bounds, judge, wilson_upper
+from deployer.analysis.judge import (
+    Rules,
+    Sample,
+    bounds,
+    difference_upper,
+    judge,
+    wilson_upper,
+)
 from deployer.errors import GateFailed
 from deployer.playbook.strategy_model import LogAnalysis
 
@@ -29,6 +36,35 @@ def test_wald_bounds_and_the_wilson_baseline() -> None:
     assert wilson_upper(0, 100, 1.2816) == pytest.approx(0.01614, abs=1e-4)
     assert wilson_upper(5, 1000, 1.2816) == pytest.approx(0.00878, abs=1e-5)  # by hand
     assert wilson_upper(0, 0, 1.28) == 1.0
+
+
+def test_the_difference_bound_is_newcombes_published_intervals() -> None:
+    """Newcombe (1998, Stat Med 17:873, table II, method 10): two-sided 95% intervals for
+    a difference of proportions, each end from difference_upper (the lower end is minus
+    the upper of the swapped difference)."""
+    z = 1.959964
+    for (a, n, b, m), (low, high) in {
+        (56, 70, 48, 80): (0.0524, 0.3339),
+        (9, 10, 3, 10): (0.1705, 0.8090),
+        (5, 56, 0, 29): (-0.0381, 0.1926),
+    }.items():
+        assert difference_upper(a, n, b, m, z) == pytest.approx(high, abs=1e-4)
+        assert -difference_upper(b, m, a, n, z) == pytest.approx(low, abs=1e-4)
+
+
+def test_the_final_look_passes_a_canary_shown_not_worse_and_only_that() -> None:
+    """At max_pause a metric the SPRT left undecided passes on a 95% bound below its
+    margin; a canary at or past the margin stays undecided (then inconclusive)."""
+    rng = random.Random(4)
+    stable = _sample(6000, 30, 100, rng)
+    healthy = _sample(600, 4, 100, rng)  # 0.67% against 0.5%: bound under 1 point
+    assert judge(healthy, stable, Rules()).verdict == "not yet"
+    final = judge(healthy, stable, Rules(), final=True)
+    assert final.verdict == "pass" and "max_pause" in final.decided_by
+    errors = next(m for m in final.metrics if m.name == "errors")
+    assert "final look: upper 95% bound of the difference" in errors.note
+    marginal = _sample(700, 11, 100, rng)  # 1.6%: a point worse, as the margin says
+    assert judge(marginal, stable, Rules(), final=True).verdict != "pass"
 
 
 def _sample(n: int, errors: int, latency: float, rng: random.Random) -> Sample:

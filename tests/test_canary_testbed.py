@@ -151,6 +151,46 @@ def test_prometheus_queries_pass_a_healthy_canary_and_abort_a_slow_one(
     assert deploy.live()["version"] == "v2"
 
 
+COUNT = 'sum(app_requests_total{version="${version}"})'
+FAILED = 'sum(app_requests_total{version="${version}",status=~"5.."}) or vector(0)'
+SLOW = (  # slower than 25 ms: every request minus the 25 ms bucket
+    'sum(app_request_seconds_count{version="${version}"}) '
+    '- sum(app_request_seconds_bucket{version="${version}",le="0.025"})'
+)
+
+
+def test_the_judge_fed_from_prometheus_counts_passes_healthy_and_fails_broken(
+    deploy: Deploy, prom_bed: Any
+) -> None:
+    """`analysis.prometheus.judge`: requests, 5xx and slow requests counted by Prometheus
+    per side (each query rendered for the canary's version, then the stable one's); the
+    same statistical judge decides, the access log unread."""
+    canary(deploy, latency_slack="1s")
+    doc = yaml.safe_load(deploy.path.read_text())
+    doc["service"]["start"] = f"APP_PYTHON={sys.executable} " + START
+    doc["strategy"]["analysis"]["prometheus"] = {
+        "url": prom_bed.prom_url,
+        "timeout": "2s",
+        "judge": {"requests": COUNT, "errors": FAILED, "slow": SLOW},
+    }
+    deploy.path.write_text(yaml.safe_dump(doc))
+    assert deploy.release("v1").returncode == 0
+    plan = deploy.run("plan", "-p", str(deploy.path), "--version", "v2").stdout
+    assert 'version="v2"' in plan and 'version="v1"' in plan and "Prometheus counts" in plan
+    _, healthy = release(deploy, "v2")
+    assert healthy["code"] == 0, healthy["message"]
+    first = healthy["target"]["canary"][0]
+    assert first["verdict"] == "pass" and first["new"]["requests"] >= 20, first
+    assert "slow" in first["new"] and "slow" in first["old"], first
+    names = [m["name"] for m in first["judge"]["metrics"]]
+    assert names == ["errors", "latency"], first["judge"]
+    assert " slow (" in first["judge"]["metrics"][1]["canary"], first["judge"]
+    _, broken = release(deploy, "v3", "fail_every=1")
+    assert broken["code"] == 4, broken["message"]
+    assert "canary step 10% failed" in broken["message"], broken["message"]
+    assert deploy.live()["version"] == "v2"
+
+
 def test_an_unreachable_prometheus_is_inconclusive_never_a_pass(deploy: Deploy) -> None:
     with_prometheus(deploy, "http://127.0.0.1:9", errors={"query": ERRORS, "max": 0.5})
     assert deploy.release("v1").returncode == 0

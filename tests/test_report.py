@@ -42,3 +42,22 @@ def test_the_canary_steps_say_each_verdict_and_the_dry_run_beside_the_outcome() 
     assert "Canary analysis" in page
     assert "fail (dry-run: would abort; the release succeeded)" in page
     assert "60/400 (15.00%)" in page and "threshold +1.0%" in page
+
+
+def test_the_canary_chart_shows_both_series_per_step() -> None:
+    """Two steps: per panel (5xx ratio, p95) a canary and a stable bar each, scaled to the
+    largest, labelled with the counts; hostile values from the record stay text."""
+    from deployer.evidence.report_html import canary_chart
+
+    steps = [
+        {"weight": 5, "new": {"requests": 40, "errors": 4, "p95_ms": 300.0},
+         "old": {"requests": 760, "errors": 0, "p95_ms": 100.0}},
+        {"weight": HOSTILE, "new": {"requests": "x", "errors": None},
+         "old": {"requests": 500, "errors": 5, "p95_ms": 90.0}},
+    ]  # fmt: skip
+    svg = canary_chart(steps)
+    assert svg.count('class="canary"') == 4 and svg.count('class="stable"') == 4
+    assert "<title>canary 10%</title>" in svg and "<title>stable 1%</title>" in svg
+    assert "<title>canary 300 ms</title>" in svg and 'height="152.0"' in svg  # the tallest
+    assert "<title>stable 100 ms</title>" in svg and 'height="50.7"' in svg  # a third
+    assert "5%: 40/760 req" in svg and "<script>" not in svg

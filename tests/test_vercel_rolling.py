@@ -82,6 +82,10 @@ def test_a_healthy_rolling_release_is_approved_stage_by_stage(
     # each side was probed on purpose (Vercel keeps one client on one side: left to
     # itself, this prober would only ever have seen one), each answer by its commit
     assert steps[0]["new"]["requests"] > 3 and steps[0]["old"]["requests"] > 3
+    # the statistical judge, as on nginx: every metric passed, with its counts
+    judged = steps[0]["judge"]
+    assert judged["verdict"] == "pass", judged
+    assert [m["name"] for m in judged["metrics"]] == ["errors", "latency"]
     fake.add("dpl_next", "f" * 40, target="production", created=4000)
     dry = subprocess.run(
         [sys.executable, "-m", "deployer", "release", "--dry-run", "-p", str(pb),
@@ -113,6 +117,7 @@ def test_a_failing_candidate_is_never_approved_and_production_rolls_back(
     assert ("POST", "/v1/projects/prj_fake1/rollback/dpl_live") in fake.calls
     assert fake.rolling_config == {"enabled": False, "stages": []}
     assert doc["target"]["canary"][0]["verdict"] == "fail"
+    assert doc["target"]["canary"][0]["judge"]["metrics"][0]["name"] == "errors"
 
 
 def test_a_first_release_is_a_plain_promote(

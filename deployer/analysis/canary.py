@@ -20,6 +20,7 @@ from typing import Any
 from deployer import progress
 from deployer.analysis.judge import Rules, Sample, Verdict
 from deployer.analysis.judge import judge as judge_sprt
+from deployer.analysis.prom_counts import PromCounts
 from deployer.commands import nginx
 from deployer.errors import GateFailed
 from deployer.gates import percentile
@@ -42,13 +43,23 @@ class Side:
     def p95_ms(self) -> float:
         return percentile(self.latencies_ms, 95)
 
+    #: counted slow requests (a source that counts instead of timing); None: not counted
+    slow: int | None = None
+
+    @classmethod
+    def of(cls, sample: Sample) -> Side:
+        return cls(sample.requests, sample.errors, list(sample.latencies_ms), sample.slow)
+
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "requests": self.requests,
             "errors": self.errors,
             "error_rate": round(self.error_rate, 4),
             "p95_ms": round(self.p95_ms, 1),
         }
+        if self.slow is not None:
+            out["slow"] = self.slow
+        return out
 
 
 def attribute(line: str, servers: dict[str, str]) -> tuple[str, bool, float] | None:
@@ -162,21 +173,41 @@ class LogReader:
 def run_step(router: Any, step: Any, record: list[dict[str, Any]]) -> str:
     """Shift ``step.weight`` percent to the new color and watch it for ``step.pause``
     (several routers: every router's access log, each read from its own host)."""
-    readers = [
-        LogReader(r.runner, log or step.access_log)
-        for r, log in zip(router.each, router.access_logs, strict=True)
-    ]
+    a = step.analysis
+    counts = getattr(step, "counts", ())
+    source = None
+    if counts:  # Prometheus counts, canary and stable, instead of the access log
+        source = PromCounts(
+            a.prometheus.url,
+            {
+                "canary": {name: canary_q for name, canary_q, _ in counts},
+                "stable": {name: stable_q for name, _, stable_q in counts},
+            },
+            a.prometheus.timeout,
+        )
+    readers = (
+        []
+        if source is not None
+        else [
+            LogReader(r.runner, log or step.access_log)
+            for r, log in zip(router.each, router.access_logs, strict=True)
+        ]
+    )
     reload_s = router.switch(step.conf)
+    if source is not None:
+        source.start()
     servers = dict(step.servers)
     sides = {step.color: Side(), step.old_color: Side()}
     started = time.monotonic()
-    a = step.analysis
+    judge_ = a.prometheus.judge if source is not None else None
     rules = Rules(
         error_margin=a.error_margin,
         latency_margin=a.latency_margin,
         latency_slack_ms=a.latency_slack * 1000,
         min_requests=min(a.min_requests, 100),
+        slow_margin=judge_.slow_margin if judge_ is not None else 0.05,
     )
+    counted: tuple[Sample, Sample] | None = None
     max_pause = max(step.pause, a.max_pause)
     verdict, why = None, ""
     stats: Verdict | None = None
@@ -191,8 +222,17 @@ def run_step(router: Any, step: Any, record: list[dict[str, Any]]) -> str:
                 side.requests += 1
                 side.errors += seen[1]
                 side.latencies_ms.append(seen[2])
+        if source is not None:
+            counted = source.samples() or counted
+            if counted is not None:
+                sides = {step.color: Side.of(counted[0]), step.old_color: Side.of(counted[1])}
         new, old = sides[step.color], sides[step.old_color]
-        stats = statistical(new, old, rules)
+        if source is not None and counted is not None:
+            stats = judge_sprt(counted[0], counted[1], rules, bound)
+        else:
+            stats = statistical(new, old, rules, final=bound)
+        if source is not None and source.problem:
+            stats.decided_by = f"{source.problem}; {stats.decided_by}"
         progress.emit(
             "canary", weight=step.weight, new=new.to_dict(), old=old.to_dict(),
             elapsed=elapsed, pause=step.pause, judge=stats.verdict,
@@ -228,11 +268,7 @@ def run_step(router: Any, step: Any, record: list[dict[str, Any]]) -> str:
     if step.queries:
         entry["prometheus"] = prom_values
     record.append(entry)
-    summary = (
-        f"{step.weight}% to {step.color}: {new.requests} req, {new.errors} 5xx, p95 "
-        f"{new.p95_ms:.0f} ms; {step.old_color}: {old.requests} req, {old.errors} 5xx, p95 "
-        f"{old.p95_ms:.0f} ms"
-    )
+    summary = f"{step.weight}% to {step.color}: {_said(new)}; {step.old_color}: {_said(old)}"
     if acted == "fail" or (acted == "inconclusive" and step.inconclusive == "abort"):
         raise GateFailed(f"canary step {step.weight}% failed: {why} ({summary})")
     if a.mode == "dry-run" and acted != verdict:
@@ -240,11 +276,20 @@ def run_step(router: Any, step: Any, record: list[dict[str, Any]]) -> str:
     return summary + (f" (inconclusive: {why}; proceeding)" if verdict == "inconclusive" else "")
 
 
-def statistical(new: Side, old: Side, rules: Rules) -> Verdict:
+def _said(side: Side) -> str:
+    if side.slow is not None:
+        return f"{side.requests} req, {side.errors} 5xx, {side.slow} slow"
+    if not side.latencies_ms and side.requests:  # counted, not timed
+        return f"{side.requests} req, {side.errors} 5xx"
+    return f"{side.requests} req, {side.errors} 5xx, p95 {side.p95_ms:.0f} ms"
+
+
+def statistical(new: Side, old: Side, rules: Rules, final: bool = False) -> Verdict:
     return judge_sprt(
         Sample(new.requests, new.errors, new.latencies_ms),
         Sample(old.requests, old.errors, old.latencies_ms),
         rules,
+        final,
     )
 
 
@@ -255,7 +300,8 @@ def decide(
     statistical judge's fail, or `fail_fast_errors` 5xx over the error limits. A pass needs
     the judge's pass (every metric shown not worse by its margin), `pause` over, and the
     canary's p95 under `max_pause`'s absolute `max_p95` if set. "Not yet" extends the step
-    up to `max_pause`, where it is inconclusive. (The thresholds alone used to decide at the
+    up to `max_pause`, where the judge takes its final look (a 95% bound on each undecided
+    metric) and what is still undecided is inconclusive. (The thresholds alone used to decide at the
     end of `pause`: on thin traffic they failed healthy canaries on noise and passed bad ones
     for lack of data.)"""
     fast, why = judge(new, old, a, final=False)

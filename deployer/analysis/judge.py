@@ -27,6 +27,17 @@ The ratio crossing ``ln((1-beta)/alpha)`` is a **fail** (the canary is worse by 
 evidence, not a count) and passes when every metric has passed; neither happens before
 ``min_requests`` canary requests, nor without a stable color to compare with. Wald's bounds
 keep both error rates near alpha and beta however often the ratio is looked at.
+
+**At ``max_pause``** (the step cannot be extended further), a metric still "not yet" gets one
+fixed-sample look: it passes if the canary is shown not worse by its margin with 95%
+confidence, i.e. the upper one-sided 95% bound of the difference between the canary's rate
+and the stable color's (Newcombe's hybrid score interval, built from the two Wilson
+intervals) lies below the margin; otherwise the step is inconclusive and the playbook's
+``inconclusive`` policy decides. This is what "pass when it is not worse by that much with
+95% confidence" means; the sequential test alone leaves a healthy canary on thin traffic
+undecided in ~1 run in 8 (the ratio wanders between its bounds for longer than an hour at
+0.2 canary requests per second), and a canary exactly at the margin passes the final look
+in at most 5% of runs.
 """
 
 from __future__ import annotations
@@ -45,6 +56,11 @@ class Sample:
     requests: int = 0
     errors: int = 0
     latencies_ms: list[float] = field(default_factory=list)
+    #: requests slower than the source's own threshold, when the source counts them
+    #: instead of timing each request (Prometheus: a histogram bucket); None: not counted
+    slow: int | None = None
+    #: False: the source has no per-request latencies (counts only)
+    timed: bool = True
 
     def add(self, error: bool, latency_ms: float) -> None:
         self.requests += 1
@@ -64,6 +80,8 @@ class Rules:
     beta: float = 0.10
     min_requests: int = 10
     min_stable: int = 100
+    #: counted slow requests (no per-request latencies): H1 is this many more of them
+    slow_margin: float = 0.05
     #: latency differences below this are noise (a clock's resolution, a busy machine)
     latency_slack_ms: float = 20.0
 
@@ -118,53 +136,126 @@ def _decide(llr: float, rules: Rules) -> str:
     return "fail" if llr >= upper else "pass" if llr <= lower else "not yet"
 
 
-def wilson_upper(k: int, n: int, z: float) -> float:
-    """The Wilson score interval's upper bound for ``k`` successes in ``n`` trials."""
+def wilson(k: int, n: int, z: float) -> tuple[float, float]:
+    """The Wilson score interval (lower, upper) for ``k`` successes in ``n`` trials."""
     if n == 0:
-        return 1.0
+        return 0.0, 1.0
     p = k / n
     centre = p + z * z / (2 * n)
     margin = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return (centre + margin) / (1 + z * z / n)
+    return (centre - margin) / (1 + z * z / n), (centre + margin) / (1 + z * z / n)
 
 
-def errors(canary: Sample, stable: Sample, rules: Rules) -> Metric:
+def wilson_upper(k: int, n: int, z: float) -> float:
+    """The Wilson score interval's upper bound for ``k`` successes in ``n`` trials."""
+    return wilson(k, n, z)[1]
+
+
+#: one-sided 95%
+Z95 = 1.6449
+
+
+def difference_upper(k1: int, n1: int, k2: int, n2: int, z: float = Z95) -> float:
+    """The upper bound of ``k1/n1 - k2/n2`` by Newcombe's hybrid score method (his method
+    10, 1998): the two Wilson intervals combined; good coverage at small counts and rates
+    near zero, where the plain (Wald) interval is far too narrow."""
+    p1, p2 = k1 / n1, k2 / n2
+    _, u1 = wilson(k1, n1, z)
+    l2, _ = wilson(k2, n2, z)
+    return p1 - p2 + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+
+
+def _final_look(metric: Metric, upper: float, margin: float) -> None:
+    """At ``max_pause``: a metric still "not yet" passes if the difference's upper one-sided
+    95% bound lies below its margin."""
+    if metric.verdict != "not yet":
+        return
+    shown = f"final look: upper 95% bound of the difference {upper:+.2%} vs margin {margin:.2%}"
+    metric.note = f"{metric.note}; {shown}" if metric.note else shown
+    if upper < margin:
+        metric.verdict = "pass"
+
+
+def _proportion(
+    name: str, k: int, n: int, ks: int, ns: int, margin: float, rules: Rules, final: bool
+) -> Metric:
+    """``k`` of the canary's ``n`` requests against ``ks`` of the stable color's ``ns``: H0,
+    as often; H1, ``margin`` more often."""
     # the baseline is itself an estimate: its upper 90% bound (Wilson) is used, so that the
     # stable color's own luck does not make a healthy canary look worse
-    p0 = wilson_upper(stable.errors, stable.requests, 1.2816)
-    note = (
-        f"no stable errors yet: baseline taken as {p0:.2%} (upper 90% bound)"
-        if stable.errors == 0
-        else ""
-    )
-    p0 = min(max(p0, 1e-6), 0.999 - rules.error_margin)
-    p1 = p0 + rules.error_margin
-    e, n = canary.errors, canary.requests
-    llr = e * math.log(p1 / p0) + (n - e) * math.log((1 - p1) / (1 - p0))
-    return Metric(
-        "errors",
+    p0 = wilson_upper(ks, ns, 1.2816)
+    note = f"no stable {name} yet: baseline taken as {p0:.2%} (upper 90% bound)" if not ks else ""
+    p0 = min(max(p0, 1e-6), 0.999 - margin)
+    p1 = p0 + margin
+    llr = k * math.log(p1 / p0) + (n - k) * math.log((1 - p1) / (1 - p0))
+    rate, base = (k / n if n else 0.0), (ks / ns if ns else 0.0)
+    metric = Metric(
+        "errors" if name == "errors" else "latency",
         _decide(llr, rules),
         llr,
-        f"{e}/{n} ({canary.error_rate:.2%})",
-        f"{stable.errors}/{stable.requests} ({stable.error_rate:.2%})",
-        f"difference {canary.error_rate - stable.error_rate:+.2%}",
-        f"+{rules.error_margin:.1%}",
+        f"{k}/{n} ({rate:.2%})" if name == "errors" else f"{k}/{n} {name} ({rate:.2%})",
+        f"{ks}/{ns} ({base:.2%})",
+        f"difference {rate - base:+.2%}",
+        f"+{margin:.1%}",
         note,
     )
+    if final and n and ns:
+        _final_look(metric, difference_upper(k, n, ks, ns), margin)
+    return metric
+
+
+def errors(canary: Sample, stable: Sample, rules: Rules, final: bool = False) -> Metric:
+    return _proportion(
+        "errors",
+        canary.errors,
+        canary.requests,
+        stable.errors,
+        stable.requests,
+        rules.error_margin,
+        rules,
+        final,
+    )
+
+
+def slow_share(canary: Sample, stable: Sample, rules: Rules, final: bool = False) -> Metric:
+    """Latency from counts (a source that cannot time each request): the canary's share of
+    slow requests against the stable color's, H1 ``slow_margin`` more."""
+    return _proportion(
+        "slow",
+        canary.slow or 0,
+        canary.requests,
+        stable.slow or 0,
+        stable.requests,
+        rules.slow_margin,
+        rules,
+        final,
+    )
+
+
+def _metrics(canary: Sample, stable: Sample, rules: Rules, final: bool) -> list[Metric]:
+    """Errors, and latency as the source measures it: counted slow requests, timed requests,
+    or not at all (a source with neither: latency is not a metric of this step)."""
+    out = [errors(canary, stable, rules, final)]
+    if canary.slow is not None and stable.slow is not None:
+        out.append(slow_share(canary, stable, rules, final))
+    elif canary.timed:
+        out.append(latency(canary, stable, rules, final))
+    return out
 
 
 #: the least H1 asks of the slow rate, above the stable color's
 SHIFT = 0.25
 
 
-def latency(canary: Sample, stable: Sample, rules: Rules) -> Metric:
+def latency(canary: Sample, stable: Sample, rules: Rules, final: bool = False) -> Metric:
     median = percentile(stable.latencies_ms, 50)
     cut = median + rules.latency_slack_ms
     scaled = 1 + rules.latency_margin
     n = max(1, len(stable.latencies_ms))
     # how often a request is slower than the cut: a stable one (H0), and a stable one
     # scaled by the margin (H1), from the stable samples themselves
-    p0 = (sum(1 for x in stable.latencies_ms if x > cut) + 0.5) / (n + 1)
+    slow = sum(1 for x in stable.latencies_ms if x > cut)
+    p0 = (slow + 0.5) / (n + 1)
     q1 = (sum(1 for x in stable.latencies_ms if x * scaled > cut) + 0.5) / (n + 1)
     k = sum(1 for x in canary.latencies_ms if x > cut)
     m = len(canary.latencies_ms)
@@ -179,14 +270,20 @@ def latency(canary: Sample, stable: Sample, rules: Rules) -> Metric:
     # of the requests slow is a regression too
     q1 = min(max(q1, p0 + SHIFT), 0.99)
     llr = k * math.log(q1 / p0) + (m - k) * math.log((1 - q1) / (1 - p0))
-    return Metric("latency", _decide(llr, rules), llr, *common)
+    metric = Metric("latency", _decide(llr, rules), llr, *common)
+    if final and m and stable.latencies_ms:  # the margin: H1's slow rate above H0's
+        upper = difference_upper(k, m, slow, len(stable.latencies_ms))
+        _final_look(metric, upper, q1 - p0)
+    return metric
 
 
-def judge(canary: Sample, stable: Sample, rules: Rules) -> Verdict:
+def judge(canary: Sample, stable: Sample, rules: Rules, final: bool = False) -> Verdict:
     """The step's verdict now: "fail" as soon as a metric fails, "pass" once every metric
-    passed, "not yet" otherwise (never a verdict on too few requests)."""
+    passed, "not yet" otherwise (never a verdict on too few requests). ``final``: the step
+    is at ``max_pause``, a metric still undecided gets the fixed-sample look (module
+    docstring)."""
     if canary.requests < rules.min_requests or stable.requests < rules.min_stable:
-        metrics = [errors(canary, stable, rules), latency(canary, stable, rules)]
+        metrics = _metrics(canary, stable, rules, False)
         for m in metrics:
             m.verdict = "not yet"
         why = (
@@ -194,11 +291,19 @@ def judge(canary: Sample, stable: Sample, rules: Rules) -> Verdict:
             f"needs {rules.min_requests} and {rules.min_stable}"
         )
         return Verdict("not yet", metrics, why)
-    metrics = [errors(canary, stable, rules), latency(canary, stable, rules)]
+    metrics = _metrics(canary, stable, rules, False)
     failed = [m for m in metrics if m.verdict == "fail"]
     if failed:
         return Verdict("fail", metrics, f"{failed[0].name}: worse by the margin (SPRT)")
     if all(m.verdict == "pass" for m in metrics):
         return Verdict("pass", metrics, "every metric: not worse by the margin (SPRT)")
+    if final:
+        metrics = _metrics(canary, stable, rules, True)
+        if all(m.verdict == "pass" for m in metrics):
+            return Verdict(
+                "pass",
+                metrics,
+                "every metric: not worse by the margin (SPRT, then a 95% bound at max_pause)",
+            )
     waiting = [m.name for m in metrics if m.verdict == "not yet"]
     return Verdict("not yet", metrics, f"not enough evidence yet on {', '.join(waiting)}")

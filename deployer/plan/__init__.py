@@ -365,6 +365,19 @@ def canary_steps(ctx: Context, observed: Observed, color: str, version: str) -> 
         (name, str(render_value(q.query, values, ctx.env)), q.min, q.max)
         for name, q in (prom.queries.items() if prom else ())
     )
+    counts: tuple[tuple[str, str, str], ...] = ()
+    if prom is not None and prom.judge is not None:
+        stable = ctx.values(ctx.pb.app_hosts[0], old, old_version)
+        counts = tuple(
+            (name, str(render_value(q, values, ctx.env)), str(render_value(q, stable, ctx.env)))
+            for name, q in (
+                ("requests", prom.judge.requests),
+                ("errors", prom.judge.errors),
+                ("slow", prom.judge.slow),
+            )
+            if q is not None
+        )
+    access_log = ctx.pb.router.access_log
     out = []
     for i, spec in enumerate(s for s in st.steps if s.weight < 100):
         shift = CanaryShift(
@@ -375,10 +388,11 @@ def canary_steps(ctx: Context, observed: Observed, color: str, version: str) -> 
             spec.pause,
             ctx.canary_upstream((old, old_version), (color, version), spec.weight),
             servers,
-            ctx.value(str(ctx.pb.router.access_log), ctx.pb.router_host),
+            ctx.value(str(access_log), ctx.pb.router_host) if access_log else "",
             st.analysis,
             st.inconclusive,
             queries,
+            counts,
         )
         undo = Switch(old, observed.live_version, observed.upstream_text) if i == 0 else None
         out.append(Step(f"canary-{spec.weight}%", ctx.pb.router_host.name, shift, undo=undo))

@@ -74,6 +74,8 @@ class CanaryShift:
     inconclusive: str
     #: (name, rendered PromQL, min, max) per query, with analysis.prometheus
     queries: tuple[tuple[str, str, float | None, float | None], ...] = ()
+    #: analysis.prometheus.judge rendered per side: ((count, canary PromQL, stable PromQL))
+    counts: tuple[tuple[str, str, str], ...] = ()
 
     def describe(self) -> list[str]:
         a = self.analysis
@@ -83,15 +85,28 @@ class CanaryShift:
             + (f" >= {lo:g}" if lo is not None else "")
             for name, query, lo, hi in self.queries
         ]
+        if self.counts:
+            source = (
+                "Prometheus counts ("
+                + "; ".join(f"{name}: {canary} / {stable}" for name, canary, stable in self.counts)
+                + ")"
+            )
+            latency = (
+                f"its share of slow requests by {a.prometheus.judge.slow_margin:g}"
+                if any(name == "slow" for name, _, _ in self.counts)
+                else "(latency not counted)"
+            )
+        else:
+            source = f"{self.access_log} (read every {a.interval:g}s)"
+            latency = f"its median latency by {a.latency_margin:.0%} (+{a.latency_slack:g}s)"
         return [
             f"upstream: {self.weight}% to {self.color} ({self.version}), "
             f"{100 - self.weight}% to {self.old_color} (nginx -t, graceful reload)",
-            f"for {self.pause:g}s read {self.access_log} every {a.interval:g}s; fail if "
-            f"{self.color}'s 5xx rate > {a.max_error_rate:g} or > {self.old_color}'s x "
-            f"{a.max_error_ratio:g} + {a.error_slack:g}, or its p95 > {self.old_color}'s x "
-            f"{a.max_p95_ratio:g}"
-            + (f" or > {a.max_p95 * 1000:.0f} ms" if a.max_p95 else "")
-            + f"; fewer than {a.min_requests} requests: {self.inconclusive}",
+            f"judge {self.color} against {self.old_color} over the same interval on {source}: "
+            f"fail as soon as its error ratio is worse by {a.error_margin:g} or {latency} "
+            f"(SPRT), pass once shown not worse after {self.pause:g}s; not yet: up to "
+            f"{a.max_pause:g}s, then a 95% bound, then {self.inconclusive}"
+            + (" (dry-run: recorded, never acted on)" if a.mode == "dry-run" else ""),
             *prom,
         ]
 

@@ -317,10 +317,13 @@ class Playbook(Strict):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Playbook:
-        if self.strategy.kind == "canary" and not self.router.access_log:
+        prom = self.strategy.analysis.prometheus
+        counted = prom is not None and prom.judge is not None
+        if self.strategy.kind == "canary" and not self.router.access_log and not counted:
             raise ValueError(
                 "strategy: canary judges each step on the router's access log: set "
-                "router.access_log (in the `deployer` log_format)"
+                "router.access_log (in the `deployer` log_format), or give "
+                "strategy.analysis.prometheus.judge"
             )
         names = [h.name for h in self.hosts]
         dupes = sorted({n for n in names if names.count(n) > 1})

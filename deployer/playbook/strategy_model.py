@@ -33,15 +33,56 @@ class PromQuery(Strict):
         return self
 
 
+class PromJudge(Strict):
+    """The statistical judge fed from Prometheus (deployer/analysis/prom_counts.py): each
+    query is rendered once per side, `${color}` and `${version}` being that side's (the
+    canary's, then the stable color's), and must return a cumulative count (a counter,
+    summed); deployer counts from the step's start."""
+
+    requests: str = Field(
+        description="Requests a side answered, e.g. "
+        '`sum(app_requests_total{version="${version}"})`.'
+    )
+    errors: str = Field(
+        description="Of those, the failed ones (5xx), e.g. "
+        '`sum(app_requests_total{version="${version}",status=~"5.."}) or vector(0)`.'
+    )
+    slow: str | None = Field(
+        None,
+        description="Of those, the slow ones (optional), e.g. total minus a histogram "
+        "bucket: latency is then judged as the share of slow requests; without it, on "
+        "errors alone.",
+    )
+    slow_margin: float = Field(
+        0.05,
+        gt=0,
+        le=0.5,
+        description="The step fails when the canary's share of slow requests is worse than "
+        "the stable color's by this much (0.05: five percentage points).",
+    )
+
+
 class PrometheusAnalysis(Strict):
     url: str = Field(
         pattern=r"^https?://[^\s/?#]+(?:/[^\s]*)?$",
         description="Prometheus's base URL (queried with /api/v1/query from this machine).",
     )
     queries: dict[str, PromQuery] = Field(
-        min_length=1, description="Named queries, each evaluated at the end of every step."
+        default_factory=dict,
+        description="Named queries, each evaluated at the end of every step.",
+    )
+    judge: PromJudge | None = Field(
+        None,
+        description="Counts for the statistical judge, canary against stable, instead of "
+        "the router's access log (the access log is then not read).",
     )
     timeout: Duration = Field(5.0, gt=0, description="Per query.")
+
+    @model_validator(mode="after")
+    def _something(self) -> PrometheusAnalysis:
+        if not self.queries and self.judge is None:
+            raise ValueError("give `queries`, `judge` or both")
+        return self
 
 
 class LogAnalysis(Strict):

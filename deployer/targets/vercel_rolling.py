@@ -9,11 +9,12 @@ forces a side on purpose, alternately (``vcrrForceCanary=1`` / ``vcrrForceStable
 query parameters Vercel documents for checking each side, docs/rolling-releases), and each
 answer is attributed by the commit the deployment itself reports (a health route returning
 ``VERCEL_GIT_COMMIT_SHA``: all 40 characters, or any prefix of at least 7 either way).
-The same rules as on nginx judge the candidate against the
-current deployment (and Prometheus, when configured); a pass approves the next stage
-(``approve-stage`` with ``nextStageIndex`` and ``canaryDeploymentId``), the last one completes
-the rolling release; a failure rolls production back to the previous deployment (the start
-step's undo), exit 4.
+The same statistical judge as on nginx (deployer/analysis/judge.py) judges the candidate's
+probes against the current deployment's, over the same interval, extending the stage up to
+``max_pause`` while the evidence is not enough either way (and Prometheus, when
+configured); a pass approves the next stage (``approve-stage`` with ``nextStageIndex`` and
+``canaryDeploymentId``), the last one completes the rolling release; a failure rolls
+production back to the previous deployment (the start step's undo), exit 4.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 from deployer import progress
 from deployer.adapters import resolve
 from deployer.adapters.vercel import ApiError
-from deployer.analysis.canary import Side, judge, prometheus
+from deployer.analysis.canary import Side, decide, prometheus, statistical
+from deployer.analysis.judge import Rules, Verdict
 from deployer.errors import DeployerError, GateFailed
 from deployer.plan import Step, TargetAction
 from deployer.targets.vercel_actions import RollBack
@@ -94,8 +96,8 @@ class RollingStage(TargetAction):
         return [
             f"for {self.pause:g}s probe {self.probe_url} at {self.rate:g}/s, each side forced in "
             f"turn (vcrrForceCanary / vcrrForceStable), each answer the candidate's "
-            f"({self.commit or self.version}) or production's by the commit it reports; judge "
-            "as on nginx",
+            f"({self.commit or self.version}) or production's by the commit it reports; the "
+            f"statistical judge as on nginx, up to {self.analysis.max_pause:g}s while not yet",
             f"on a pass {then}",
         ]
 
@@ -201,12 +203,25 @@ def _stage(target: RollingHost, step: RollingStage) -> str:
     new, old = Side(), Side()
     started = time.monotonic()
     sent, verdict, why = 0, None, ""
+    a = step.analysis
+    max_pause = max(step.pause, a.max_pause)
+    # probes are split evenly between the sides on purpose: the stable side needs no more
+    # samples than the canary before a verdict (the access log's stable color has 9x more)
+    rules = Rules(
+        error_margin=a.error_margin,
+        latency_margin=a.latency_margin,
+        latency_slack_ms=a.latency_slack * 1000,
+        min_requests=min(a.min_requests, 100),
+        min_stable=min(a.min_requests, 100),
+    )
+    stats: Verdict | None = None
     headers = target._plain_headers()
     with resolve.client(timeout=5.0, headers=headers) as client:
         while True:
-            final = time.monotonic() - started >= step.pause
+            elapsed = time.monotonic() - started
+            final, bound = elapsed >= step.pause, elapsed >= max_pause
             due = started + sent / step.rate
-            while not final and time.monotonic() >= due and sent < step.rate * step.pause + 1:
+            while not bound and time.monotonic() >= due and sent < step.rate * max_pause + 1:
                 t0 = time.monotonic()
                 forced = "new" if sent % 2 == 0 else "old"
                 try:
@@ -227,11 +242,12 @@ def _stage(target: RollingHost, step: RollingStage) -> str:
                 side.latencies_ms.append((time.monotonic() - t0) * 1000)
                 sent += 1
                 due = started + sent / step.rate
+            stats = statistical(new, old, rules, final=bound)
             progress.emit(
                 "canary", weight=step.weight, new=new.to_dict(), old=old.to_dict(),
-                elapsed=time.monotonic() - started, pause=step.pause,
+                elapsed=time.monotonic() - started, pause=step.pause, judge=stats.verdict,
             )  # fmt: skip
-            verdict, why = judge(new, old, step.analysis, final)
+            verdict, why = decide(new, old, a, stats, final, bound)
             if verdict in ("pass", "inconclusive") and step.queries:
                 pv, pwhy, _ = prometheus(
                     step.analysis.prometheus.url, step.queries, step.analysis.prometheus.timeout
@@ -249,6 +265,7 @@ def _stage(target: RollingHost, step: RollingStage) -> str:
             "old": old.to_dict(),
             "verdict": verdict,
             "reason": why,
+            "judge": stats.to_dict() if stats is not None else None,
         }
     )
     summary = (
