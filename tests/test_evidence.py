@@ -478,3 +478,33 @@ def test_a_full_disk_is_reported_as_one(tmp_path: Path) -> None:
     finally:
         store.close()
     assert "full" in str(err.value) and "cannot rollback" not in str(err.value)
+
+
+def test_report_and_score_give_one_answer_on_the_same_evidence(tmp_path: Path) -> None:
+    """One scorer: `deployer score -p` and `deployer report -p` on the same records and
+    playbook agree on the points and on every criterion (the report used to score without
+    the playbook: "codified: no playbook given" beside a 5/5 from `score`)."""
+    import contextlib
+    import html
+    import io
+
+    from deployer.cli.entry import main
+
+    pb, _, _ = _cli_store(tmp_path)
+
+    def run(*args: str) -> str:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+            main(list(args))
+        return out.getvalue()
+
+    doc = json.loads(run("-o", "json", "score", "-p", str(pb)))
+    page_path = tmp_path / "r.html"
+    run("report", "-p", str(pb), "-O", str(page_path))
+    page = page_path.read_text()
+    assert f"{doc['points']}/{doc['max_points']} points" in page
+    assert "no playbook given" not in page
+    codified = next(i for i in doc["items"] if i["id"] == "codified")
+    assert "no playbook given" not in str(codified.get("missing")), codified
+    for item in doc["items"]:  # each criterion said the same way on the page
+        assert html.escape(item["title"]) in page

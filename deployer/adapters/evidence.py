@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from tenacity import Retrying, stop_after_attempt, wait_exponential
 
 from deployer.errors import DeployerError, InputError
-from deployer.evidence.record import GENESIS, canonical, seal
+from deployer.evidence.record import GENESIS, Sign, canonical, seal
 
 ADVISORY_KEY = 0x64_65_70_6C  # "depl"
 
@@ -31,7 +31,7 @@ class EvidenceError(DeployerError):
 class Store(Protocol):
     url: str
 
-    def append(self, record: dict[str, Any]) -> dict[str, Any]: ...
+    def append(self, record: dict[str, Any], sign: Sign | None = None) -> dict[str, Any]: ...
 
     def records(self) -> list[dict[str, Any]]: ...
 
@@ -60,7 +60,7 @@ class SqliteStore:
         except (OSError, sqlite3.Error) as exc:
             raise EvidenceError(f"evidence store {path}: {exc}") from exc
 
-    def append(self, record: dict[str, Any]) -> dict[str, Any]:
+    def append(self, record: dict[str, Any], sign: Sign | None = None) -> dict[str, Any]:
         try:
             self.db.execute("BEGIN IMMEDIATE")
             try:
@@ -68,7 +68,7 @@ class SqliteStore:
                     "SELECT seq, body FROM evidence ORDER BY seq DESC LIMIT 1"
                 ).fetchone()
                 seq, prev = (row[0] + 1, _head_hash(row[1])) if row else (1, GENESIS)
-                sealed = seal(record, seq, prev)
+                sealed = seal(record, seq, prev, sign)
                 self.db.execute(
                     "INSERT INTO evidence (seq, id, kind, app, environment, started_at, body) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -220,7 +220,7 @@ class PostgresStore:
         except Exception:
             return "postgresql://***"
 
-    def append(self, record: dict[str, Any]) -> dict[str, Any]:
+    def append(self, record: dict[str, Any], sign: Sign | None = None) -> dict[str, Any]:
         from sqlalchemy import select
 
         t = self.table
@@ -228,7 +228,7 @@ class PostgresStore:
         def write(conn: Any) -> dict[str, Any]:
             row = conn.execute(select(t.c.seq, t.c.body).order_by(t.c.seq.desc()).limit(1)).first()
             seq, prev = (row[0] + 1, _head_hash(row[1])) if row else (1, GENESIS)
-            sealed = seal(record, seq, prev)
+            sealed = seal(record, seq, prev, sign)
             conn.execute(
                 t.insert().values(
                     seq=seq,
@@ -381,13 +381,13 @@ class Spool:
             os.fsync(fh.fileno())
         os.replace(tmp, self.path)
 
-    def flush(self, store: Store) -> int:
+    def flush(self, store: Store, sign: Sign | None = None) -> int:
         """Append every spooled record to ``store`` in order; keep what was not written."""
         pending = self.pending()
         done = 0
         try:
             for rec in pending:
-                store.append(rec)
+                store.append(rec, sign)
                 done += 1
         finally:
             if done:
@@ -423,7 +423,11 @@ def read_head(path: Path) -> tuple[int, str] | None:
 
 
 def append_or_spool(
-    open_: Callable[[], Store], record: dict[str, Any], spool: Spool, attempts: int = 3
+    open_: Callable[[], Store],
+    record: dict[str, Any],
+    spool: Spool,
+    attempts: int = 3,
+    sign: Sign | None = None,
 ) -> tuple[dict[str, Any] | None, str | None]:
     """(the sealed record, None) or (None, why it was spooled). Flushes the spool first."""
     last: Exception | None = None
@@ -436,8 +440,8 @@ def append_or_spool(
             with attempt:
                 store = open_()
                 try:
-                    spool.flush(store)
-                    sealed = store.append(record)
+                    spool.flush(store, sign)
+                    sealed = store.append(record, sign)
                 finally:
                     store.close()
                 write_head(spool.head_path, sealed)

@@ -75,6 +75,35 @@ def _records(app: Application, playbook: str | None) -> list[dict[str, Any]]:
         store.close()
 
 
+def readiness(
+    records: list[dict[str, Any]],
+    playbook: str | None,
+    since_s: float,
+    restore_bound: float,
+    app_name: str | None = None,
+) -> dict[str, Any]:
+    """The readiness score, computed in this one place for `score`, `report` and the CI
+    stage summary: the playbook (if given) is loaded, validated and its digest compared."""
+    from deployer.evidence.score import score as compute
+
+    pb_info = None
+    if playbook is not None:
+        from deployer.engine.evidence import digest
+        from deployer.playbook import load_playbook
+
+        loaded = load_playbook(playbook)  # a playbook that does not validate: exit 2
+        pb_info = {"path": str(loaded.path), "digest": digest(loaded.path)}
+        app_name = app_name or loaded.model.app
+    return compute(
+        records,
+        now=time.time(),
+        since_s=since_s,
+        app=app_name,
+        playbook=pb_info,
+        restore_bound=restore_bound,
+    )
+
+
 def _known_head(app: Application, playbook: str | None) -> tuple[tuple[int, str] | None, Path]:
     from deployer.adapters.evidence import read_head
     from deployer.engine.evidence import spool_for
@@ -173,18 +202,35 @@ def show(app: Application, record_id: str, playbook: str | None) -> None:
     metavar="SEQ:HASH",
     help="A head printed earlier by `evidence checkpoint`: detects a cut or rewritten tail.",
 )
+@click.option(
+    "--public-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Ed25519 public key (PEM): every record must carry a valid signature by it over "
+    "an in-toto statement of exactly that record.",
+)
 @click.pass_obj
-def verify(app: Application, playbook: str | None, checkpoint: str | None) -> None:
-    """Recompute the hash chain; exit 1 naming the first bad record.
+def verify(
+    app: Application, playbook: str | None, checkpoint: str | None, public_key: Path | None
+) -> None:
+    """Recompute the hash chain (and check every signature); exit 1 naming the first bad
+    record.
 
-    Example: deployer evidence verify -p playbooks/demo.yml --checkpoint 42:3f0c...
+    Example: deployer evidence verify -p playbooks/demo.yml --public-key signing.pub.pem
     """
+    from deployer.evidence import signing
     from deployer.evidence.record import parse_checkpoint
     from deployer.evidence.record import verify as verify_chain
 
     cp = parse_checkpoint(checkpoint) if checkpoint else None
+    key = signing.load_public_key(public_key) if public_key is not None else None
     records = _records(app, playbook)
     verdict = verify_chain(records, cp)
+    signed = sum(1 for r in records if isinstance(r.get("envelope"), dict))
+    if verdict.ok and key is not None:
+        problem = signing.first_problem(records, key)
+        if problem:
+            verdict = replace(verdict, ok=False, problem=problem, bad_seq=None)
     head, head_path = _known_head(app, playbook)
     against = f"the checkpoint {cp[0]}" if cp else "no checkpoint"
     if verdict.ok and head is not None:
@@ -203,12 +249,19 @@ def verify(app: Application, playbook: str | None, checkpoint: str | None) -> No
         "bad_seq": verdict.bad_seq,
     }
     doc["checked_against"] = against
+    doc["signed"] = signed
+    doc["signatures_checked"] = key is not None
     if app.json:
         app.emit_json(doc)
     elif verdict.ok:
+        sigs = (
+            f"; all {signed} signatures valid for the given key"
+            if key is not None
+            else f"; {signed} of {verdict.count} signed, signatures not checked (--public-key)"
+        )
         app.out.print(
             f"ok: {verdict.count} records, head {verdict.head_seq}:{verdict.head_hash}; "
-            f"checked against {against}"
+            f"checked against {against}{sigs}"
         )
         if cp is None and head is None and verdict.count:
             app.err.print(
@@ -219,6 +272,34 @@ def verify(app: Application, playbook: str | None, checkpoint: str | None) -> No
         if app.json:
             sys.exit(1)
         raise VerifyFailed(verdict.problem)
+
+
+@evidence.command()
+@click.option(
+    "--dir",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Where to write deployer-signing.pem (0600) and deployer-signing.pub.pem.",
+)
+@click.pass_obj
+def keygen(app: Application, folder: Path) -> None:
+    """Write a new Ed25519 key pair for signing evidence (never over existing files).
+
+    Example: deployer evidence keygen --dir ~/.config/deployer &&
+    export DEPLOYER_SIGNING_KEY=~/.config/deployer/deployer-signing.pem
+    """
+    from deployer.evidence import signing
+
+    private, public = signing.keygen(folder)
+    if app.json:
+        app.emit_json({"private_key": str(private), "public_key": str(public)})
+    else:
+        app.out.print(
+            f"wrote {private} (keep it secret: DEPLOYER_SIGNING_KEY) and {public} "
+            "(for `deployer evidence verify --public-key`)"
+        )
 
 
 @evidence.command()
@@ -247,9 +328,10 @@ def checkpoint(app: Application, playbook: str | None) -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["jsonl", "cdevents"]),
+    type=click.Choice(["jsonl", "cdevents", "intoto"]),
     default="jsonl",
-    help="jsonl: the records; cdevents: CDEvents 0.5.1 as CloudEvents JSON lines.",
+    help="jsonl: the records; cdevents: CDEvents 0.5.1 as CloudEvents JSON lines; intoto: "
+    "each signed record's DSSE envelope (an in-toto statement), unsigned ones left out.",
 )
 @click.pass_obj
 def export(app: Application, playbook: str | None, fmt: str) -> None:
@@ -260,7 +342,12 @@ def export(app: Application, playbook: str | None, fmt: str) -> None:
     from deployer.evidence.cdevents import to_cdevents
 
     recs = _records(app, playbook)
-    docs = to_cdevents(recs) if fmt == "cdevents" else recs
+    if fmt == "intoto":
+        docs = [r["envelope"] for r in recs if isinstance(r.get("envelope"), dict)]
+        if len(docs) < len(recs):
+            app.err.print(f"note: {len(recs) - len(docs)} unsigned record(s) left out")
+    else:
+        docs = to_cdevents(recs) if fmt == "cdevents" else recs
     for doc in docs:
         sys.stdout.write(json.dumps(doc, sort_keys=True) + "\n")
 
@@ -292,28 +379,11 @@ def score(
     """
     from importlib import resources
 
-    from deployer.evidence.score import score as compute
-
     if show_schema:
         text = resources.files("deployer.evidence").joinpath("score.schema.json").read_text()
         sys.stdout.write(text)
         return
-    pb_info = None
-    if playbook is not None:
-        from deployer.engine.evidence import digest
-        from deployer.playbook import load_playbook
-
-        loaded = load_playbook(playbook)  # a playbook that does not validate: exit 2
-        pb_info = {"path": str(loaded.path), "digest": digest(loaded.path)}
-        app_name = app_name or loaded.model.app
-    doc = compute(
-        _records(app, playbook),
-        now=time.time(),
-        since_s=parse_since(since),
-        app=app_name,
-        playbook=pb_info,
-        restore_bound=restore_bound,
-    )
+    doc = readiness(_records(app, playbook), playbook, parse_since(since), restore_bound, app_name)
     if app.json:
         app.emit_json(doc)
         return

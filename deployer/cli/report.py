@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from deployer.cli.app import Application
-from deployer.cli.evidence import PLAYBOOK_OPT, _records, parse_since
+from deployer.cli.evidence import PLAYBOOK_OPT, _records, parse_since, readiness
 from deployer.errors import InputError
 
 OPERATIONS = ("release", "rollback", "drill", "recover", "migration")
@@ -34,7 +34,12 @@ def register(cli: click.Group) -> None:
     default=None,
     help="Where to write (default: deployer-report-SEQ.html, or deployer-report-PERIOD.html).",
 )
-@click.option("--restore-bound", default=10.0, show_default=True, help="For the score (s).")
+@click.option(
+    "--restore-bound",
+    default=60.0,
+    show_default=True,
+    help="For the score (s), as `deployer score`.",
+)
 @click.pass_obj
 def report(
     app: Application,
@@ -52,7 +57,6 @@ def report(
     """
     from deployer.evidence import report_html
     from deployer.evidence.record import verify
-    from deployer.evidence.score import score as compute
 
     recs = _records(app, playbook)
     if not recs:
@@ -65,14 +69,7 @@ def report(
         "head": f"{verdict.head_seq}:{verdict.head_hash}",
     }
     window = parse_since(since or "30d")
-    app_name = None
-    if playbook is not None:
-        from deployer.playbook import load_playbook
-
-        app_name = load_playbook(playbook).model.app
-    score = compute(
-        recs, now=time.time(), since_s=window, app=app_name, restore_bound=restore_bound
-    )
+    score = readiness(recs, playbook, window, restore_bound)  # the one scorer
     if since is not None:
         cutoff = time.time() - window
         from deployer.evidence.record import parse_iso

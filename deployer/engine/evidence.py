@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from deployer.adapters.evidence import Spool, Store, append_or_spool, open_store
+from deployer.evidence import signing
 from deployer.evidence.record import build, iso
 
 CI_VARS = (  # provider, run id variable, url builder
@@ -98,13 +99,28 @@ def record_operation(
         playbook=str(playbook),
     )
     open_, spool = opener(evidence_url, journal_dir)
-    sealed, problem = append_or_spool(open_, record, spool)
+    envelope, warning = signing.signer_or_warning(env)
+    warnings = [warning] if warning else []
+
+    def sign(body: dict[str, Any]) -> dict[str, Any] | None:
+        """Signing never changes the operation's result: a failure is a warning."""
+        if envelope is None:
+            return None
+        try:
+            return envelope(body)
+        except Exception as exc:
+            warnings.append(f"evidence not signed: {type(exc).__name__}: {exc}")
+            return None
+
+    sealed, problem = append_or_spool(open_, record, spool, sign=sign)
+    warnings += spool.warnings
     if sealed is None:
-        return {"recorded": False, "id": record["id"], "error": problem, "warnings": spool.warnings}
+        return {"recorded": False, "id": record["id"], "error": problem, "warnings": warnings}
     return {
         "recorded": True,
         "id": sealed["id"],
         "seq": sealed["seq"],
         "hash": sealed["hash"],
-        "warnings": spool.warnings,
+        "signed": "envelope" in sealed,
+        "warnings": warnings,
     }

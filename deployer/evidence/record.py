@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -28,15 +28,30 @@ def canonical(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+#: not part of a record's hash: the hash itself, and the signed envelope made from it
+UNHASHED = ("hash", "envelope")
+
+#: makes a sealed record's signed envelope (deployer.evidence.signing.Signer.envelope), or
+#: None when it could not (the record is stored unsigned)
+Sign = Callable[[dict[str, Any]], dict[str, Any] | None]
+
+
 def record_hash(record: dict[str, Any]) -> str:
-    return hashlib.sha256(canonical({k: v for k, v in record.items() if k != "hash"})).hexdigest()
+    return hashlib.sha256(
+        canonical({k: v for k, v in record.items() if k not in UNHASHED})
+    ).hexdigest()
 
 
-def seal(record: dict[str, Any], seq: int, prev_hash: str) -> dict[str, Any]:
-    """The record with its place in the chain."""
-    body = {k: v for k, v in record.items() if k not in CHAIN_KEYS}
+def seal(
+    record: dict[str, Any], seq: int, prev_hash: str, sign: Sign | None = None
+) -> dict[str, Any]:
+    """The record with its place in the chain (and, with ``sign``, its signed envelope)."""
+    body = {k: v for k, v in record.items() if k not in (*CHAIN_KEYS, "envelope")}
     body["seq"], body["prev_hash"] = seq, prev_hash
     body["hash"] = record_hash(body)
+    envelope = sign(body) if sign is not None else None
+    if envelope is not None:
+        body["envelope"] = envelope
     return body
 
 
