@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from deployer.evidence.report_html import operation_page
 
 HOSTILE = "<script>alert(1)</script><img src=x onerror=alert(2)>"
@@ -47,7 +49,7 @@ def test_the_canary_steps_say_each_verdict_and_the_dry_run_beside_the_outcome() 
 def test_the_canary_chart_shows_both_series_per_step() -> None:
     """Two steps: per panel (5xx ratio, p95) a canary and a stable bar each, scaled to the
     largest, labelled with the counts; hostile values from the record stay text."""
-    from deployer.evidence.report_html import canary_chart
+    from deployer.evidence.report_canary import canary_chart
 
     steps = [
         {"weight": 5, "new": {"requests": 40, "errors": 4, "p95_ms": 300.0},
@@ -61,3 +63,14 @@ def test_the_canary_chart_shows_both_series_per_step() -> None:
     assert "<title>canary 300 ms</title>" in svg and 'height="152.0"' in svg  # the tallest
     assert "<title>stable 100 ms</title>" in svg and 'height="50.7"' in svg  # a third
     assert "5%: 40/760 req" in svg and "<script>" not in svg
+
+
+def test_the_page_says_whether_the_record_is_signed_and_by_which_key() -> None:
+    chain = {"ok": True, "records": 1, "problem": "", "head": "1:x"}
+    rec: dict[str, Any] = {"kind": "release", "outcome": "succeeded"}
+    assert "Unsigned record" in operation_page(rec, chain, {"items": []}, {})
+    rec["envelope"] = {"payloadType": "x", "payload": "", "signatures": [{"keyid": "ab" * 32}]}
+    page = operation_page(rec, chain, {"items": []}, {})
+    assert "Signed (in-toto statement in a DSSE envelope), key id abababababababab" in page
+    rec["envelope"]["signatures"] = [{"keyid": HOSTILE}]
+    assert "<script>" not in operation_page(rec, chain, {"items": []}, {})

@@ -7,9 +7,10 @@ and DORA."""
 
 from __future__ import annotations
 
-import html
-from collections.abc import Callable
 from typing import Any
+
+from deployer.evidence.html_parts import _e, _table
+from deployer.evidence.report_canary import canary_section
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px auto;
@@ -26,10 +27,6 @@ svg text{font:11px system-ui,sans-serif;fill:#444}.mono{font-family:ui-monospace
 OUTCOME_CLASS = {"succeeded": "ok", "rolled_back": "warn"}
 
 
-def _e(value: Any) -> str:
-    return html.escape("" if value is None else str(value))
-
-
 def _page(title: str, body: str) -> str:
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
@@ -37,12 +34,6 @@ def _page(title: str, body: str) -> str:
         "<p class=muted>Written by deployer report; self-contained (no script, no network).</p>"
         "</body></html>\n"
     )
-
-
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
 
 
 def _marks(rec: dict[str, Any]) -> dict[str, float]:
@@ -206,106 +197,21 @@ def _lint_section(rec: dict[str, Any]) -> str:
     return "".join(parts)
 
 
-def canary_chart(steps: list[dict[str, Any]], width: int = 960) -> str:
-    """Per canary step, the canary's and the stable color's series side by side: 5xx ratio
-    (left panel) and p95 latency (right panel), each pair labelled with its request counts."""
-    height, top, bottom, gap = 220, 20, 48, 40
-    panel_w = (width - gap * 3) / 2
-    plot_h = height - top - bottom
-    colors = {"canary": "#f29900", "stable": "#1a73e8"}
-
-    def num(value: Any) -> float:
-        return float(value) if isinstance(value, int | float) else 0.0
-
-    def side(c: dict[str, Any], key: str) -> dict[str, Any]:
-        return c.get(key) or {}
-
-    def ratio(d: dict[str, Any]) -> float:
-        requests = num(d.get("requests"))
-        return num(d.get("errors")) / requests * 100 if requests else 0.0
-
-    def p95(d: dict[str, Any]) -> float:
-        return num(d.get("p95_ms"))
-
-    panels: list[tuple[str, Callable[[dict[str, Any]], float], str]] = [
-        ("5xx ratio", ratio, "%"),
-        ("p95 latency", p95, " ms"),
-    ]
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img" aria-label="canary and stable per step">'
-    ]
-    for i, (title, value, unit) in enumerate(panels):
-        x0 = gap + i * (panel_w + gap)
-        series = [(value(side(c, "new")), value(side(c, "old"))) for c in steps]
-        top_value = max([v for pair in series for v in pair] + [1e-9])
-        parts.append(
-            f'<rect x="{x0:.1f}" y="{top}" width="{panel_w:.1f}" height="{plot_h}" '
-            'fill="#f8fafc" stroke="#d5dbe3"/>'
-            f'<text x="{x0:.1f}" y="{top - 6}">{title} (top {top_value:.3g}{unit})</text>'
-        )
-        slot = panel_w / max(1, len(steps))
-        bar = max(2.0, min(40.0, slot / 3))
-        for j, (c, pair) in enumerate(zip(steps, series, strict=True)):
-            for k, (name, v) in enumerate(zip(("canary", "stable"), pair, strict=True)):
-                h = plot_h * v / top_value
-                bx = x0 + j * slot + slot / 2 - bar + k * bar
-                parts.append(
-                    f'<rect class="{name}" x="{bx:.1f}" y="{top + plot_h - h:.1f}" '
-                    f'width="{bar - 1:.1f}" height="{h:.1f}" fill="{colors[name]}">'
-                    f"<title>{name} {v:.3g}{unit}</title></rect>"
-                )
-            label = f"{_e(c.get('weight'))}%: {_e(side(c, 'new').get('requests'))}/"
-            label += f"{_e(side(c, 'old').get('requests'))} req"
-            parts.append(
-                f'<text x="{x0 + j * slot + slot / 2:.1f}" y="{top + plot_h + 14}" '
-                f'text-anchor="middle">{label}</text>'
-            )
-    parts.append(
-        f'<text x="{width / 2}" y="{height - 10}" text-anchor="middle">each step: canary '
-        "(orange) and stable (blue) over the same interval; requests canary/stable</text>"
-        "</svg>"
+def _signed(rec: dict[str, Any]) -> str:
+    """Whether the record carries a signed envelope, and the key id it names (checked by
+    `deployer evidence verify --public-key`, not here: the page has no key)."""
+    env = rec.get("envelope")
+    if not isinstance(env, dict):
+        return "Unsigned record (no DEPLOYER_SIGNING_KEY when it was written)."
+    sigs = env.get("signatures")
+    ids = (
+        [str(s.get("keyid")) for s in sigs if isinstance(s, dict)] if isinstance(sigs, list) else []
     )
-    return "".join(parts)
-
-
-def _canary_section(steps: list[dict[str, Any]], outcome: str) -> str:
-    """Each canary step: the judge's verdict per metric with its numbers and, in dry-run
-    mode, what it would have done beside what the release actually did."""
-    rows = []
-    for c in steps:
-        judged = c.get("judge") or {}
-        would = (c.get("dry_run") or {}).get("would")
-        verdict = _e(c.get("verdict"))
-        if would:
-            verdict += f" (dry-run: would {_e(would)}; the release {_e(outcome)})"
-        new, old = c.get("new") or {}, c.get("old") or {}
-        rows.append(
-            [
-                f"{_e(c.get('weight'))}%",
-                "step",
-                verdict,
-                f"{_e(new.get('requests'))} req, {_e(new.get('errors'))} 5xx, "
-                f"p95 {_e(new.get('p95_ms'))} ms",
-                f"{_e(old.get('requests'))} req, {_e(old.get('errors'))} 5xx, "
-                f"p95 {_e(old.get('p95_ms'))} ms",
-                _e(judged.get("decided_by") or c.get("reason") or ""),
-            ]
-        )
-        for m in judged.get("metrics") or []:
-            rows.append(
-                [
-                    "",
-                    _e(m.get("name")),
-                    _e(m.get("verdict")),
-                    _e(m.get("canary")),
-                    _e(m.get("stable")),
-                    f"{_e(m.get('difference'))}; threshold {_e(m.get('threshold'))}; "
-                    f"log-likelihood ratio {_e(m.get('llr'))} {_e(m.get('note') or '')}",
-                ]
-            )
-    table = _table(["weight", "metric", "verdict", "canary", "stable", "why"], rows)
-    return canary_chart(steps) + table
+    shown = ", ".join(i[:16] for i in ids) or "?"
+    return (
+        f"Signed (in-toto statement in a DSSE envelope), key id {_e(shown)}: check it with "
+        "<code>deployer evidence verify --public-key</code>."
+    )
 
 
 def operation_page(
@@ -328,6 +234,7 @@ def operation_page(
     ]
     if rec.get("time_to_restore_s") is not None:
         body.append(f"<p>Time to restore: <b>{_e(rec['time_to_restore_s'])} s</b></p>")
+    body.append(f"<p>{_signed(rec)}</p>")
     for w in rec.get("warnings") or []:
         body.append(f"<p class=warn>warning: {_e(w)}</p>")
     body.append("<h2>Timeline</h2>")
@@ -368,7 +275,7 @@ def operation_page(
     canary = (rec.get("target") or {}).get("canary") or []
     if canary:
         body.append("<h2>Canary analysis</h2>")
-        body.append(_canary_section(canary, str(outcome)))
+        body.append(canary_section(canary, str(outcome)))
     body.append("<h2>Migrations</h2>")
     body.append(_lint_section(rec))
     body.append("<h2>Evidence chain</h2>")
