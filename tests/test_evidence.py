@@ -14,7 +14,7 @@ import pytest
 
 from deployer.adapters.evidence import PostgresStore, Spool, SqliteStore, append_or_spool
 from deployer.evidence.cdevents import to_cdevents
-from deployer.evidence.record import GENESIS, iso, record_hash, seal, verify
+from deployer.evidence.record import GENESIS, iso, parse_iso, record_hash, seal, verify
 from deployer.evidence.score import score
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -245,14 +245,14 @@ def test_score_earns_each_point_only_with_evidence() -> None:
     release = rec(commit_age_s=3600, lint={"errors": 0, "warnings": 1})
     drill = rec("rollback", ttr=1.5, age_days=0.5)
     doc = score([release, drill], now=NOW, since_s=30 * DAY, playbook={"digest": "d1"})
-    assert doc["schema"] == "deployer.score/1" and doc["points"] == 5
+    assert doc["schema"] == "deployer.score/2" and doc["points"] == 5
     items = {i["id"]: i for i in doc["items"]}
     assert items["health_gated"]["evidence"] == [release["id"]]
     assert items["rollback_tested"]["evidence"] == [drill["id"]]
     d = doc["dora"]
-    assert d["deployments"] == 1 and d["lead_time_for_changes_s"] == 3630.0
+    assert d["deployments"] == 1 and d["change_lead_time_s"] == 3630.0
     assert d["change_failure_rate"] == 1.0  # the rollback after it marks it failed
-    assert d["time_to_restore_s"] == 1.5
+    assert d["failed_deployment_recovery_time_s"] == 1.5
 
 
 def test_score_with_no_records_says_what_is_missing() -> None:
@@ -292,9 +292,30 @@ def test_change_failure_rate_and_codified_digest() -> None:
     doc = score(recs, now=NOW, since_s=30 * DAY, playbook={"digest": "d1"})
     d = doc["dora"]
     assert d["changes"] == 3 and d["failed_changes"] == 1  # the aborted one never reached users
-    assert d["change_failure_rate"] == round(1 / 3, 4) and d["time_to_restore_s"] == 0.2
+    assert d["change_failure_rate"] == round(1 / 3, 4)
+    assert d["failed_deployment_recovery_time_s"] == 0.2
+    assert d["deployment_rework_rate"] == 0.0  # the next release came two days later
     codified = next(i for i in doc["items"] if i["id"] == "codified")
     assert not codified["earned"] and "digest differs" in codified["missing"]
+
+
+def test_deployment_rework_rate_counts_the_first_fix_within_a_day_of_a_failure() -> None:
+    """DORA's fifth metric: of the successful releases, those that were unplanned fixes of
+    one that failed in production (rolled back, or undone by a rollback): the first
+    successful release of that app within 24 h of the failure. Another app's, or a later
+    one's, is not."""
+    failed = rec(outcome="rolled_back", ttr=0.3, age_days=4)
+    fix = rec(age_days=3.9)
+    later = rec(age_days=3.8)
+    other_app = rec(app="blog", age_days=3.95)
+    shipped = rec(age_days=2)
+    undone = rec("rollback", ttr=1.0, age_days=1.9)  # the operator undid `shipped`
+    second_fix = rec(age_days=1.5)
+    recs = [failed, fix, later, other_app, shipped, undone, second_fix]
+    d = score(recs, now=NOW, since_s=30 * DAY)["dora"]
+    assert d["rework_deployments"] == [fix["id"], second_fix["id"]]
+    assert d["deployment_rework_rate"] == 0.4  # two of the five successful releases
+    assert d["failed_changes"] == 2 and d["recoveries"] == 2
 
 
 def test_score_json_matches_its_published_schema() -> None:
@@ -345,6 +366,15 @@ def test_cdevents_export_validates_against_the_cdevents_schemas() -> None:
     assert types.count("dev.cdevents.service.upgraded.0.3.0") == 2
     assert types.count("dev.cdevents.service.rolledback.0.3.0") == 1
     assert types.count("dev.cdevents.testsuiterun.finished.0.3.0") == 8
+    # the rolled-back release opened an incident: detected when deployer noticed (its end
+    # minus the 0.2 s it took to restore), resolved at its end
+    detected = [e for e in events if e["type"] == "dev.cdevents.incident.detected.0.3.0"]
+    resolved = [e for e in events if e["type"] == "dev.cdevents.incident.resolved.0.3.0"]
+    assert len(detected) == 1 and len(resolved) == 1
+    assert detected[0]["data"]["subject"]["id"] == f"{chain_recs[2]['id']}-incident"
+    assert resolved[0]["data"]["subject"]["id"] == detected[0]["data"]["subject"]["id"]
+    gap = parse_iso(resolved[0]["time"]) - parse_iso(detected[0]["time"])
+    assert gap == pytest.approx(0.2, abs=0.002)
     for event in events:
         assert event["specversion"] == "1.0"
         assert event["datacontenttype"] == "application/cdevents+json"

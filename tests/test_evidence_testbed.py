@@ -125,3 +125,39 @@ def test_score_and_cdevents_from_real_records(deploy: Deploy) -> None:
     types = [json.loads(line)["type"] for line in lines]
     assert types[0] == "dev.cdevents.service.deployed.0.3.0"
     assert "dev.cdevents.service.rolledback.0.3.0" in types
+
+
+def test_a_signed_release_names_the_build_the_hosts_hold(deploy: Deploy, tmp_path) -> None:
+    """DEPLOYER_SIGNING_KEY set: the release's record carries a DSSE envelope whose in-toto
+    subject digest is the build's digest in the manifest on the host; `verify` with the
+    public key passes, with another key names the record; `export --format intoto` writes
+    it; a key that cannot be read leaves the release's exit code alone (a warning)."""
+    import base64
+
+    keys = deploy.run("evidence", "keygen", "--dir", str(tmp_path / "keys"))
+    assert keys.returncode == 0, keys.stderr
+    env = {"DEPLOYER_SIGNING_KEY": str(tmp_path / "keys" / "deployer-signing.pem")}
+    released = deploy.run("-o", "json", "release", "-p", str(deploy.path), "--version", "v1",
+                          env=env)  # fmt: skip
+    assert released.returncode == 0, released.stdout
+    assert json.loads(released.stdout)["evidence"]["signed"] is True
+    manifest = next(deploy.root.rglob(".deployer-manifest"))
+    shipped = json.loads(manifest.read_text())["digest"]
+    out = deploy.run("evidence", "export", "--format", "intoto", "-p", str(deploy.path))
+    envelope = json.loads(out.stdout.splitlines()[-1])
+    statement = json.loads(base64.b64decode(envelope["payload"]))
+    assert statement["subject"][0]["digest"]["sha256"] == shipped, statement["subject"]
+    public = tmp_path / "keys" / "deployer-signing.pub.pem"
+    ok = deploy.run("evidence", "verify", "-p", str(deploy.path), "--public-key", str(public))
+    assert ok.returncode == 0 and "all 1 signatures valid" in ok.stdout, ok.stdout + ok.stderr
+    other = deploy.run("evidence", "keygen", "--dir", str(tmp_path / "other"))
+    assert other.returncode == 0
+    wrong = deploy.run("evidence", "verify", "-p", str(deploy.path), "--public-key",
+                       str(tmp_path / "other" / "deployer-signing.pub.pem"))  # fmt: skip
+    assert wrong.returncode == 1 and "record 1: not signed by this key" in wrong.stderr
+    broken = deploy.run("-o", "json", "release", "-p", str(deploy.path), "--version", "v2",
+                        env={"DEPLOYER_SIGNING_KEY": str(tmp_path / "missing.pem")})  # fmt: skip
+    assert broken.returncode == 0, broken.stdout
+    said = json.loads(broken.stdout)
+    assert said["evidence"]["signed"] is False
+    assert any("evidence not signed" in w for w in said["warnings"]), said["warnings"]

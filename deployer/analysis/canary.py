@@ -199,14 +199,7 @@ def run_step(router: Any, step: Any, record: list[dict[str, Any]]) -> str:
     servers = dict(step.servers)
     sides = {step.color: Side(), step.old_color: Side()}
     started = time.monotonic()
-    judge_ = a.prometheus.judge if source is not None else None
-    rules = Rules(
-        error_margin=a.error_margin,
-        latency_margin=a.latency_margin,
-        latency_slack_ms=a.latency_slack * 1000,
-        min_requests=min(a.min_requests, 100),
-        slow_margin=judge_.slow_margin if judge_ is not None else 0.05,
-    )
+    rules = rules_for(a, slow_margin=a.prometheus.judge.slow_margin if source else 0.05)
     counted: tuple[Sample, Sample] | None = None
     max_pause = max(step.pause, a.max_pause)
     verdict, why = None, ""
@@ -274,6 +267,17 @@ def run_step(router: Any, step: Any, record: list[dict[str, Any]]) -> str:
     if a.mode == "dry-run" and acted != verdict:
         return summary + f" (dry-run: the judge said {verdict}: {why}; would have aborted)"
     return summary + (f" (inconclusive: {why}; proceeding)" if verdict == "inconclusive" else "")
+
+
+def rules_for(a: Any, **overrides: Any) -> Rules:
+    """The judge's rules from the playbook's `analysis` (``overrides``: a source's own)."""
+    return Rules(
+        error_margin=a.error_margin,
+        latency_margin=a.latency_margin,
+        latency_slack_ms=a.latency_slack * 1000,
+        min_requests=min(a.min_requests, 100),
+        **overrides,
+    )
 
 
 def _said(side: Side) -> str:

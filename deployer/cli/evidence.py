@@ -75,35 +75,6 @@ def _records(app: Application, playbook: str | None) -> list[dict[str, Any]]:
         store.close()
 
 
-def readiness(
-    records: list[dict[str, Any]],
-    playbook: str | None,
-    since_s: float,
-    restore_bound: float,
-    app_name: str | None = None,
-) -> dict[str, Any]:
-    """The readiness score, computed in this one place for `score`, `report` and the CI
-    stage summary: the playbook (if given) is loaded, validated and its digest compared."""
-    from deployer.evidence.score import score as compute
-
-    pb_info = None
-    if playbook is not None:
-        from deployer.engine.evidence import digest
-        from deployer.playbook import load_playbook
-
-        loaded = load_playbook(playbook)  # a playbook that does not validate: exit 2
-        pb_info = {"path": str(loaded.path), "digest": digest(loaded.path)}
-        app_name = app_name or loaded.model.app
-    return compute(
-        records,
-        now=time.time(),
-        since_s=since_s,
-        app=app_name,
-        playbook=pb_info,
-        restore_bound=restore_bound,
-    )
-
-
 def _known_head(app: Application, playbook: str | None) -> tuple[tuple[int, str] | None, Path]:
     from deployer.adapters.evidence import read_head
     from deployer.engine.evidence import spool_for
@@ -383,6 +354,8 @@ def score(
         text = resources.files("deployer.evidence").joinpath("score.schema.json").read_text()
         sys.stdout.write(text)
         return
+    from deployer.engine.evidence import readiness
+
     doc = readiness(_records(app, playbook), playbook, parse_since(since), restore_bound, app_name)
     if app.json:
         app.emit_json(doc)
@@ -408,10 +381,17 @@ def score(
         "deployment frequency",
         fmt(d["deployment_frequency_per_day"], " / day") + f" ({d['deployments']})",
     )
-    dora.add_row("lead time for changes", fmt(d["lead_time_for_changes_s"], " s"))
+    dora.add_row("change lead time", fmt(d["change_lead_time_s"], " s"))
     dora.add_row(
         "change failure rate",
         fmt(d["change_failure_rate"]) + f" ({d['failed_changes']}/{d['changes']})",
     )
-    dora.add_row("time to restore", fmt(d["time_to_restore_s"], " s"))
+    dora.add_row(
+        "failed deployment recovery time",
+        fmt(d["failed_deployment_recovery_time_s"], " s") + f" ({d['recoveries']})",
+    )
+    dora.add_row(
+        "deployment rework rate",
+        fmt(d["deployment_rework_rate"]) + f" ({len(d['rework_deployments'])})",
+    )
     app.print_table(dora)

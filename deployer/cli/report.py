@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from deployer.cli.app import Application
-from deployer.cli.evidence import PLAYBOOK_OPT, _records, parse_since, readiness
+from deployer.cli.evidence import PLAYBOOK_OPT, _records, parse_since
 from deployer.errors import InputError
 
 OPERATIONS = ("release", "rollback", "drill", "recover", "migration")
@@ -69,6 +69,8 @@ def report(
         "head": f"{verdict.head_seq}:{verdict.head_hash}",
     }
     window = parse_since(since or "30d")
+    from deployer.engine.evidence import readiness
+
     score = readiness(recs, playbook, window, restore_bound)  # the one scorer
     if since is not None:
         cutoff = time.time() - window

@@ -124,3 +124,33 @@ def record_operation(
         "signed": "envelope" in sealed,
         "warnings": warnings,
     }
+
+
+def readiness(
+    records: list[dict[str, Any]],
+    playbook: str | None,
+    since_s: float,
+    restore_bound: float,
+    app_name: str | None = None,
+) -> dict[str, Any]:
+    """The readiness score, computed in this one place for `deployer score` and `deployer
+    report`: the playbook (if given) is loaded, validated and its digest compared."""
+    import time
+
+    from deployer.evidence.score import score as compute
+
+    pb_info = None
+    if playbook is not None:
+        from deployer.playbook import load_playbook
+
+        loaded = load_playbook(playbook)  # a playbook that does not validate: exit 2
+        pb_info = {"path": str(loaded.path), "digest": digest(loaded.path)}
+        app_name = app_name or loaded.model.app
+    return compute(
+        records,
+        now=time.time(),
+        since_s=since_s,
+        app=app_name,
+        playbook=pb_info,
+        restore_bound=restore_bound,
+    )

@@ -5,6 +5,13 @@ A release is ``service.deployed`` (the app's first in that environment) or
 ``testsuiterun.finished``, all sharing the record's id as ``chainId``. CDEvents' service
 events cannot say a release failed, so deployer's own fields, the outcome first, go in
 ``customData`` (the schemas refuse extra fields in ``subject.content``).
+
+A release that failed in production (its post-switch gate failed: rolled back, or failed
+while rolling back) opens an incident, as DORA tooling (e.g. Four Keys, Apache DevLake)
+reads them: ``incident.detected`` when deployer noticed (the record's end minus its time to
+restore), and ``incident.resolved`` when traffic was back on the old version (the record's
+end; none when the rollback itself failed). Both share the record's id as ``chainId`` and
+name the incident ``{record id}-incident``.
 """
 
 from __future__ import annotations
@@ -12,7 +19,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from deployer.evidence.record import GATE_STATS
+from deployer.evidence.record import GATE_STATS, iso, parse_iso
+from deployer.evidence.score import switched
 
 SPECVERSION = "0.5.1"
 CONTENT_TYPE = "application/cdevents+json"
@@ -71,6 +79,40 @@ def _custom(rec: dict[str, Any]) -> dict[str, Any]:
     return {"deployer": {k: rec.get(k) for k in keep}}
 
 
+def _incident(rec: dict[str, Any], env: dict[str, str], artifact: str) -> list[dict[str, Any]]:
+    """The incident a release that failed in production opened (module docstring)."""
+    if rec["kind"] != "release" or rec.get("outcome") not in ("rolled_back", "failed"):
+        return []
+    if not switched(rec):
+        return []  # never reached users: no incident
+    end = rec.get("ended_at") or rec.get("started_at")
+    if not end:
+        return []
+    ttr = rec.get("time_to_restore_s")
+    detected = iso(parse_iso(end) - float(ttr)) if isinstance(ttr, int | float) else end
+    incident = f"{rec['id']}-incident"
+    content = {
+        "description": str(rec.get("message") or "a release failed its post-switch gate")[:500],
+        "environment": env,
+        "service": {"id": str(rec.get("app"))},
+        "artifactId": artifact,
+    }
+    out = [("incident.detected", detected)]
+    if rec.get("outcome") == "rolled_back":
+        out.append(("incident.resolved", end))
+    return [
+        _envelope(
+            {
+                "context": _context(kind, f"{rec['id']}-{kind}", rec, str(ts)),
+                "subject": {"id": incident, "source": env["source"], "content": content},
+                "customDataContentType": "application/json",
+                "customData": _custom(rec),
+            }
+        )
+        for kind, ts in out
+    ]
+
+
 def to_cdevents(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     seen: set[tuple[Any, Any]] = set()
@@ -104,6 +146,7 @@ def to_cdevents(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                     }
                 )
             )
+        out += _incident(rec, env, artifact)
         for i, gate in enumerate(rec.get("gates") or []):
             if not ts:
                 break

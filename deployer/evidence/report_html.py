@@ -314,9 +314,13 @@ def period_page(
         ["metric", "value"],
         [
             ["deployment frequency", _e(f"{d.get('deployment_frequency_per_day')} / day")],
-            ["lead time for changes", _e(f"{d.get('lead_time_for_changes_s')} s")],
+            ["change lead time", _e(f"{d.get('change_lead_time_s')} s")],
             ["change failure rate", _e(d.get("change_failure_rate"))],
-            ["time to restore", _e(f"{d.get('time_to_restore_s')} s")],
+            [
+                "failed deployment recovery time",
+                _e(f"{d.get('failed_deployment_recovery_time_s')} s"),
+            ],
+            ["deployment rework rate", _e(d.get("deployment_rework_rate"))],
         ],
     )
     body = [

@@ -2,7 +2,7 @@
 
 Every point is earned by records in the window, named by id; a missing point says what
 evidence would earn it. The JSON form (:func:`score`) is versioned: ``schema`` is
-``deployer.score/1`` (see score.schema.json beside this file).
+``deployer.score/2`` (see score.schema.json beside this file).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 from deployer.evidence.record import parse_iso
 
-SCHEMA = "deployer.score/1"
+SCHEMA = "deployer.score/2"  # /2: DORA's current names (change_lead_time_s, ...)
 SWITCHED = ("succeeded", "rolled_back", "failed")  # releases that reached users
 
 
@@ -25,7 +25,7 @@ def _gate_passed(rec: dict[str, Any], name: str) -> bool:
 TRAFFIC_STEPS = ("switch", "promote", "rollback")
 
 
-def _switched(rec: dict[str, Any]) -> bool:
+def switched(rec: dict[str, Any]) -> bool:
     return any(
         s.get("name") in TRAFFIC_STEPS and s.get("status") == "ok" for s in rec.get("steps") or []
     )
@@ -65,7 +65,7 @@ def _points(
                 f"the playbook changed since the last release {last['id']} "
                 "(its digest differs): release with it to record it"
             )
-    blue_green = [r for r in ok_releases if _switched(r)][-1:]
+    blue_green = [r for r in ok_releases if switched(r)][-1:]
     lint_ok: list[dict[str, Any]] = []
     why_lint = "no release in the window"
     if last is not None:
@@ -108,27 +108,69 @@ def _points(
     ]
 
 
-def dora(recs: list[dict[str, Any]], days: float) -> dict[str, Any]:
-    """DORA figures over the window; drills are excluded from change failure rate."""
-    ordered = sorted(recs, key=lambda r: r.get("started_at") or "")
-    deployed = [r for r in ordered if r["kind"] == "release" and r.get("outcome") in SWITCHED]
-    failed_ids: set[str] = set()
-    restore: list[float] = []
+#: a release this soon after a production failure of the same app and environment, with
+#: no successful release between, is rework (an unplanned fix of the failed one)
+REWORK_WINDOW_S = 86400.0
+
+
+def _production_failures(ordered: list[dict[str, Any]]) -> list[tuple[dict[str, Any], str]]:
+    """(the failed release, when it failed) for each release that failed in production:
+    rolled back or failed (outcomes of releases that reached users), or undone by a later
+    rollback with no successful release between."""
+    out: list[tuple[dict[str, Any], str]] = []
     for i, r in enumerate(ordered):
         if r["kind"] == "release" and r.get("outcome") in ("rolled_back", "failed"):
-            failed_ids.add(r["id"])
-            if r.get("time_to_restore_s") is not None:
-                restore.append(float(r["time_to_restore_s"]))
+            out.append((r, r.get("ended_at") or r.get("started_at") or ""))
         if r["kind"] == "rollback" and r.get("outcome") == "succeeded":
-            # an incident rollback: the last release before it failed in production
             prior = [
                 p for p in ordered[:i] if p["kind"] == "release" and p.get("outcome") == "succeeded"
             ]
-            if prior:
-                failed_ids.add(prior[-1]["id"])
-            if r.get("time_to_restore_s") is not None:
-                restore.append(float(r["time_to_restore_s"]))
+            if prior and all(prior[-1] is not f for f, _ in out):
+                out.append((prior[-1], r.get("started_at") or ""))
+    return out
+
+
+def dora(recs: list[dict[str, Any]], days: float) -> dict[str, Any]:
+    """DORA's five software delivery metrics, as DORA names and defines them now (the 2024
+    State of DevOps report and dora.dev's "DORA's software delivery metrics"): deployment
+    frequency, change lead time, change failure rate, failed deployment recovery time and
+    deployment rework rate. Drills are excluded: they are not changes.
+
+    - a **change** is a release that reached users (switched, or rolled back after it);
+      a **failed** one was rolled back or failed after reaching users, or undone by a later
+      `deployer rollback` with no successful release between;
+    - **failed deployment recovery time**: the median time to restore of the automatic
+      rollbacks and the rollbacks that undid a failed release;
+    - **deployment rework rate**: of the successful releases, those that were unplanned
+      fixes of a failed one: the first successful release of the same app and environment
+      within 24 h after a production failure (deployer cannot read intent; a planned
+      release that happens to come next is counted too, and says so in the README).
+    """
+    ordered = sorted(recs, key=lambda r: r.get("started_at") or "")
+    deployed = [r for r in ordered if r["kind"] == "release" and r.get("outcome") in SWITCHED]
+    failures = _production_failures(ordered)
+    failed_ids = {f["id"] for f, _ in failures}
+    restore = [
+        float(r["time_to_restore_s"])
+        for r in ordered
+        if r.get("time_to_restore_s") is not None
+        and (
+            (r["kind"] == "release" and r["id"] in failed_ids)
+            or (r["kind"] == "rollback" and r.get("outcome") == "succeeded")
+        )
+    ]
     succeeded = [r for r in deployed if r.get("outcome") == "succeeded"]
+    rework: list[str] = []
+    for failed, at in failures:
+        key = (failed.get("app"), failed.get("environment"))
+        after = [
+            r
+            for r in succeeded
+            if (r.get("app"), r.get("environment")) == key and (r.get("started_at") or "") > at
+        ]
+        soon = after and at and parse_iso(after[0]["started_at"]) - parse_iso(at) <= REWORK_WINDOW_S
+        if soon and after[0]["id"] not in rework:
+            rework.append(after[0]["id"])
     lead = []
     for r in succeeded:
         commit = r.get("commit") or {}
@@ -137,13 +179,15 @@ def dora(recs: list[dict[str, Any]], days: float) -> dict[str, Any]:
     return {
         "deployments": len(succeeded),
         "deployment_frequency_per_day": round(len(succeeded) / days, 4) if days else None,
-        "lead_time_for_changes_s": round(median(lead), 1) if lead else None,
+        "change_lead_time_s": round(median(lead), 1) if lead else None,
         "lead_time_samples": len(lead),
         "change_failure_rate": round(len(failed_ids) / len(deployed), 4) if deployed else None,
         "failed_changes": len(failed_ids),
         "changes": len(deployed),
-        "time_to_restore_s": round(median(restore), 3) if restore else None,
-        "restores": len(restore),
+        "failed_deployment_recovery_time_s": round(median(restore), 3) if restore else None,
+        "recoveries": len(restore),
+        "deployment_rework_rate": round(len(rework) / len(succeeded), 4) if succeeded else None,
+        "rework_deployments": rework,
     }
 
 

@@ -4,8 +4,11 @@ signed with Ed25519, verified offline with the public key alone.
 - **Statement** (in-toto Attestation Framework, spec v1: ``_type``
   ``https://in-toto.io/Statement/v1``, ``subject`` [{name, digest}], ``predicateType``,
   ``predicate``). The subject is what was deployed: the Vercel deployment (its id, the commit
-  it was built from as ``gitCommit``), or the app at its version with the commit of the
-  checkout that released it; the migration revisions applied are subjects too. The predicate
+  it was built from as ``gitCommit``), or the app at its version with the SHA-256 of each
+  build shipped (``ship``'s tree digest, the one in the release's manifest on the hosts)
+  and the commit of the checkout that released it (an operation that shipped nothing, a
+  rollback to the warm color, names the app and version, digested); the migration
+  revisions applied are subjects too. The predicate
   (:data:`PREDICATE_TYPE`, this project's own, versioned) carries the outcome, from/to, the
   gates' numbers, the restore time, the migration lint summary, who ran it (user, host, CI run)
   and the record's place in the chain: ``seq``, ``prev_hash`` and the record's own ``hash``.
@@ -73,11 +76,21 @@ def subjects(record: Mapping[str, Any]) -> list[dict[str, Any]]:
         out.append({"name": f"vercel:{deployment}", "digest": digest})
     elif record.get("version_to") or record.get("app"):
         name = f"{record.get('app')}@{record.get('version_to') or '-'}"
-        identity = _canonical([record.get("app"), record.get("version_to")])
-        digest = {"sha256": hashlib.sha256(identity).hexdigest()}
-        if sha:
-            digest["gitCommit"] = sha
-        out.append({"name": name, "digest": digest})
+        artifacts = [
+            a
+            for a in (target or {}).get("artifacts") or []
+            if isinstance(a, dict) and isinstance(a.get("sha256"), str)
+        ]
+        for a in artifacts:  # nginx: the content digest of each build shipped
+            digest = {"sha256": a["sha256"], **({"gitCommit": sha} if sha else {})}
+            label = f"{name}:{a.get('src')}" if len(artifacts) > 1 else name
+            out.append({"name": label, "digest": digest})
+        if not artifacts:  # nothing shipped (a rollback to a warm color): what it names
+            identity = _canonical([record.get("app"), record.get("version_to")])
+            digest = {"sha256": hashlib.sha256(identity).hexdigest()}
+            if sha:
+                digest["gitCommit"] = sha
+            out.append({"name": name, "digest": digest})
     migrations = record.get("migrations") if isinstance(record.get("migrations"), dict) else {}
     for rev in (migrations or {}).get("applied") or []:
         text = str(rev)

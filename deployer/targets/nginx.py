@@ -8,7 +8,7 @@ from typing import Any
 
 from deployer import trust
 from deployer.adapters.nginx import untrusted_path
-from deployer.adapters.ship import upload
+from deployer.adapters.ship import build, upload
 from deployer.commands import dead_man, files, nginx
 from deployer.engine.hosts import HostPool
 from deployer.errors import (
@@ -46,6 +46,9 @@ class NginxTarget:
     def __init__(self, ctx: Context, hosts: HostPool):
         self.ctx, self.pb, self.hosts = ctx, ctx.pb, hosts
         self.canary: list[dict[str, Any]] = []  # each canary step's measurements and verdict
+        #: what this release shipped: local source -> SHA-256 of its tree (the evidence's
+        #: in-toto subject); every host gets the same build, so one entry per source
+        self.shipped: dict[str, str] = {}
         self.left_out: dict[str, str] = {}
         #: the upstream this release last switched to, before hosts were left out of it
         self._forward: str | None = None
@@ -228,7 +231,9 @@ class NginxTarget:
         match action:
             case Upload(host=host, src=src, dest=dest, version=version):
                 runner, limit = self.hosts.runner(host), self.pb.fleet.step_timeout
-                return upload(runner, src, dest, version, timeout=limit)
+                said = upload(runner, src, dest, version, timeout=limit)
+                self.shipped[str(src)] = build(src)[0]  # cached: the build just shipped
+                return said
             case CanaryShift():
                 from deployer.analysis.canary import run_step
 
@@ -326,7 +331,12 @@ class NginxTarget:
         return None
 
     def result_facts(self, observed: Observed | None) -> dict[str, Any] | None:
-        return {"canary": self.canary} if self.canary else None
+        facts: dict[str, Any] = {}
+        if self.canary:
+            facts["canary"] = self.canary
+        if self.shipped:
+            facts["artifacts"] = [{"src": k, "sha256": v} for k, v in sorted(self.shipped.items())]
+        return facts or None
 
     def close(self) -> None:
         pass

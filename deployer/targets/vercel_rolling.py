@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 from deployer import progress
 from deployer.adapters import resolve
 from deployer.adapters.vercel import ApiError
-from deployer.analysis.canary import Side, decide, prometheus, statistical
-from deployer.analysis.judge import Rules, Verdict
+from deployer.analysis.canary import Side, decide, prometheus, rules_for, statistical
+from deployer.analysis.judge import Verdict
 from deployer.errors import DeployerError, GateFailed
 from deployer.plan import Step, TargetAction
 from deployer.targets.vercel_actions import RollBack
@@ -207,13 +207,7 @@ def _stage(target: RollingHost, step: RollingStage) -> str:
     max_pause = max(step.pause, a.max_pause)
     # probes are split evenly between the sides on purpose: the stable side needs no more
     # samples than the canary before a verdict (the access log's stable color has 9x more)
-    rules = Rules(
-        error_margin=a.error_margin,
-        latency_margin=a.latency_margin,
-        latency_slack_ms=a.latency_slack * 1000,
-        min_requests=min(a.min_requests, 100),
-        min_stable=min(a.min_requests, 100),
-    )
+    rules = rules_for(a, min_stable=min(a.min_requests, 100))
     stats: Verdict | None = None
     headers = target._plain_headers()
     with resolve.client(timeout=5.0, headers=headers) as client:
