@@ -8,8 +8,8 @@ text: the part of the encoding that depends on the secret alone is matched at ea
 three byte alignments), hex, or with its tabs expanded to spaces. :class:`Redactor`
 replaces each of those forms, longest first. Values shorter than :data:`MIN_LENGTH` are not
 redacted (they would blank out ordinary text), nor are forms that cannot be listed (a
-secret split across lines, encrypted, hashed, or in an encoding not named here); the README
-says so.
+secret split across lines, encrypted, hashed, or in an encoding not named here);
+docs/concepts/safety.md says so.
 
 The CLI registers the playbook's secrets once (:func:`register`) and every writer that
 leaves the process (the consoles, ``-o json``, the journal, evidence) scrubs through

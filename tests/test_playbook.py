@@ -194,14 +194,6 @@ def test_docs_explains_each_key_with_default() -> None:
     assert _cli("docs", "nope").returncode == 2
 
 
-def test_readme_reference_lists_every_playbook_key() -> None:
-    from deployer.playbook.docs import reference
-
-    readme = (ROOT / "README.md").read_text()
-    missing = [r["key"] for r in reference() if f"| `{r['key']}` |" not in readme]
-    assert not missing, f"README.md lacks {missing}: run scripts/readme_reference.py"
-
-
 def test_router_host_and_hosts_are_one_or_the_other() -> None:
     text = _patch(_patch(GOOD, "router.hosts=[web1]"), "router.host=web1")
     with pytest.raises(PlaybookError, match=r"router: set `host` \(one router\) or `hosts`"):

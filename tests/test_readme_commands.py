@@ -1,5 +1,6 @@
-"""Every `deployer ...` example in the README's tables and code blocks parses as written:
-each option and argument it uses exists (a README command a newcomer copies must run)."""
+"""Every `deployer ...` example in the README's and the documentation's tables and code
+blocks parses as written: each option and argument it uses exists (a command a newcomer
+copies must run)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ import pytest
 
 from deployer.cli.root import cli
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+ROOT = Path(__file__).resolve().parent.parent
+README = "\n".join(
+    p.read_text() for p in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+)
 
 
 def examples() -> list[str]:
@@ -50,7 +54,7 @@ def parse(argv: list[str]) -> None:
         command = sub
 
 
-def test_the_readme_has_examples_to_check() -> None:
+def test_the_readme_and_docs_have_examples_to_check() -> None:
     assert len(examples()) > 25
 
 

@@ -144,7 +144,7 @@ def dora(recs: list[dict[str, Any]], days: float) -> dict[str, Any]:
     - **deployment rework rate**: of the successful releases, those that were unplanned
       fixes of a failed one: the first successful release of the same app and environment
       within 24 h after a production failure (deployer cannot read intent; a planned
-      release that happens to come next is counted too, and says so in the README).
+      release that happens to come next is counted too, and docs/evidence.md says so).
     """
     ordered = sorted(recs, key=lambda r: r.get("started_at") or "")
     deployed = [r for r in ordered if r["kind"] == "release" and r.get("outcome") in SWITCHED]

@@ -43,7 +43,7 @@ from deployer.errors import InputError
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
-#: this project's predicate: a deployment operation's record (documented in the README)
+#: this project's predicate: a deployment operation's record (documented in docs/evidence.md)
 PREDICATE_TYPE = "urn:deployer:predicate:operation-record:v1"
 #: the record's fields the predicate carries (besides its place in the chain)
 PREDICATE_KEYS = (

@@ -1,6 +1,6 @@
 """The playbook model: what `deployer schema` prints and `deployer docs` explains.
 
-Every field has a description (the reference in the README and ``deployer docs`` come from
+Every field has a description (the reference in docs/ and ``deployer docs`` come from
 here) and unknown keys are rejected. Durations are written ``500ms``, ``30s``, ``2m``, ``1h``.
 """
 
