@@ -126,13 +126,54 @@ def test_each_forgery_is_named(tmp_path: Path, forgery: str) -> None:
         rows[1]["seq"], rows[2]["seq"] = rows[2]["seq"], rows[1]["seq"]
         rows[1], rows[2] = rows[2], rows[1]
         expect = "does not follow record"
-    else:
+    else:  # a signed record's envelope stripped: after signing began, never allowed
         del rows[3]["envelope"]
         expect = "record 4 is not signed"
     _rewrite(db, rows)
     code, out, err = _cli("evidence", "verify", "-p", str(pb), "--public-key", str(public))
     assert code == 1, out + err
     assert expect in out + err, out + err
+
+
+def test_records_from_before_signing_began_pass_and_an_edit_of_them_does_not(
+    tmp_path: Path,
+) -> None:
+    """Two records written before DEPLOYER_SIGNING_KEY was set, two after: verify passes
+    and says so. The unsigned ones are still covered (the first signed statement carries
+    their hash): one of them edited and the chain re-hashed fails the first signature. None
+    signed at all fails."""
+    from test_playbook import GOOD
+
+    signer, _, public = _keys(tmp_path)
+    journal = tmp_path / "journal"
+    pb = tmp_path / "pb.yml"
+    pb.write_text(GOOD + f"journal_dir: {journal}\n")
+    spool = Spool(journal / "evidence-spool.jsonl")
+    for sign in (None, None, signer.envelope, signer.envelope):
+        out, _ = append_or_spool(
+            lambda: SqliteStore(journal / "evidence.db"), rec(), spool, sign=sign
+        )
+        assert out is not None
+    code, out, err = _cli("evidence", "verify", "-p", str(pb), "--public-key", str(public))
+    assert code == 0 and "(2 older record(s) written before signing began)" in out, out + err
+    db = journal / "evidence.db"
+    rows = _rows(db)
+    rows[0]["outcome"] = "failed"
+    prev = "0" * 64
+    for r in rows:
+        envelope = r.pop("envelope", None)
+        r.update(seal(r, r["seq"], prev))
+        if envelope:
+            r["envelope"] = envelope
+        prev = r["hash"]
+    _rewrite(db, rows)
+    code, out, err = _cli("evidence", "verify", "-p", str(pb), "--public-key", str(public))
+    assert code == 1 and "record 3: the record differs" in out + err, out + err
+    for r in rows:
+        r.pop("envelope", None)
+    _rewrite(db, rows)
+    code, out, err = _cli("evidence", "verify", "-p", str(pb), "--public-key", str(public))
+    assert code == 1 and "none of the 4 records is signed" in out + err, out + err
 
 
 def test_a_truncated_chain_is_named_by_the_checkpoint(tmp_path: Path) -> None:

@@ -225,8 +225,10 @@ def verify(
     if app.json:
         app.emit_json(doc)
     elif verdict.ok:
+        before = signing.unsigned_prefix(records)
         sigs = (
             f"; all {signed} signatures valid for the given key"
+            + (f" ({before} older record(s) written before signing began)" if before else "")
             if key is not None
             else f"; {signed} of {verdict.count} signed, signatures not checked (--public-key)"
         )
