@@ -196,12 +196,10 @@ def verify(
     cp = parse_checkpoint(checkpoint) if checkpoint else None
     key = signing.load_public_key(public_key) if public_key is not None else None
     records = _records(app, playbook)
-    verdict = verify_chain(records, cp)
+    verdict, problem = signing.verify_all(records, key, lambda: verify_chain(records, cp))
     signed = sum(1 for r in records if isinstance(r.get("envelope"), dict))
-    if verdict.ok and key is not None:
-        problem = signing.first_problem(records, key)
-        if problem:
-            verdict = replace(verdict, ok=False, problem=problem, bad_seq=None)
+    if verdict.ok and problem:
+        verdict = replace(verdict, ok=False, problem=problem, bad_seq=None)
     head, head_path = _known_head(app, playbook)
     against = f"the checkpoint {cp[0]}" if cp else "no checkpoint"
     if verdict.ok and head is not None:

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from deployer.errors import InputError
+from deployer.evidence.record import record_hash
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -220,9 +221,11 @@ def keygen(folder: Path) -> tuple[Path, Path]:
     return private, public
 
 
-def check(record: Mapping[str, Any], public_key: Any) -> str | None:
+def check(record: Mapping[str, Any], public_key: Any, *, hash_checked: bool = False) -> str | None:
     """None if ``record``'s envelope is a valid signature by ``public_key`` over a statement
-    of exactly this record; otherwise what is wrong."""
+    of exactly this record (its place in the chain and its hash, which commits to every
+    field; ``hash_checked``: the caller has recomputed the hash already, as the chain's
+    verification does); otherwise what is wrong."""
     from cryptography.exceptions import InvalidSignature
 
     seq = record.get("seq")
@@ -247,8 +250,16 @@ def check(record: Mapping[str, Any], public_key: Any) -> str | None:
         return f"record {seq}: not signed by this key (signed by another key, or altered)"
     if kind != PAYLOAD_TYPE:
         return f"record {seq}: payloadType {kind[:60]!r} is not in-toto's"
-    # deployer signs the canonical form: the same bytes, or the record changed since
-    if payload != _canonical(statement(record)):
+    # the signed statement names the record by its place and hash; the hash commits to
+    # every field of the record, so a record that still has that hash is the one signed
+    try:
+        signed = json.loads(payload)
+        chain = signed["predicate"]["chain"]
+        named = (chain["seq"], chain["prev_hash"], chain["hash"])
+    except (ValueError, TypeError, KeyError):
+        return f"record {seq}: the signed payload is not deployer's statement"
+    own = (record.get("seq"), record.get("prev_hash"), record.get("hash"))
+    if named != own or (not hash_checked and record_hash(dict(record)) != record.get("hash")):
         return (
             f"record {seq}: the record differs from the statement that was signed "
             "(rewritten and re-hashed?)"
@@ -266,7 +277,9 @@ def unsigned_prefix(records: list[dict[str, Any]]) -> int:
     return len(records)
 
 
-def first_problem(records: list[dict[str, Any]], public_key: Any) -> str | None:
+def first_problem(
+    records: list[dict[str, Any]], public_key: Any, *, hash_checked: bool = False
+) -> str | None:
     """:func:`check` of every record from the first signed one on (earlier ones: see
     :func:`unsigned_prefix`; none signed at all is a problem), in chunks across the
     machine's cores (Ed25519 verification releases the GIL: 10,000 records take about half
@@ -283,7 +296,7 @@ def first_problem(records: list[dict[str, Any]], public_key: Any) -> str | None:
 
     def scan(chunk: list[dict[str, Any]]) -> str | None:
         for rec in chunk:
-            problem = check(rec, public_key)
+            problem = check(rec, public_key, hash_checked=hash_checked)
             if problem:
                 return problem
         return None
@@ -293,6 +306,23 @@ def first_problem(records: list[dict[str, Any]], public_key: Any) -> str | None:
             if problem:
                 return problem
     return None
+
+
+def verify_all(
+    records: list[dict[str, Any]], public_key: Any, chain: Callable[[], Any]
+) -> tuple[Any, str | None]:
+    """(the chain's verdict, the first signature problem or None): the chain is recomputed
+    (``chain()``, which checks every record's hash) while the signatures are checked on
+    the other cores, so the signature check can rely on the hashes (``hash_checked``) and
+    the two take the time of the longer one. Without a key: the chain alone."""
+    if public_key is None:
+        return chain(), None
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="signatures") as pool:
+        signatures = pool.submit(first_problem, records, public_key, hash_checked=True)
+        verdict = chain()
+        return verdict, signatures.result()
 
 
 def signer_or_warning(
