@@ -85,6 +85,7 @@ def test_counts_are_the_differences_since_the_step_began(prom: tuple[str, Answer
         ({"status": "error", "error": "parse error at char 3"}, "parse error"),
         ({"status": "success", "data": {"result": [{"value": "x"}]}}, "no usable answer"),
         (["not", "a", "document"], "no usable answer"),
+        ({"status": "success", "data": {"result": [{"value": [0, "1"]}] * 20000}}, "over 256 KiB"),
     ],
 )
 def test_an_answer_that_is_not_a_count_is_no_data_never_a_number(

@@ -20,6 +20,7 @@ Instant queries through ``GET /api/v1/query`` (Prometheus's HTTP API documentati
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -27,6 +28,8 @@ from deployer.analysis.judge import Sample
 
 #: the counts, in the order they are read
 COUNTS = ("requests", "errors", "slow")
+#: the most of one answer read (a summed counter is one sample: a few hundred bytes)
+MAX_ANSWER = 256 * 1024
 
 
 class PromCounts:
@@ -40,8 +43,13 @@ class PromCounts:
         self.problem = ""
 
     def _value(self, client: Any, query: str) -> float:
-        resp = client.get(self.url, params={"query": query})
-        doc = resp.json()
+        body = b""
+        with client.stream("GET", self.url, params={"query": query}) as resp:
+            for chunk in resp.iter_bytes():
+                body += chunk
+                if len(body) > MAX_ANSWER:  # a count is a few bytes: never read a flood
+                    raise ValueError(f"an answer over {MAX_ANSWER // 1024} KiB")
+        doc = json.loads(body)
         if not isinstance(doc, dict) or doc.get("status") != "success":
             raise ValueError(f"Prometheus said {str(doc.get('error', 'no success'))[:200]!r}")
         result = (doc.get("data") or {}).get("result")
