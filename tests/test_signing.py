@@ -90,6 +90,23 @@ def test_every_record_is_an_intoto_statement_in_a_dsse_envelope(tmp_path: Path) 
     assert verify([sealed]).ok  # the envelope is outside the record's own hash
 
 
+def test_the_subject_is_what_was_deployed() -> None:
+    """nginx: each shipped build's tree digest (the hosts' manifest has the same) with the
+    checkout's commit; Vercel: the deployment with the commit it was built from; each
+    migration applied."""
+    nginx = {**rec(), "commit": {"sha": "a" * 40},
+             "target": {"artifacts": [{"src": "/b/app", "sha256": "d" * 64}]},
+             "migrations": {"applied": ["0002"]}}  # fmt: skip
+    assert signing.subjects(nginx) == [
+        {"name": "shop@v2", "digest": {"sha256": "d" * 64, "gitCommit": "a" * 40}},
+        {"name": "migration:0002", "digest": {"sha256": signing._sha("0002")}},
+    ]
+    vercel = {**rec(), "target": {"to": {"id": "dpl_new", "commit": "c" * 40}}}
+    assert signing.subjects(vercel) == [
+        {"name": "vercel:dpl_new", "digest": {"gitCommit": "c" * 40}}
+    ]
+
+
 def test_verify_with_the_public_key_passes_a_signed_chain(tmp_path: Path) -> None:
     signer, _, public = _keys(tmp_path)
     pb, _ = _signed_store(tmp_path, signer)

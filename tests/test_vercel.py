@@ -88,6 +88,7 @@ def test_a_good_release_promotes_after_its_gates(fake: FakeVercel, playbook: Pat
     assert fake.production == "dpl_new"
     target = doc["target"]
     assert target["from"]["id"] == "dpl_live" and target["to"]["id"] == "dpl_new"
+    assert target["to"]["commit"] == "c" * 40  # the signed evidence's subject names it
     assert target["api_calls"] == len(fake.calls)
     assert doc["evidence"]["recorded"]
     # the token never appears: output, journal, evidence store, the operation record

@@ -70,11 +70,11 @@ def subjects(record: Mapping[str, Any]) -> list[dict[str, Any]]:
     commit = record.get("commit") if isinstance(record.get("commit"), dict) else {}
     sha = str((commit or {}).get("sha") or "")
     out: list[dict[str, Any]] = []
-    deployment = (target or {}).get("deployment") or (target or {}).get("to_deployment")
-    if deployment:  # Vercel: the deployment and the commit it was built from
-        built = str((target or {}).get("commit") or sha)
-        digest = {"gitCommit": built} if built else {}
-        out.append({"name": f"vercel:{deployment}", "digest": digest})
+    to = (target or {}).get("to")
+    if isinstance(to, dict) and to.get("id"):  # Vercel: the deployment, and its commit
+        built = str(to.get("commit") or "")
+        digest = {"gitCommit": built} if built else {"sha256": _sha(str(to["id"]))}
+        out.append({"name": f"vercel:{to['id']}", "digest": digest})
     elif record.get("version_to") or record.get("app"):
         name = f"{record.get('app')}@{record.get('version_to') or '-'}"
         artifacts = [

@@ -620,4 +620,10 @@ class VercelTarget:
 
 
 def _brief(d: Deployment, api: VercelApi) -> dict[str, Any]:
-    return {"id": d.id, "url": api.url_of(d), "version": d.version, "state": d.state}
+    return {
+        "id": d.id,
+        "url": api.url_of(d),
+        "version": d.version,
+        "state": d.state,
+        "commit": d.commit,  # what it was built from: the evidence's in-toto subject
+    }
