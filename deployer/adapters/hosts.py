@@ -332,7 +332,13 @@ class SshRunner:
         try:
             ran = self._in_shell(conn, script, timeout, data)
             if ran is None:  # the shell is busy (another thread) or could not be opened
-                remote, stdin = ("exec bash -s", script.encode()) if secret else (script, data)
+                # bash, as in the host's one shell, whatever the user's login shell is (the
+                # commands use bash: arrays, $EUID, read -n)
+                remote, stdin = (
+                    ("exec bash --noprofile --norc -s", script.encode())
+                    if secret
+                    else (f"exec bash --noprofile --norc -c {shlex.quote(script)}", data)
+                )
                 ran = exec_session(conn, remote, stdin or None, timeout, self._sent(len(stdin)))
         except TimeoutError:
             raise CommandFailed(

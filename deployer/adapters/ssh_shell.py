@@ -7,7 +7,13 @@ cores; on real hosts rc files with nvm, rvm or conda cost the same. A release ru
 commands per host. So deployer opens one session per host, running a small driver
 (``bash --noprofile --norc``), and sends it each command as one framed line on its stdin:
 
-    TOKEN NONCE SIZE BASE64(script)\\n   (then SIZE bytes of data for its stdin)
+    TOKEN NONCE SIZE ESCAPED(script)\\n   (then SIZE bytes of data for its stdin)
+
+ESCAPED is the script's bytes with printable ASCII as it is, a backslash doubled and every
+other byte (a newline, UTF-8) as ``\\xHH``; bash's own ``printf -v VAR %b`` turns it back
+into the exact bytes, with no process started (the base64 this replaced forked a subshell and
+``base64 -d`` per command: ~2 ms of a host's CPU each, ~2 s of machine time in a release to
+a hundred hosts sharing two cores).
 
 The driver checks the shell's token (random, sent once on stdin: a stream out of step ends
 the shell instead of running stray bytes), decodes the script and runs it in a subshell
@@ -27,7 +33,6 @@ command opens another), as a timed-out session was closed before.
 
 from __future__ import annotations
 
-import base64
 import secrets
 import select
 import shlex
@@ -44,7 +49,8 @@ DRIVER = (
     '[ "${__dpl_l%% *}" = "$__dpl_t" ] || exit 3; __dpl_l=${__dpl_l#* }; '
     "__dpl_n=${__dpl_l%% *}; __dpl_l=${__dpl_l#* }; "
     "__dpl_z=${__dpl_l%% *}; "
-    '__dpl_s=$(printf %s "${__dpl_l#* }" | base64 -d) || exit 3; '
+    # the script: \\xHH and \\\\ escapes only (escape()), decoded by the builtin printf
+    'printf -v __dpl_s %b "${__dpl_l#* }" || exit 3; '
     'if [ "$__dpl_z" = 0 ]; then ( eval "$__dpl_s" ) </dev/null; __dpl_r=$?; '
     # data follows the frame: exactly Z bytes go to the script's stdin, and whatever it
     # leaves unread is drained, so the next frame starts where it should
@@ -58,6 +64,23 @@ DRIVER = (
 
 class ShellGone(Exception):
     """The driver's session ended before the command's end was seen."""
+
+
+#: each byte as the driver's ``printf %b`` reads it back: printable ASCII as it is (space
+#: included: the frame's last field runs to the end of the line), a backslash doubled, any
+#: other byte ``\\xHH`` (exactly two digits: a hex digit after it stays a character)
+_ESCAPES = {b: chr(b) for b in range(0x20, 0x7F)}
+_ESCAPES.update({b: f"\\x{b:02x}" for b in range(256) if b not in _ESCAPES})
+_ESCAPES[0x5C] = "\\\\"
+
+
+def escape(script: str) -> bytes:
+    """``script`` as one line of printable ASCII that ``printf %b`` turns back into its exact
+    bytes (a NUL cannot be in a shell variable; scripts never hold one: refused)."""
+    raw = script.encode()
+    if b"\0" in raw:
+        raise ValueError("a script cannot contain a NUL byte")
+    return raw.decode("latin-1").translate(_ESCAPES).encode("ascii")
 
 
 class RemoteShell:
@@ -86,9 +109,7 @@ class RemoteShell:
         way the shell is broken and must be closed (the caller opens another for the next
         command). ``sent`` is told the bytes of ``data`` sent so far, per MiB."""
         nonce = secrets.token_hex(16).encode()
-        frame = b" ".join(
-            [self.token, nonce, str(len(data)).encode(), base64.b64encode(script.encode())]
-        )
+        frame = b" ".join([self.token, nonce, str(len(data)).encode(), escape(script)])
         deadline = time.monotonic() + timeout
         out, err = bytearray(), bytearray()
         out_end, err_end = b"\n" + nonce + b" ", b"\n" + nonce + b"\n"
