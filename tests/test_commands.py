@@ -199,6 +199,22 @@ def test_state_files_round_trip(tmp_path) -> None:
         ["bash", "-c", files.read_states(d).text], capture_output=True, text=True, check=True
     ).stdout
     assert out.splitlines() == ["blue v1", "green v2"]
+    # what a host may hold instead: only the first line, at most 256 characters, read back
+    # (then judged by deployer.trust); an empty file says an empty version; a FIFO is no file
+    (tmp_path / "state dir" / "blue.version").write_bytes(b"v1\nrm -rf /\n")
+    (tmp_path / "state dir" / "green.version").write_bytes(b"x" * 5000)
+    out = subprocess.run(
+        ["bash", "-c", files.read_states(d).text], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.splitlines() == ["blue v1", "green " + "x" * 256]
+    (tmp_path / "state dir" / "blue.version").write_bytes(b"")
+    (tmp_path / "state dir" / "green.version").unlink()
+    os.mkfifo(tmp_path / "state dir" / "green.version")
+    out = subprocess.run(
+        ["bash", "-c", files.read_states(d).text], capture_output=True, text=True, check=True,
+        timeout=10,
+    ).stdout  # fmt: skip
+    assert out.splitlines() == ["blue "]
 
 
 def test_scheduled_stop_returns_at_once_runs_later_and_can_be_cancelled(tmp_path) -> None:

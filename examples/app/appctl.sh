@@ -9,15 +9,26 @@
 set -eu
 cmd=$1 root=$2 color=$3
 pidfile="$root/$color.pid"
-# a zombie (exited, not yet reaped by its parent) counts as stopped
-alive() { s=$(ps -o stat= -p "$1" 2>/dev/null) && [ -n "$s" ] && [ "${s#Z}" = "$s" ]; }
-running() { [ -f "$pidfile" ] && alive "$(cat "$pidfile")"; }
+# a zombie (exited, not yet reaped by its parent) counts as stopped. Linux: the state is
+# read from /proc with the shell's own `read` (no process started: `ps` costs ~13 ms, and
+# deployer asks every host's two colors before a release and in `status`); elsewhere `ps`.
+alive() {
+  case $1 in '' | *[!0-9]*) return 1 ;; esac
+  if [ -r /proc/self/stat ]; then
+    { read -r s <"/proc/$1/stat"; } 2>/dev/null || return 1
+    s=${s##*) } # the state follows the last ") ": the command name may hold anything
+    [ "${s%% *}" != Z ]
+  else
+    s=$(ps -o stat= -p "$1" 2>/dev/null) && [ -n "$s" ] && [ "${s#Z}" = "$s" ]
+  fi
+}
+running() { [ -f "$pidfile" ] && { read -r pid <"$pidfile"; } 2>/dev/null && alive "$pid"; }
 case "$cmd" in
   start)
     port=$4 version=$5 unhealthy=$6 slow_after=${7:--1} delay=${8:-0}
     fail_every=${9:-0} slow_ms=${10:-0}
-    here=$(cd "$(dirname "$0")" && pwd)
-    if running; then echo "$color already running (pid $(cat "$pidfile"))" >&2; exit 1; fi
+    case $0 in */*) here=${0%/*} ;; *) here=. ;; esac # no process started: see alive()
+    if running; then echo "$color already running (pid $pid)" >&2; exit 1; fi
     setsid "${APP_PYTHON:-python3}" "$here/app.py" --host "${APP_HOST:-127.0.0.1}" --port "$port" --color "$color" --version "$version" \
       --unhealthy-after "$unhealthy" --slow-after "$slow_after" --health-delay "$delay" \
       --fail-every "$fail_every" --slow-ms "$slow_ms" \
@@ -26,7 +37,6 @@ case "$cmd" in
     ;;
   stop)
     if running; then
-      pid=$(cat "$pidfile")
       kill "$pid"
       i=0
       while alive "$pid" && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
