@@ -256,6 +256,41 @@ def test_an_append_after_a_torn_line_starts_a_new_line(tmp_path: Path) -> None:
     assert j.unfinished() is None and len(j.problems) == 1
 
 
+def test_a_big_journal_keeps_only_the_last_operation_once_none_is_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from deployer.adapters import journal as journal_mod
+
+    path = tmp_path / "j.journal"
+    j = FileJournal(path)
+    pad = "x" * 2000  # a step record repeats the operation: ~2 KB each
+
+    def operation(op_id: str, end: bool = True) -> None:
+        j.append({"id": op_id, "event": "begin", "kind": "release", "pad": pad})
+        for n in range(20):
+            j.append({"id": op_id, "event": "step", "step": f"s{n}", "phase": "done", "op": {}})
+        if end:
+            j.append({"id": op_id, "event": "end", "outcome": "succeeded"})
+
+    operation("r1")
+    assert not j.compact()  # small: left alone
+    for n in range(2, 8):
+        operation(f"r{n}")
+    monkeypatch.setattr(journal_mod, "COMPACT_BYTES", 1024)
+    operation("open", end=False)
+    assert not j.compact()  # an operation is open: nothing is dropped
+    assert j.unfinished() is not None and j.unfinished()["id"] == "open"  # type: ignore[index]
+    j.append({"id": "open", "event": "end", "outcome": "rolled_back"})
+    assert path.stat().st_size > 20_000 and j.compact()
+    records = j.records()
+    assert {r["id"] for r in records} == {"open"} and len(records) == 22
+    assert j.unfinished() is None and not j.problems
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    assert [p.name for p in tmp_path.iterdir()] == ["j.journal"]  # no temporary file left
+    j.append({"id": "r9", "event": "begin", "kind": "release"})
+    assert j.unfinished()["id"] == "r9"  # type: ignore[index]
+
+
 # ----- known_hosts -----
 def _host_key(tmp_path: Path, name: str = "k") -> tuple[str, str]:
     subprocess.run(
@@ -282,6 +317,14 @@ def test_known_hosts_patterns_hashes_and_revoked(tmp_path: Path) -> None:
     keys = known_hosts.load(path, "10.0.0.5", 2222)
     assert sorted(k.get_base64() for k in keys.known) == sorted([b64, b64_2])
     assert known_hosts.load(path, "10.0.0.9", 22).known == []
+    path.write_text(f"Web1.Example.COM,[LB.example]:2200 {kind} {b64}\n")  # as OpenSSH: any case
+    assert [k.get_base64() for k in known_hosts.load(path, "web1.example.com", 22).known] == [b64]
+    assert [k.get_base64() for k in known_hosts.load(path, "lb.EXAMPLE", 2200).known] == [b64]
+    assert known_hosts.load(path, "web1.example.co", 22).known == []
+    path.write_text(
+        f"# comment\n*.other.example {kind2} {b64_2}\n{hashed} {kind} {b64}\n"
+        f"[10.0.0.*]:2222,!10.0.0.9 {kind2} {b64_2}\n@cert-authority * {kind2} {b64_2}\n"
+    )
     path.write_text(path.read_text() + f"@revoked * {kind} {b64}\n")
     keys = known_hosts.load(path, "10.0.0.5", 2222)
     assert [k.get_base64() for k in keys.known] == [b64_2]

@@ -4,12 +4,19 @@ Reading never trusts the file: a line that is not JSON, not an object, not UTF-8
 the fields of its event is skipped and named as ``journal:LINE`` in :attr:`problems`. An
 append after a torn last line starts on a new line, so the new record is never glued to
 the fragment. An operation is unfinished while any of its records exist without an ``end``;
-each step's ``start`` record repeats what recovery needs (``op``), so a damaged ``begin``
-does not hide an operation that changed something.
+its first step record repeats what recovery needs (``op``), so a damaged ``begin`` does not
+hide an operation that changed something.
+
+The journal only has to remember operations that are still open (the evidence store keeps
+the history): when an operation ends with none left open, a journal past
+:data:`COMPACT_BYTES` is replaced, atomically, by the last operation's records alone. Before
+this, every release appended ~2 KB per host and step and every command read it all back: 29 MB
+and ~0.7 s of a 100-host `deployer status` after five releases.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -25,6 +32,10 @@ EVENTS = {
     "end": ("id",),
     "unlock": ("id", "reason"),
 }
+
+
+#: a journal larger than this is compacted when an operation ends and none is left open
+COMPACT_BYTES = 256 * 1024
 
 
 class JournalError(DeployerError):
@@ -84,8 +95,12 @@ class FileJournal:
     def unfinished(self) -> dict[str, Any] | None:
         """The last operation with no ``end``: its ``begin`` record, or one rebuilt from its
         steps (``damaged`` set) when the begin record is unreadable."""
+        return self.unfinished_in(self.records())
+
+    @staticmethod
+    def unfinished_in(records: list[dict[str, Any]]) -> dict[str, Any] | None:
         open_ops: dict[str, dict[str, Any]] = {}
-        for rec in self.records():
+        for rec in records:
             op_id = rec["id"]
             event = rec["event"]
             if event == "begin":
@@ -99,6 +114,49 @@ class FileJournal:
         if not open_ops:
             return None
         return list(open_ops.values())[-1]
+
+    def compact(self) -> bool:
+        """Called right after an operation's end record, under the operation's lock: if the
+        journal is past :data:`COMPACT_BYTES` and no operation is open, keep only the last
+        operation's records (written to a temporary file, fsynced, renamed over the journal:
+        a reader sees the old file or the new one). Best effort: a failure leaves the
+        journal as it was. True if it was compacted."""
+        try:
+            if self.path.stat().st_size <= COMPACT_BYTES:
+                return False
+        except OSError:
+            return False
+        try:
+            records = self.records()
+        except JournalError:
+            return False
+        if not records or self.unfinished_in(records) is not None:
+            return False
+        last = records[-1]["id"]
+        kept = b"".join(
+            json.dumps(r, sort_keys=True, default=str).encode() + b"\n"
+            for r in records
+            if r["id"] == last
+        )
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.compact")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.write(fd, kept)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.path)
+            dir_fd = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            return False
+        return True
 
     def retire(self, op_id: str, why: str) -> None:
         """End an operation this journal still holds open that was finished elsewhere (the

@@ -261,6 +261,7 @@ class Engine:
                                 "ts": result.ended_at,
                             }
                         )
+                        self.journal.compact()  # still under the lock
                     except JournalError as exc:
                         result.warnings.append(str(exc))
             try:

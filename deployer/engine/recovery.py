@@ -83,6 +83,7 @@ def recover(engine: Engine) -> OperationResult:
                 engine.journal.append(
                     {"id": op_id, "event": "end", "outcome": "recovered", "ts": time.time()}
                 )
+                engine.journal.compact()
         finally:
             result.ended_at = time.time()
             engine.lock.release(lock_id)

@@ -101,6 +101,7 @@ class Saga:
         #: takes hosts out of the router's upstream after the switch (None: cannot)
         self.take_out = take_out
         self._journal_lock = threading.Lock()
+        self._op_logged = False
         #: hosts out before anything ran (unreachable when observed, within max_failures)
         self.initially_left_out = dict(left_out or {})
 
@@ -113,9 +114,13 @@ class Saga:
             "ts": time.time(),
             **extra,
         }
-        if phase == "start" and self.op:
-            record["op"] = self.op  # enough to recover even if the begin record is damaged
         with self._journal_lock:
+            # the first step record repeats the operation: enough to recover even if the
+            # begin record is damaged. Once: it holds the upstream and every host's versions
+            # (~7 KB at 100 hosts), and every record is written under this lock
+            if phase == "start" and self.op and not self._op_logged:
+                record["op"] = self.op
+                self._op_logged = True
             self.journal.append(record)
 
     def _fail(self, step: Step, exc: BaseException, seconds: float, out: SagaOutcome) -> str:
