@@ -304,7 +304,7 @@ def decide(
     statistical judge's fail, or `fail_fast_errors` 5xx over the error limits. A pass needs
     the judge's pass (every metric shown not worse by its margin), `pause` over, and the
     canary's p95 under `max_pause`'s absolute `max_p95` if set. "Not yet" extends the step
-    up to `max_pause`, where the judge takes its final look (a 95% bound on each undecided
+    up to `max_pause`, where the judge takes its final look (a 97.5% bound on each undecided
     metric) and what is still undecided is inconclusive. (The thresholds alone used to decide at the
     end of `pause`: on thin traffic they failed healthy canaries on noise and passed bad ones
     for lack of data.)"""

@@ -147,13 +147,15 @@ class LogAnalysis(Strict):
         "busy machine): a request counts as slow only past the stable median plus this.",
     )
     max_pause: Duration = Field(
-        3600.0,
+        7200.0,
         gt=0,
         le=86400,
         description="A step whose evidence is not enough either way when its `pause` ends "
         "(not yet) goes on until the judge decides, at most this long; then `inconclusive` "
-        "decides. At 0.2 canary requests a second a healthy canary needs ~25 minutes to be "
-        "shown no worse by one point (bench/canary_judge_bench.py).",
+        "decides. The step ends as soon as the judge decides: minutes at a few canary "
+        "requests a second; at 0.2 a second a healthy canary needs more than an hour to be "
+        "shown no worse by one point with 95% confidence in ~30% of runs, hence two hours "
+        "(bench/canary_judge_bench.py).",
     )
     mode: Literal["enforce", "dry-run"] = Field(
         "enforce",
