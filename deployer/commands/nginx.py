@@ -254,23 +254,32 @@ def _install_and_test(s: str, f: str, test: Shell) -> str:
 def _reload(pid_file: str, pid: str, reload: Shell, done: str) -> str:
     """Graceful reload, then wait for new workers (``done`` runs once they serve: the
     backup is dropped), then for the old ones to stop accepting; prints ``old: PID ...``."""
+    # the master's workers and a worker's title are read from /proc by bash itself (`ps`
+    # scans every process: ~10 ms a call, and the loops below call it every 20 ms); `ps`
+    # where the kernel has no children file
     return (
         f"m=$(cat {pid} 2>/dev/null); "
         f'if [ -z "$m" ] || ! kill -0 "$m" 2>/dev/null; then '
         f"echo 'nginx is not running (no live master in {pid_file})' >&2; exit {NOT_RUNNING}; fi; "
-        "old=$(ps -o pid= --ppid \"$m\" | tr -s ' \\n' ' '); "
+        'kids() { K=; if [ -r "/proc/$m/task/$m/children" ]; then '
+        '{ read -r K <"/proc/$m/task/$m/children"; } 2>/dev/null; '
+        "else K=$(ps -o pid= --ppid \"$m\" | tr -s ' \\n' ' '); fi; }; "
+        "title() { T=; if [ -r /proc/self/cmdline ]; then "
+        '{ IFS= read -r -d "" T <"/proc/$1/cmdline"; } 2>/dev/null; '
+        'else T=$(ps -o args= -p "$1" 2>/dev/null); fi; }; '
+        "kids; old=$K; "
         f"if ! {{ {reload.text}; }} 9>&- >&2; then exit {RELOAD_FAILED}; fi; i=0; "
-        'while [ $i -lt 200 ]; do for p in $(ps -o pid= --ppid "$m"); do '
+        "while [ $i -lt 500 ]; do kids; for p in $K; do "
         'case " $old " in *" $p "*) ;; *) '
         f"trap - EXIT; {done}; "
         # then until every old worker has closed its listening sockets (its title says
         # "shutting down", or it is gone): before that, a new connection may still land on
         # it and be served the previous upstream (bounded: 2 s, then it is left to drain)
-        "j=0; while [ $j -lt 40 ]; do busy=0; for o in $old; do "
-        't=$(ps -o args= -p "$o" 2>/dev/null); case "$t" in ""|*"shutting down"*) ;; '
-        "*) busy=1;; esac; done; [ $busy = 0 ] && break; sleep 0.05; j=$((j+1)); done; "
+        "j=0; while [ $j -lt 100 ]; do busy=0; for o in $old; do "
+        'title "$o"; case "$T" in ""|*"shutting down"*) ;; '
+        "*) busy=1;; esac; done; [ $busy = 0 ] && break; sleep 0.02; j=$((j+1)); done; "
         'echo "old: $old"; exit 0;; esac; done; '
-        f"sleep 0.05; i=$((i+1)); done; exit {NO_NEW_WORKERS}"
+        f"sleep 0.02; i=$((i+1)); done; exit {NO_NEW_WORKERS}"
     )
 
 
