@@ -336,6 +336,59 @@ def test_known_hosts_patterns_hashes_and_revoked(tmp_path: Path) -> None:
     assert fp in out  # the same SHA256: form OpenSSH prints
 
 
+def test_known_hosts_lookup_agrees_with_a_line_by_line_reading(tmp_path: Path) -> None:
+    """The loader indexes a file once per content; here it is compared with the plain
+    reading (every line, in order, matched by host_matches) on random files."""
+    import random
+
+    from deployer.adapters import known_hosts
+
+    keys = [_host_key(tmp_path, f"k{i}") for i in range(3)]
+    rng = random.Random(26)
+    names = ["web1", "Web1", "web2.example", "10.0.0.5", "[10.0.0.5]:2222", "lb"]
+    pats = ["web*", "w?b1", "*.example", "10.0.0.*", "[10.0.0.*]:2222", "!web1", "*"]
+
+    def field() -> str:
+        kind = rng.random()
+        if kind < 0.5:
+            return rng.choice(names)
+        if kind < 0.6:
+            name = rng.choice(names).lower()
+            salt = os.urandom(20)
+            digest = hmac.new(salt, name.encode(), hashlib.sha1).digest()
+            return f"|1|{base64.b64encode(salt).decode()}|{base64.b64encode(digest).decode()}"
+        return ",".join(rng.choice(names + pats) for _ in range(rng.randint(1, 3)))
+
+    def reference(path: Path, host: str, port: int) -> tuple[list[str], list[str]]:
+        name = known_hosts.lookup_name(host, port)
+        known: list[str] = []
+        revoked: list[str] = []
+        for line in path.read_text().splitlines():
+            parts = line.split()
+            if not parts or parts[0].startswith("#"):
+                continue
+            marker = parts.pop(0) if parts[0].startswith("@") else None
+            if marker == "@cert-authority" or not known_hosts.host_matches(parts[0], name):
+                continue
+            (revoked if marker else known).append(parts[2])
+        return [k for k in known if k not in revoked], revoked
+
+    for n in range(40):
+        lines = []
+        for _ in range(rng.randint(1, 12)):
+            marker = rng.choice(["", "", "", "@revoked ", "@cert-authority "])
+            kind, b64 = rng.choice(keys)
+            lines.append(f"{marker}{field()} {kind} {b64}")
+        path = tmp_path / f"known_hosts{n}"
+        path.write_text("\n".join(lines) + "\n")
+        for host, port in [("web1", 22), ("WEB1", 22), ("web2.example", 22),
+                           ("10.0.0.5", 2222), ("10.0.0.5", 22), ("lb", 22)]:  # fmt: skip
+            got = known_hosts.load(path, host, port)
+            want = reference(path, host, port)
+            assert [k.get_base64() for k in got.known] == want[0], (lines, host, port)
+            assert [k.get_base64() for k in got.revoked] == want[1], (lines, host, port)
+
+
 def test_known_hosts_that_is_not_utf8_is_a_host_key_error(tmp_path: Path) -> None:
     from deployer.adapters import known_hosts
 

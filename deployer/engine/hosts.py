@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,9 @@ from deployer.adapters.nginx import NginxAdapter
 from deployer.adapters.routers import Routers
 from deployer.plan import Context
 from deployer.ports import Runner
+
+#: the routers' connections get this long alone before the hosts' start (see warm)
+ROUTERS_FIRST = 0.5
 
 
 class HostPool:
@@ -73,21 +77,48 @@ class HostPool:
             return self._router
 
     def warm(self, hold: bool = True) -> None:
-        """Every SSH host's connection and shell opened at once in the background (daemon
-        threads), while the operation takes its lock: connections cost most of a small
-        release's own time, and each host's first command would otherwise open its own in
-        turn. Errors are met again, and reported, by the first real command."""
-        routers = (
-            {h.name for h in getattr(self.ctx.pb, "router_hosts", None) or []} if hold else set()
-        )
+        """Every SSH host's connection and shell opened in the background (daemon threads),
+        while the operation takes its lock: connections cost most of a small release's own
+        time, and each host's first command would otherwise open its own in turn. The
+        routers' connections go first (the lock, the operation record and the upstream are
+        read there before anything else, and a handshake among a hundred others took 0.4 s
+        with 20 hosts on two cores and 1.4 s with 100); the hosts' start once the routers
+        are connected (at most :data:`ROUTERS_FIRST` s later). Errors are met again, and
+        reported, by the first real command."""
+        names = {h.name for h in getattr(self.ctx.pb, "router_hosts", None) or []}
+        first: list[tuple[str, Any]] = []
+        rest: list[tuple[str, Any]] = []
         for host in getattr(self.ctx.pb, "hosts", None) or []:
             if getattr(host, "transport", "ssh") == "local":
                 continue
             warm = getattr(self.runner(host.name), "warm", None)
             if warm is not None:
-                threading.Thread(
-                    target=warm, args=(host.name in routers,), name=f"warm-{host.name}", daemon=True
-                ).start()
+                (first if host.name in names else rest).append((host.name, warm))
+
+        def start(name: str, warm: Any, connected: threading.Event | None = None) -> None:
+            kwargs = {"connected": connected} if connected is not None else {}
+            threading.Thread(
+                target=warm, args=(hold and name in names,), kwargs=kwargs,
+                name=f"warm-{name}", daemon=True,
+            ).start()  # fmt: skip
+
+        events = []
+        for name, warm in first:
+            events.append(threading.Event())
+            start(name, warm, events[-1])
+
+        def then_the_hosts() -> None:
+            deadline = time.monotonic() + ROUTERS_FIRST
+            for event in events:
+                event.wait(max(0.0, deadline - time.monotonic()))
+            for name, warm in rest:
+                start(name, warm)
+
+        if events and rest:
+            threading.Thread(target=then_the_hosts, name="warm-hosts", daemon=True).start()
+        else:
+            for name, warm in rest:
+                start(name, warm)
 
     def close(self) -> None:
         for runner in self._runners.values():
