@@ -326,7 +326,7 @@ class Watchdog:
     `transport: local` router uses; its "switch back" touches a file."""
 
     def __init__(self, tmp_path: Path, seconds: float = 60, grace: float = 5):
-        from deployer.adapters.hosts import LocalRunner
+        from deployer.adapters.local import LocalRunner
         from deployer.playbook.models import Host
 
         self.path = str(tmp_path / "u.conf")

@@ -1,178 +1,39 @@
-"""Runners for hosts: SSH through fabric (strict host keys) and the local machine.
-
-paramiko and invoke errors are translated here into deployer's error tree. Fabric's own
-default is to trust any unknown host key (``AutoAddPolicy``); we replace it: an unknown key
-is refused unless ``accept_new_host_key`` was given, and a changed key is always refused.
-"""
+"""The runner for SSH hosts: one connection (ssh_connect.py) and one shell (ssh_shell.py)
+per host, commands and uploads through them, a lost host remembered as lost. The runner for
+``transport: local`` hosts is in local.py."""
 
 from __future__ import annotations
 
 import contextlib
 import io
-import os
-import select
 import shlex
-import subprocess
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from deployer import progress
-from deployer.adapters import known_hosts as known_hosts_file
-from deployer.adapters.ssh_shell import RemoteShell, ShellGone, exec_session
+from deployer.adapters.local import DEFAULT_TIMEOUT
+from deployer.adapters.ssh_connect import Unreachable, open_connection, why
+from deployer.adapters.ssh_shell import (
+    HOLD_REMOTE,
+    HeldSession,
+    RemoteShell,
+    ShellGone,
+    exec_session,
+)
 from deployer.commands.shell import redact, stdin_script
-from deployer.errors import CommandFailed, HostError, HostKeyError
+from deployer.errors import CommandFailed, HostError
 from deployer.playbook.models import Host
 from deployer.ports import CommandResult
 from deployer.values import Secret, Shell
 
-#: a command given no timeout of its own gets this one: nothing waits forever on a host
-DEFAULT_TIMEOUT = 120.0
-
-
 #: connection attempts to a host before it is declared unreachable (bounded in time too)
 CONNECT_ATTEMPTS = 3
-#: a host that stops answering mid-command is declared lost after about this many seconds
-DEAD_PEER_SECONDS = 15
 #: a host whose connection dropped gets one attempt of at most this many seconds to come back
 REACQUIRE_TIMEOUT = 5.0
 #: a held session opened ahead waits at most this long for the host's shell to serve first
 SPARE_AFTER = 2.0
-
-
-#: what a held session runs: the script (exports, then the command) is read from stdin up
-#: to a NUL and run in place (``exec``s in it keep that stdin: the beats that follow)
-HOLD_REMOTE = 'exec bash --noprofile --norc -c \'IFS= read -r -d "" s && eval "$s"\''
-
-
-class HeldSession:
-    """A command on an SSH host with its session held open (:meth:`SshRunner.hold`)."""
-
-    def __init__(self, chan: Any):
-        self.chan = chan
-        self._out = b""
-
-    def beat(self) -> bool:
-        try:
-            self.chan.settimeout(5)
-            self.chan.sendall(b".\n")
-            return True
-        except Exception:  # paramiko raises OSError, EOFError or SSHException: all say gone
-            return False
-
-    def ended(self) -> bool:
-        return bool(self.chan.exit_status_ready() or self.chan.closed)
-
-    def first_line(self, timeout: float) -> str | None:
-        """The first line the command printed (None if none came in ``timeout``)."""
-        deadline = time.monotonic() + timeout
-        while b"\n" not in self._out:
-            left = deadline - time.monotonic()
-            if left <= 0 or self.chan.closed:
-                return None
-            if self.chan.recv_ready():
-                chunk = self.chan.recv(4096)
-                if not chunk:
-                    return None
-                self._out += chunk
-            elif self.chan.exit_status_ready() and not self.chan.recv_ready():
-                return None
-            else:
-                select.select([self.chan], [], [], min(left, 0.05))
-        return self._out.split(b"\n", 1)[0].decode(errors="replace")
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.chan.close()
-
-
-class HeldProcess:
-    """A command on this machine with its stdin held open (:meth:`LocalRunner.hold`)."""
-
-    def __init__(self, proc: subprocess.Popen[bytes]):
-        self.proc = proc
-
-    def beat(self) -> bool:
-        try:
-            assert self.proc.stdin is not None
-            self.proc.stdin.write(b".\n")
-            self.proc.stdin.flush()
-            return True
-        except (OSError, ValueError):
-            return False
-
-    def ended(self) -> bool:
-        return self.proc.poll() is not None
-
-    def first_line(self, timeout: float) -> str | None:
-        assert self.proc.stdout is not None
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
-        if not ready:
-            return None
-        return self.proc.stdout.readline().decode(errors="replace").rstrip("\n") or None
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            assert self.proc.stdin is not None
-            self.proc.stdin.close()
-
-
-class Unreachable(HostError):
-    """Could not connect (may pass: refused, timed out, reset), as opposed to a host key or
-    login that is refused."""
-
-
-def _detect_dead_peer(conn: Any) -> None:
-    """A host cut off mid-command (a pulled cable, a dead VM) must not hang a step until
-    its command timeout: SSH keepalives every 5 s, and the kernel gives up on unanswered
-    data after ``DEAD_PEER_SECONDS`` (TCP_USER_TIMEOUT, TCP keepalive on Linux)."""
-    import socket
-
-    transport = conn.client.get_transport()
-    if transport is None:
-        return
-    transport.set_keepalive(5)
-    sock = transport.sock
-    opts = [
-        (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1),
-        (socket.IPPROTO_TCP, getattr(socket, "TCP_KEEPIDLE", None), 5),
-        (socket.IPPROTO_TCP, getattr(socket, "TCP_KEEPINTVL", None), 2),
-        (socket.IPPROTO_TCP, getattr(socket, "TCP_KEEPCNT", None), 3),
-        (socket.IPPROTO_TCP, getattr(socket, "TCP_USER_TIMEOUT", None), DEAD_PEER_SECONDS * 1000),
-    ]
-    for level, name, value in opts:
-        if name is not None:
-            with contextlib.suppress(OSError, AttributeError):
-                sock.setsockopt(level, name, value)
-
-
-def _why(exc: BaseException) -> str:
-    """What a lost connection said; paramiko's EOFError says nothing."""
-    text = str(exc).strip()
-    if text:
-        return text
-    if isinstance(exc, EOFError):
-        return "it closed: the host stopped answering"
-    return type(exc).__name__
-
-
-_CONFIG: Any = None
-_CONFIG_LOCK = threading.Lock()
-
-
-def _fabric_config() -> Any:
-    """One fabric Config for every connection (lazy: no ssh_config files read; deployer's
-    connections are explicit). Built per connection it cost ~2 ms of CPU each (invoke's
-    config merging), 0.2 s of a 100-host `status`; connections only read it."""
-    global _CONFIG
-    with _CONFIG_LOCK:
-        if _CONFIG is None:
-            from fabric import Config
-
-            _CONFIG = Config(lazy=True)
-        return _CONFIG
 
 
 class SshRunner:
@@ -259,59 +120,14 @@ class SshRunner:
         return retrying(self._open)
 
     def _open(self, timeout: float | None = None) -> Any:
-        import paramiko
-        from fabric import Connection
-
-        timeout = self._timeout if timeout is None else timeout
-        kwargs: dict[str, Any] = {
-            "look_for_keys": False,
-            "allow_agent": False,
-            "banner_timeout": timeout,
-            "auth_timeout": timeout,
-        }
-        if self._key is not None:
-            kwargs["key_filename"] = str(self._key)
-        config = _fabric_config()
-        try:  # fabric reads ~/.ssh/known_hosts itself (we clear that below); never crash on it
-            conn = Connection(
-                self._host.address,
-                user=self._host.user,
-                port=self._host.port,
-                config=config,
-                connect_timeout=timeout,
-                connect_kwargs=kwargs,
-            )
-        except (UnicodeDecodeError, ValueError, paramiko.SSHException) as exc:
-            raise HostKeyError(f"{self.label}: cannot read ~/.ssh/known_hosts: {exc}") from None
-        client = conn.client
-        client.get_host_keys().clear()
-        try:
-            keys = known_hosts_file.load(self._known_hosts, self._host.address, self._host.port)
-        except HostKeyError as exc:
-            raise HostKeyError(f"{self.label}: {exc}") from None
-        name = known_hosts_file.lookup_name(self._host.address, self._host.port)
-        # only the server's key type is compared by paramiko: give it just one key per type
-        for key in keys.known:
-            client.get_host_keys().add(name, key.get_name(), key)
-        client.set_missing_host_key_policy(
-            known_hosts_file.StrictPolicy(self.label, self._known_hosts, self._accept_new, keys)
+        return open_connection(
+            self._host,
+            self.label,
+            key=self._key,
+            known_hosts=self._known_hosts,
+            accept_new=self._accept_new,
+            timeout=self._timeout if timeout is None else timeout,
         )
-        try:
-            conn.open()
-        except HostKeyError:
-            raise
-        except paramiko.BadHostKeyException as exc:
-            raise HostKeyError(
-                f"{self.label}: host key CHANGED (got {exc.key.get_name()} "
-                f"{known_hosts_file.fingerprint(exc.key)}), it does not match "
-                f"{self._known_hosts}; refusing to connect"
-            ) from exc
-        except paramiko.AuthenticationException as exc:
-            raise HostError(f"{self.label}: authentication failed ({exc})") from exc
-        except (TimeoutError, paramiko.SSHException, OSError, EOFError) as exc:
-            raise Unreachable(f"{self.label}: cannot connect: {exc or type(exc).__name__}") from exc
-        _detect_dead_peer(conn)
-        return conn
 
     def run(
         self, command: Shell, *, check: bool = True, timeout: float | None = None
@@ -366,8 +182,8 @@ class SshRunner:
                 self.name, command.shown, 124, f"timed out after {timeout}s"
             ) from None
         except (OSError, EOFError) as exc:
-            self._drop(_why(exc))
-            raise HostError(f"{self.label}: connection lost ({_why(exc)})") from exc
+            self._drop(why(exc))
+            raise HostError(f"{self.label}: connection lost ({why(exc)})") from exc
         self._check_alive(conn, command)
         return ran
 
@@ -441,7 +257,7 @@ class SshRunner:
             chan.sendall((exports + command.text).encode() + b"\0")
         except (OSError, EOFError, paramiko.SSHException) as exc:
             raise HostError(
-                f"{self.label}: cannot hold a session open for `{command.shown[:80]}` ({_why(exc)})"
+                f"{self.label}: cannot hold a session open for `{command.shown[:80]}` ({why(exc)})"
             ) from exc
         return HeldSession(chan)
 
@@ -458,7 +274,7 @@ class SshRunner:
         except (OSError, EOFError) as exc:
             transport = conn.client.get_transport()
             if transport is None or not transport.is_active():
-                self._drop(f"the connection closed during an upload ({_why(exc)})")
+                self._drop(f"the connection closed during an upload ({why(exc)})")
             raise HostError(f"{self.label}: upload to {remote_path} failed: {exc}") from exc
 
     def warm(self, hold: bool = False, connected: threading.Event | None = None) -> None:
@@ -503,76 +319,3 @@ class SshRunner:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
-
-
-class LocalRunner:
-    """Runs commands with bash on this machine (for ``transport: local`` hosts)."""
-
-    def __init__(self, host: Host, secrets: Sequence[Secret] = ()):
-        self.name = host.name
-        self._secrets = list(secrets)
-
-    def run(
-        self, command: Shell, *, check: bool = True, timeout: float | None = None
-    ) -> CommandResult:
-        timeout = DEFAULT_TIMEOUT if timeout is None else timeout
-        try:
-            proc = subprocess.run(
-                ["bash", "-c", command.text],
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                stdin=subprocess.DEVNULL,
-                check=False,
-                env={**os.environ, **dict(command.env)} if command.env else None,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise CommandFailed(
-                self.name, command.shown, 124, f"timed out after {timeout}s"
-            ) from exc
-        result = CommandResult(
-            proc.returncode, redact(proc.stdout, self._secrets), redact(proc.stderr, self._secrets)
-        )
-        if check and not result.ok:
-            raise CommandFailed(self.name, command.shown, result.exit_status, result.stderr)
-        return result
-
-    def run_input(
-        self, command: Shell, data: bytes, *, timeout: float | None = None
-    ) -> CommandResult:
-        timeout = DEFAULT_TIMEOUT if timeout is None else timeout
-        try:
-            proc = subprocess.run(
-                ["bash", "-c", command.text], input=data, capture_output=True, timeout=timeout,
-                check=False,
-            )  # fmt: skip
-        except subprocess.TimeoutExpired as exc:
-            raise CommandFailed(
-                self.name, command.shown, 124, f"timed out after {timeout}s"
-            ) from exc
-        result = CommandResult(
-            proc.returncode,
-            proc.stdout.decode(errors="replace"),
-            proc.stderr.decode(errors="replace"),
-        )
-        if not result.ok:
-            raise CommandFailed(self.name, command.shown, result.exit_status, result.stderr)
-        return result
-
-    def hold(self, command: Shell) -> HeldProcess:
-        proc = subprocess.Popen(
-            ["bash", "-c", command.text],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env={**os.environ, **dict(command.env)} if command.env else None,
-        )
-        return HeldProcess(proc)
-
-    def put_bytes(self, data: bytes, remote_path: str) -> None:
-        path = Path(remote_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-
-    def close(self) -> None:
-        pass

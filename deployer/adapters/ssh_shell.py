@@ -33,6 +33,7 @@ command opens another), as a timed-out session was closed before.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import select
 import shlex
@@ -206,3 +207,49 @@ def exec_session(
         return chan.recv_exit_status(), bytes(out), bytes(err)
     finally:
         chan.close()
+
+
+#: what a held session runs: the script (exports, then the command) is read from stdin up
+#: to a NUL and run in place (``exec``s in it keep that stdin: the beats that follow)
+HOLD_REMOTE = 'exec bash --noprofile --norc -c \'IFS= read -r -d "" s && eval "$s"\''
+
+
+class HeldSession:
+    """A command on an SSH host with its session held open (:meth:`SshRunner.hold`)."""
+
+    def __init__(self, chan: Any):
+        self.chan = chan
+        self._out = b""
+
+    def beat(self) -> bool:
+        try:
+            self.chan.settimeout(5)
+            self.chan.sendall(b".\n")
+            return True
+        except Exception:  # paramiko raises OSError, EOFError or SSHException: all say gone
+            return False
+
+    def ended(self) -> bool:
+        return bool(self.chan.exit_status_ready() or self.chan.closed)
+
+    def first_line(self, timeout: float) -> str | None:
+        """The first line the command printed (None if none came in ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._out:
+            left = deadline - time.monotonic()
+            if left <= 0 or self.chan.closed:
+                return None
+            if self.chan.recv_ready():
+                chunk = self.chan.recv(4096)
+                if not chunk:
+                    return None
+                self._out += chunk
+            elif self.chan.exit_status_ready() and not self.chan.recv_ready():
+                return None
+            else:
+                select.select([self.chan], [], [], min(left, 0.05))
+        return self._out.split(b"\n", 1)[0].decode(errors="replace")
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.chan.close()

@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from deployer.adapters.hosts import LocalRunner, SshRunner
+from deployer.adapters.hosts import SshRunner
+from deployer.adapters.local import LocalRunner
 from deployer.adapters.nginx import NginxAdapter
 from deployer.adapters.routers import Routers
 from deployer.plan import Context
