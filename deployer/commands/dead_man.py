@@ -34,6 +34,8 @@ OFF_WAIT_SECONDS = 20
 #: (a loop of shell builtins: ~50 wake-ups a second cost nothing measurable; the commit that
 #: calls it off waits half of this on average)
 POLL_SECONDS = 0.02
+#: the same where bash has no $EPOCHREALTIME (before 5.0): each look then runs date(1)
+POLL_SECONDS_OLD_BASH = 0.1
 REASONS = {
     "closed": "deployer's session to the router closed (deployer or its machine died)",
     "stalled": "deployer stopped renewing it (its connection or process stalled)",
@@ -105,11 +107,12 @@ def watchdog(path: str, switch: Shell, seconds: float, grace: float) -> Shell:
         'ms() { if [ -n "${EPOCHREALTIME:-}" ]; then local t=${EPOCHREALTIME/[.,]/}; '
         "REPLY=${t:0:${#t}-3}; else REPLY=$(date +%s%3N); fi; }; "
         f"ms; end=$((REPLY + {backstop_ms})); last=$REPLY; why=deadline; "
+        f'poll={POLL_SECONDS:g}; [ -n "${{EPOCHREALTIME:-}}" ] || poll={POLL_SECONDS_OLD_BASH:g}; '
         "while :; do "
         f"  if [ -e {off} ]; then rm -f -- {off} {timer}; exit 0; fi; "
         '  ms; [ "$REPLY" -ge "$end" ] && break; '
         f"  if [ $((REPLY - last)) -ge {grace_ms} ]; then why=stalled; break; fi; "
-        f"  if IFS= read -r -t {POLL_SECONDS:g} line; then ms; last=$REPLY; "
+        '  if IFS= read -r -t "$poll" line; then ms; last=$REPLY; '
         "  elif [ $? -le 128 ]; then "  # end of input: the session closed
         f"    if [ -e {off} ]; then rm -f -- {off} {timer}; exit 0; fi; why=closed; break; "
         "  fi; "
