@@ -133,16 +133,11 @@ def _parsed(path: Path) -> _Parsed | None:
     there is no file."""
     try:
         st = path.stat()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise HostKeyError(f"cannot read {path}: {exc.strerror or exc}") from exc
-    key = (str(path), st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
-    with _PARSED_LOCK:
-        hit = _PARSED.get(key)
-    if hit is not None:
-        return hit
-    try:
+        key = (str(path), st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+        with _PARSED_LOCK:
+            hit = _PARSED.get(key)
+        if hit is not None:
+            return hit
         raw = path.read_bytes()
     except FileNotFoundError:
         return None
