@@ -97,16 +97,14 @@ class HostPool:
                 (first if host.name in names else rest).append((host.name, warm))
 
         def start(name: str, warm: Any, connected: threading.Event | None = None) -> None:
-            kwargs = {"connected": connected} if connected is not None else {}
             threading.Thread(
-                target=warm, args=(hold and name in names,), kwargs=kwargs,
-                name=f"warm-{name}", daemon=True,
+                target=warm, args=(hold and name in names, connected), name=f"warm-{name}",
+                daemon=True,
             ).start()  # fmt: skip
 
-        events = []
-        for name, warm in first:
-            events.append(threading.Event())
-            start(name, warm, events[-1])
+        events = [threading.Event() for _ in first]
+        for (name, warm), event in zip(first, events, strict=True):
+            start(name, warm, event)
 
         def then_the_hosts() -> None:
             deadline = time.monotonic() + ROUTERS_FIRST
@@ -115,11 +113,7 @@ class HostPool:
             for name, warm in rest:
                 start(name, warm)
 
-        if events and rest:
-            threading.Thread(target=then_the_hosts, name="warm-hosts", daemon=True).start()
-        else:
-            for name, warm in rest:
-                start(name, warm)
+        threading.Thread(target=then_the_hosts, name="warm-hosts", daemon=True).start()
 
     def close(self) -> None:
         for runner in self._runners.values():
