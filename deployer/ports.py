@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from deployer.errors import CommandFailed
 from deployer.values import Shell
 
 if TYPE_CHECKING:
@@ -22,6 +23,12 @@ class CommandResult:
     @property
     def ok(self) -> bool:
         return self.exit_status == 0
+
+    def checked(self, host: str, command: Shell) -> CommandResult:
+        """This result, or :class:`CommandFailed` when ``command`` failed on ``host``."""
+        if not self.ok:
+            raise CommandFailed(host, command.shown, self.exit_status, self.stderr)
+        return self
 
 
 class Runner(Protocol):

@@ -143,9 +143,7 @@ class SshRunner:
             redact(out.decode(errors="replace"), self._secrets),
             redact(err.decode(errors="replace"), self._secrets),
         )
-        if check and not result.ok:
-            raise CommandFailed(self.name, command.shown, result.exit_status, result.stderr)
-        return result
+        return result.checked(self.name, command) if check else result
 
     def run_input(
         self, command: Shell, data: bytes, *, timeout: float | None = None
@@ -155,9 +153,7 @@ class SshRunner:
         timeout = DEFAULT_TIMEOUT if timeout is None else timeout
         status, out, err = self._ran(command, command.text, timeout, data)
         result = CommandResult(status, out.decode(errors="replace"), err.decode(errors="replace"))
-        if not result.ok:
-            raise CommandFailed(self.name, command.shown, result.exit_status, result.stderr)
-        return result
+        return result.checked(self.name, command)
 
     def _ran(
         self, command: Shell, script: str, timeout: float, data: bytes = b"", secret: bool = False

@@ -78,9 +78,7 @@ class LocalRunner:
         result = CommandResult(
             proc.returncode, redact(proc.stdout, self._secrets), redact(proc.stderr, self._secrets)
         )
-        if check and not result.ok:
-            raise CommandFailed(self.name, command.shown, result.exit_status, result.stderr)
-        return result
+        return result.checked(self.name, command) if check else result
 
     def run_input(
         self, command: Shell, data: bytes, *, timeout: float | None = None
@@ -100,9 +98,7 @@ class LocalRunner:
             proc.stdout.decode(errors="replace"),
             proc.stderr.decode(errors="replace"),
         )
-        if not result.ok:
-            raise CommandFailed(self.name, command.shown, result.exit_status, result.stderr)
-        return result
+        return result.checked(self.name, command)
 
     def hold(self, command: Shell) -> HeldProcess:
         proc = subprocess.Popen(
